@@ -1,0 +1,31 @@
+# ferflow: compact facial emotion recognition, one Snakemake DAG.
+#   snakemake --cores 8 --resources gpu=1                          # the study on FER2013
+#   snakemake --cores 2 --configfile workflow/presets/demo.yaml    # the synthetic demo
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/acquire.smk"
+include: "workflow/rules/preprocess.smk"
+include: "workflow/rules/datafigures.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+include: "workflow/rules/deploy.smk"
+
+
+report: "workflow/report/workflow.rst"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

@@ -1,0 +1,77 @@
+"""ferflow checkpoints: self-describing, loadable with ``torch.load(weights_only=True)``.
+
+A checkpoint is a dict of plain values and tensors:
+
+``format`` ("ferflow-checkpoint"), ``version`` (1), ``arch`` (registry name), ``arch_kwargs``
+(what ``models.build`` needs besides the name, including ``in_channels`` and ``num_classes``),
+``classes`` (list of names, index = label), ``image_size`` (48), ``normalization``
+(``{"mean": .5, "std": .5}``), ``model`` (state_dict), and optional training state
+(``epoch``, ``optimizer``, ``scheduler``, ``rng``, ``history``, ...) under other keys.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from typing import Any
+
+import torch
+from torch import nn
+
+from ferflow import models
+from ferflow.classes import CLASS_NAMES
+from ferflow.errors import FerflowError
+from ferflow.preprocess import IMAGE_SIZE, NORMALIZATION
+from ferflow.storage import atomic_path
+
+FORMAT = "ferflow-checkpoint"
+VERSION = 1
+
+
+def make(model: nn.Module, arch: str, arch_kwargs: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """The checkpoint dict for ``model`` (weights copied to CPU)."""
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "arch": arch,
+        "arch_kwargs": dict(arch_kwargs),
+        "classes": list(CLASS_NAMES),
+        "image_size": IMAGE_SIZE,
+        "normalization": dict(NORMALIZATION),
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        **extra,
+    }
+
+
+def save(path: str | os.PathLike[str], checkpoint: dict[str, Any]) -> None:
+    """Write a checkpoint atomically."""
+    with atomic_path(path) as tmp:
+        torch.save(checkpoint, tmp)
+
+
+def read(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and validate a checkpoint; anything that is not a ferflow checkpoint is refused."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise FerflowError(f"{path}: checkpoint not found") from None
+    except (pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile, EOFError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FerflowError(f"{path}: not a loadable ferflow checkpoint (refused by weights_only loading: {first})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise FerflowError(f"{path}: not a ferflow checkpoint (no 'format: {FORMAT}' entry)")
+    if ckpt.get("version") != VERSION:
+        raise FerflowError(f"{path}: ferflow checkpoint version {ckpt.get('version')!r} is not supported (expected {VERSION})")
+    return ckpt
+
+
+def load_model(path: str | os.PathLike[str]) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model of a checkpoint in eval mode on CPU; returns (model, checkpoint)."""
+    ckpt = read(path)
+    kwargs = dict(ckpt["arch_kwargs"])
+    kwargs.pop("pretrained", None)  # weights come from the checkpoint, never from a download
+    model = models.build(ckpt["arch"], **kwargs)
+    model.load_state_dict(ckpt["model"])
+    model.eval()
+    return model, ckpt

@@ -1,0 +1,78 @@
+"""The ``ferflow`` command: one subcommand per pipeline stage, each implemented in its own module.
+
+A stage module exposes ``add_arguments(parser)`` and ``run(args) -> int | None``. Modules are
+imported only when their subcommand runs, so ``ferflow --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ferflow import __version__
+from ferflow.errors import FerflowError
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    # name: (module, one-line help)
+    "download": ("ferflow.acquire", "acquire a dataset into canonical per-split files (+ val split)"),
+    "synthetic": ("ferflow.synthetic", "write the embedded synthetic FER or AffectNet-like dataset as image folders"),
+    "affectnet": ("ferflow.affectnet", "inject AffectNet faces into the training split"),
+    "balance": ("ferflow.augment", "offline augmentation until every training class reaches a minimum"),
+    "rgb": ("ferflow.rgb", "convert a data stage's grayscale images to 3 identical channels"),
+    "plot-data": ("ferflow.datafigures", "data figures: sample grid, class distributions, raw-pixel t-SNE"),
+    "models": ("ferflow.models.listing", "list registered architectures with their parameter counts"),
+    "train": ("ferflow.train", "train one experiment (resumes from last.pt)"),
+    "select-final": ("ferflow.select", "pick an architecture's best sweep experiment by val macro-F1"),
+    "bench": ("ferflow.bench", "benchmark ferflow's training loop against the study-style loop"),
+    "evaluate": ("ferflow.evaluate", "evaluate a checkpoint on labelled images (split file, folder, zip or CSV)"),
+    "embed": ("ferflow.embeddings", "penultimate-layer embeddings of the test split and their t-SNE"),
+    "plot-run": ("ferflow.figures", "figures of one run: curves, per-class scores, confusion, t-SNE"),
+    "plot-study": ("ferflow.figures", "figures across runs: sweep curves, accuracy vs parameters"),
+    "tables": ("ferflow.tables", "Tables 1-2 of the study and the finals table (CSV and Markdown)"),
+    "report": ("ferflow.report", "the self-contained HTML report"),
+    "predict": ("ferflow.predict", "detect faces in photos and predict their emotions"),
+    "export-onnx": ("ferflow.export", "export a checkpoint to ONNX and check it against PyTorch"),
+    "latency": ("ferflow.latency", "CPU inference throughput of PyTorch and ONNX Runtime"),
+}
+
+
+def _usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = [f"usage: ferflow <command> [options]   (ferflow {__version__})", "", "commands:"]
+    lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", "Run 'ferflow <command> --help' for a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0 if argv else 2
+    if argv[0] == "--version":
+        print(__version__)
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"ferflow: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    parser = argparse.ArgumentParser(prog=f"ferflow {name}", description=COMMANDS[name][1])
+    add = getattr(module, f"add_arguments_{name.replace('-', '_')}", None) or module.add_arguments
+    run = getattr(module, f"run_{name.replace('-', '_')}", None) or module.run
+    add(parser)
+    args = parser.parse_args(rest)
+    try:
+        return int(run(args) or 0)
+    except FerflowError as exc:
+        print(f"ferflow {name}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"ferflow {name}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

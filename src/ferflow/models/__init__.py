@@ -1,0 +1,48 @@
+"""Architecture registry: one module an architecture, registered here with one line.
+
+``build(name, in_channels=3, num_classes=7, **options)`` returns a plain ``nn.Module`` whose
+``features(x)`` method gives the penultimate-layer embedding and whose ``forward(x)`` gives logits.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from torch import nn
+
+from ferflow.errors import FerflowError
+
+Builder = Callable[..., nn.Module]
+_REGISTRY: dict[str, str] = {
+    # name: "module:callable" (imported lazily so that listing is cheap)
+    "resnet": "ferflow.models.resnet:StudyResNet",
+    "mobilenetv2": "ferflow.models.mobilenetv2:CompactMobileNetV2",
+    "vgg16": "ferflow.models.vgg16:VGG16Transfer",
+}
+
+
+def names() -> list[str]:
+    """Registered architecture names."""
+    return list(_REGISTRY)
+
+
+def builder(name: str) -> Builder:
+    """The class (or factory) registered under ``name``."""
+    import importlib
+
+    try:
+        target = _REGISTRY[name]
+    except KeyError:
+        raise FerflowError(f"unknown architecture {name!r} (registered: {', '.join(_REGISTRY)})") from None
+    module, attr = target.split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def build(name: str, **kwargs: object) -> nn.Module:
+    """Instantiate a registered architecture."""
+    return builder(name)(**kwargs)
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of (trainable) parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

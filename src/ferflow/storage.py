@@ -1,0 +1,150 @@
+"""On-disk formats shared by every stage: split files, summaries, atomic writes.
+
+A *split file* is an uncompressed ``.npz`` with three arrays (no pickles):
+
+- ``images``: uint8, ``(N, 48, 48)`` grayscale or ``(N, 48, 48, 3)`` RGB;
+- ``labels``: int64 ``(N,)`` indices into :data:`ferflow.classes.CLASS_NAMES`;
+- ``ids``: unicode ``(N,)`` source id of each image (e.g. ``train/angry/Training_123.jpg``,
+  ``affectnet:anger/image0001.jpg``, ``augment:<parent id>#3``).
+
+A *data stage directory* holds ``train.npz``, ``val.npz``, ``test.npz`` and ``summary.json``
+(``{"train": {class: n, ...}, "val": {...}, "test": {...}}``, every class listed, canonical order).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from ferflow.classes import CLASS_NAMES
+from ferflow.errors import FerflowError
+
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+
+
+@dataclass
+class Split:
+    """One split held in memory."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    ids: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.images = np.ascontiguousarray(self.images, dtype=np.uint8)
+        self.labels = np.asarray(self.labels, dtype=np.int64)
+        self.ids = np.asarray(self.ids, dtype=np.str_)
+        n = len(self.images)
+        if len(self.labels) != n or len(self.ids) != n:
+            raise ValueError(f"split arrays differ in length: {n} images, {len(self.labels)} labels, {len(self.ids)} ids")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def counts(self) -> dict[str, int]:
+        """Images per class, every class listed in canonical order."""
+        per = np.bincount(self.labels, minlength=len(CLASS_NAMES))
+        return {name: int(per[i]) for i, name in enumerate(CLASS_NAMES)}
+
+    def subset(self, index: np.ndarray) -> "Split":
+        """The images at ``index`` (an integer or boolean array)."""
+        return Split(self.images[index], self.labels[index], self.ids[index])
+
+    @staticmethod
+    def concat(parts: list["Split"]) -> "Split":
+        """Concatenate splits of the same image shape."""
+        return Split(
+            np.concatenate([p.images for p in parts]),
+            np.concatenate([p.labels for p in parts]),
+            np.concatenate([p.ids for p in parts]),
+        )
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write text atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json(path: str | os.PathLike[str], data: Any) -> None:
+    """Write indented JSON atomically."""
+    write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """Read JSON, with a one-line error naming the file when it is missing or malformed."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise FerflowError(f"{path}: file not found") from None
+    except json.JSONDecodeError as exc:
+        raise FerflowError(f"{path}: not valid JSON ({exc})") from None
+
+
+def save_split(path: str | os.PathLike[str], split: Split) -> None:
+    """Write a split file atomically."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, images=split.images, labels=split.labels, ids=split.ids)
+
+
+def load_split(path: str | os.PathLike[str]) -> Split:
+    """Read a split file (never unpickles)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return Split(data["images"], data["labels"], data["ids"])
+    except FileNotFoundError:
+        raise FerflowError(f"{path}: split file not found") from None
+    except (KeyError, ValueError, OSError) as exc:
+        raise FerflowError(f"{path}: not a ferflow split file ({exc})") from None
+
+
+def summary_of(splits: dict[str, Split]) -> dict[str, dict[str, int]]:
+    """The per-class counts of each split, in the summary.json shape."""
+    return {name: splits[name].counts() for name in SPLITS if name in splits}
+
+
+def save_stage(out_dir: str | os.PathLike[str], splits: dict[str, Split]) -> None:
+    """Write a whole data stage directory: the three split files, then summary.json last."""
+    out = Path(out_dir)
+    missing = [s for s in SPLITS if s not in splits]
+    if missing:
+        raise ValueError(f"stage lacks splits {missing}")
+    for name in SPLITS:
+        save_split(out / f"{name}.npz", splits[name])
+    write_json(out / "summary.json", summary_of(splits))
+
+
+def load_stage(stage_dir: str | os.PathLike[str]) -> dict[str, Split]:
+    """Read the three split files of a data stage directory."""
+    return {name: load_split(Path(stage_dir) / f"{name}.npz") for name in SPLITS}
+
+
+def copy_file(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+    """Copy a file atomically (used for splits a stage passes through unchanged)."""
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)

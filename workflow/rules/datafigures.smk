@@ -1,0 +1,1 @@
+# (rules of this stage group arrive with their issue)
