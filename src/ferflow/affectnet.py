@@ -238,6 +238,8 @@ def decode(item: Item) -> np.ndarray | None:
     """One image as a 48×48 gray array, cropped to its face box if any; None when unreadable."""
     try:
         with Image.open(item.path) as image:
+            if image.format == "JPEG" and image.mode in ("RGB", "YCbCr"):
+                image.draft("L", image.size)  # decode the luma plane only: same size, ~2x faster
             image.load()
             if item.box is not None:
                 left, top, right, bottom = item.box

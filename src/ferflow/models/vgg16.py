@@ -60,6 +60,11 @@ class VGG16Transfer(nn.Module):
             self.base[0] = nn.Conv2d(in_channels, 64, 3, padding=1)
         if pretrained:
             self.base.load_state_dict(state)
+        else:  # torchvision's VGG initialisation
+            for layer in self.base:
+                if isinstance(layer, nn.Conv2d):
+                    nn.init.kaiming_normal_(layer.weight, mode="fan_out", nonlinearity="relu")
+                    nn.init.zeros_(layer.bias)
         for index, layer in enumerate(self.base):
             for p in layer.parameters():
                 p.requires_grad = index in BLOCK5

@@ -1,0 +1,177 @@
+"""Evaluate a checkpoint on labelled faces: accuracy, macro-F1, per-class scores, confusion, predictions.
+
+The data can be a ferflow split file (``.npz``, what the pipeline's evaluate rule passes), a class-folder
+layout as a folder or zip (``test/<class>/*.jpg``, or ``<class>/*.jpg`` at the top), or the ICML CSV; the
+last three are read by :func:`ferflow.layouts.load_labelled`, which converts every image to 48×48
+grayscale. The checkpoint's own input handling is then applied (3 identical channels when the model
+takes RGB, the [-1, 1] normalisation). Metrics come from scikit-learn.
+
+Macro-F1 averages the F1 of the classes present in the true labels or the predictions (scikit-learn's
+default), so a model is not penalised for classes a small user dataset does not contain. ``per_class``
+lists all seven classes; a class with neither images nor predictions scores 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from ferflow import checkpoint, models
+from ferflow.classes import CLASS_NAMES, NUM_CLASSES
+from ferflow.errors import FerflowError
+from ferflow.preprocess import to_model_input
+from ferflow.storage import Split, atomic_path, load_split, write_json
+
+TEST_SPLITS = ("PublicTest", "PrivateTest", "all")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", required=True, help="a ferflow checkpoint (best.pt)")
+    parser.add_argument("--data", required=True,
+                        help="split file (.npz), class-folder layout (folder or zip) or ICML CSV")
+    parser.add_argument("--out", help="metrics JSON to write")
+    parser.add_argument("--predictions", help="per-image predictions CSV (id, true, predicted, p_<class>...)")
+    parser.add_argument("--per-class", help="per-class precision/recall/F1/support CSV")
+    parser.add_argument("--confusion", help="confusion matrix CSV (rows: true class, columns: predicted)")
+    parser.add_argument("--test-split", choices=TEST_SPLITS, default="PublicTest",
+                        help="ICML CSV rows to use (default: PublicTest)")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads for inference")
+
+
+def load_labelled_images(path: str | Path, test_split: str = "PublicTest") -> Split:
+    """The labelled images at ``path``: a split file, or the test (else only) split of a layout."""
+    path = Path(path)
+    if path.suffix == ".npz":
+        return load_split(path)
+    if not path.exists():
+        raise FerflowError(f"{path}: data not found")
+    from ferflow.layouts import load_labelled
+
+    splits = load_labelled(path, test_split=test_split)
+    for key in ("test", "all"):
+        if key in splits and len(splits[key]):
+            return splits[key]
+    raise FerflowError(f"{path}: no labelled test images (found splits: {', '.join(splits) or 'none'})")
+
+
+def batched_outputs(fn: Callable[[torch.Tensor], torch.Tensor], images: np.ndarray, in_channels: int,
+                    batch_size: int) -> np.ndarray:
+    """``fn`` applied to model inputs made from uint8 ``images`` batch by batch, without gradients."""
+    outputs = []
+    with torch.no_grad():
+        for start in range(0, len(images), batch_size):
+            x = to_model_input(images[start : start + batch_size], in_channels)
+            outputs.append(fn(x).float().numpy())
+    return np.concatenate(outputs) if outputs else np.zeros((0, NUM_CLASSES), np.float32)
+
+
+def in_channels_of(ckpt: dict[str, Any]) -> int:
+    """The number of input channels a checkpoint's model expects."""
+    return int(ckpt["arch_kwargs"].get("in_channels", 3))
+
+
+def predict_probabilities(model: nn.Module, ckpt: dict[str, Any], images: np.ndarray, batch_size: int) -> np.ndarray:
+    """Softmax class probabilities ``(N, 7)`` of ``model`` on uint8 images."""
+    logits = batched_outputs(model, images, in_channels_of(ckpt), batch_size)
+    return torch.softmax(torch.from_numpy(logits), dim=1).numpy()
+
+
+def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
+    """Accuracy, macro-F1, per-class precision/recall/F1/support and confusion matrices (scikit-learn)."""
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+    labels = list(range(NUM_CLASSES))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, zero_division=0
+    )
+    confusion = confusion_matrix(y_true, y_pred, labels=labels)
+    rows = confusion.sum(axis=1, keepdims=True)
+    normalized = np.divide(confusion, rows, out=np.zeros(confusion.shape), where=rows > 0)
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
+        "per_class": {
+            name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+                   "support": int(support[i])}
+            for i, name in enumerate(CLASS_NAMES)
+        },
+        "confusion": confusion.astype(int).tolist(),
+        "confusion_normalized": normalized.round(6).tolist(),
+        "classes": list(CLASS_NAMES),
+        "n_images": int(len(y_true)),
+    }
+
+
+def predictions_frame(split: Split, probabilities: np.ndarray) -> pd.DataFrame:
+    """One row per image: id, true and predicted class, and the probability of every class."""
+    predicted = probabilities.argmax(axis=1)
+    frame = pd.DataFrame({
+        "id": split.ids,
+        "true": [CLASS_NAMES[i] for i in split.labels],
+        "predicted": [CLASS_NAMES[i] for i in predicted],
+    })
+    for i, name in enumerate(CLASS_NAMES):
+        frame[f"p_{name}"] = probabilities[:, i].round(6)
+    return frame
+
+
+def per_class_frame(metrics: dict[str, Any]) -> pd.DataFrame:
+    """The per-class scores as a table (class, precision, recall, f1, support)."""
+    return pd.DataFrame([{"class": name, **scores} for name, scores in metrics["per_class"].items()])
+
+
+def confusion_frame(metrics: dict[str, Any]) -> pd.DataFrame:
+    """The confusion counts with class names (index: true class, columns: predicted class)."""
+    frame = pd.DataFrame(metrics["confusion"], index=list(CLASS_NAMES), columns=list(CLASS_NAMES))
+    frame.index.name = "true"
+    return frame
+
+
+def write_csv(path: str | Path, frame: pd.DataFrame, index: bool = False) -> None:
+    """Write a data frame as CSV, atomically."""
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=index, float_format="%.6g")
+
+
+def evaluate(checkpoint_path: str | Path, data: str | Path, test_split: str = "PublicTest",
+             batch_size: int = 256) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Metrics (the metrics.json dict) and per-image predictions of a checkpoint on labelled data."""
+    model, ckpt = checkpoint.load_model(checkpoint_path)
+    split = load_labelled_images(data, test_split)
+    if len(split) == 0:
+        raise FerflowError(f"{data}: no images to evaluate")
+    probabilities = predict_probabilities(model, ckpt, split.images, batch_size)
+    metrics = compute_metrics(split.labels, probabilities.argmax(axis=1))
+    metrics.update({
+        "arch": ckpt["arch"],
+        "parameters": models.count_parameters(model),
+        "experiment": ckpt.get("experiment"),
+        "epoch": ckpt.get("epoch"),
+        "checkpoint": str(checkpoint_path),
+        "data": str(data),
+    })
+    return metrics, predictions_frame(split, probabilities)
+
+
+def run(args: argparse.Namespace) -> int:
+    torch.set_num_threads(args.threads)
+    metrics, predictions = evaluate(args.checkpoint, args.data, args.test_split, args.batch_size)
+    if args.predictions:
+        write_csv(args.predictions, predictions)
+    if args.per_class:
+        write_csv(args.per_class, per_class_frame(metrics))
+    if args.confusion:
+        write_csv(args.confusion, confusion_frame(metrics), index=True)
+    if args.out:
+        write_json(args.out, metrics)
+    print(per_class_frame(metrics).to_string(index=False, float_format="%.4f"))
+    print(f"{metrics['n_images']} images, {metrics['arch']} ({metrics['parameters']:,} parameters)")
+    print(f"accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}")
+    return 0

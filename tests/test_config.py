@@ -1,0 +1,62 @@
+"""Config validation: the schema stops a bad config before any job, naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, bin_path, copy_workflow
+
+import subprocess
+
+
+def _dry_run(workdir: Path, *configfiles: Path) -> subprocess.CompletedProcess[str]:
+    args = [bin_path("snakemake"), "-n", "--quiet", "rules"]
+    for cf in configfiles:
+        args += ["--configfile", str(cf)]
+    return subprocess.run(args, cwd=workdir, text=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return copy_workflow(tmp_path_factory.mktemp("cfg"))
+
+
+@pytest.mark.parametrize(
+    ("overlay", "message"),
+    [
+        ({"dataset": {"bogus_key": 1}}, "unknown config key dataset.bogus_key"),
+        ({"train": {"lr": -1}}, "invalid config key train.lr"),
+        ({"augment": {"min_per_class": "many"}}, "invalid config key augment.min_per_class"),
+        ({"models": {"resnet": {"sweep": {"x": {"optimizer": "rmsprop"}}}}}, "models.resnet.sweep.x.optimizer"),
+        ({"affectnet": {"label_policy": "vote"}}, "affectnet.label_policy"),
+        ({"colour": "red"}, "unknown config key colour"),
+    ],
+)
+def test_bad_config_stops_before_any_job(workdir: Path, overlay: dict, message: str) -> None:
+    bad = workdir / "bad.yaml"
+    bad.write_text(yaml.safe_dump(overlay))
+    proc = _dry_run(workdir, bad)
+    assert proc.returncode != 0
+    assert message in proc.stderr + proc.stdout
+    assert not (workdir / "results").exists()
+
+
+def test_schema_defaults_fill_a_minimal_config(workdir: Path, tmp_path: Path) -> None:
+    """A config that names only the dataset and one model gets every other key from the schema."""
+    from snakemake.utils import validate
+
+    config = {"dataset": {"name": "x", "source": "synthetic"}, "models": {"resnet": {"sweep": {"a": {}}}}}
+    validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+    assert config["dataset"]["val_fraction"] == 0.1
+    assert config["augment"]["min_per_class"] == 4500
+    assert config["models"]["resnet"]["enabled"] is True
+    assert config["figures"]["format"] == "png"
+
+
+@pytest.mark.parametrize("preset", sorted(p.name for p in (REPO / "workflow" / "presets").glob("*.yaml")))
+def test_presets_validate(workdir: Path, preset: str) -> None:
+    proc = _dry_run(workdir, workdir / "workflow" / "presets" / preset)
+    assert proc.returncode == 0, proc.stderr[-3000:]
