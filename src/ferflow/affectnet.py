@@ -39,7 +39,8 @@ from PIL import Image
 from ferflow.classes import CLASS_NAMES, canonical
 from ferflow.errors import FerflowError
 from ferflow.preprocess import IMAGE_SIZE, to_face48
-from ferflow.storage import Split, copy_file, load_split, read_json, save_split, summary_of, write_json
+from ferflow.stages import replace_train
+from ferflow.storage import Split, load_split
 
 OFFICIAL_CODES: dict[int, str] = {
     0: "neutral", 1: "happy", 2: "sad", 3: "surprise", 4: "fear", 5: "disgust", 6: "angry", 7: "",
@@ -335,16 +336,12 @@ def run(args: argparse.Namespace) -> int:
     train = load_split(src / "train.npz")
     if train.images.ndim != 3:
         raise FerflowError(f"{src / 'train.npz'}: AffectNet injection expects grayscale (N, 48, 48) images")
-    before = read_json(src / "summary.json")
     with tempfile.TemporaryDirectory(prefix="ferflow-affectnet-") as tmp:
         injected = load_affectnet(_source_root(args, Path(tmp)), classes, args.label_policy,
                                   args.max_per_class, args.seed, args.workers, log)
     counts = injected.counts()
     log("injected into train: " + ", ".join(f"{c} {counts[c]}" for c in classes) + f" (total {len(injected)})")
     merged = Split.concat([train, injected])
-    save_split(out / "train.npz", merged)
-    for name in ("val", "test"):
-        copy_file(src / f"{name}.npz", out / f"{name}.npz")
-    write_json(out / "summary.json", {**summary_of({"train": merged}), "val": before["val"], "test": before["test"]})
+    replace_train(src, out, merged)
     return 0
 

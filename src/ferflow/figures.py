@@ -1,0 +1,220 @@
+"""Figures of the study, drawn from result files only (never from checkpoints or datasets).
+
+``ferflow plot-run`` draws one run's figures: training curves (loss, accuracy, validation macro-F1;
+Figure 4 of the study), per-class precision/recall/F1 bars on the test split (Figures 7–10, 15–18;
+from metrics.json, the same evaluation as the confusion matrix), the confusion matrix as counts and
+row-normalised, and the t-SNE of the penultimate embeddings (Figures 11–12, 19–20).
+
+``ferflow plot-study sweep`` draws an architecture's sweep: validation accuracy and macro-F1 per epoch,
+one line per experiment (Figures 5–6, 13–14). ``ferflow plot-study params`` plots every run's test
+accuracy and macro-F1 against its parameter count (recorded in metrics.json by ``ferflow evaluate``).
+
+The format follows the output suffix (png, svg, pdf); ``--dpi`` sets the resolution.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ferflow.classes import CLASS_NAMES
+from ferflow.errors import FerflowError
+from ferflow.plotting import plt, save_figure, scatter_by_class
+from ferflow.results import best_epoch, read_history, read_metrics, run_of
+from ferflow.tsne import read_coords
+
+SCORE_COLORS = {"precision": "#4c72b0", "recall": "#dd8452", "f1": "#55a868"}
+SPLIT_STYLES = {"train": "--", "val": "-"}
+
+
+def add_arguments_plot_run(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--history", help="the run's history.csv (for --curves)")
+    parser.add_argument("--metrics", help="the run's metrics.json (for --per-class and --confusion)")
+    parser.add_argument("--tsne", help="the run's t-SNE coordinates CSV (for --tsne-figure)")
+    parser.add_argument("--curves", help="output: loss / accuracy / macro-F1 curves")
+    parser.add_argument("--per-class", help="output: per-class precision / recall / F1 bars")
+    parser.add_argument("--confusion", help="output: confusion matrix heatmaps")
+    parser.add_argument("--tsne-figure", help="output: embedding t-SNE scatter")
+    parser.add_argument("--title", default="", help="figure title prefix (default: <model>/<experiment>)")
+    parser.add_argument("--dpi", type=int, default=150)
+
+
+def add_arguments_plot_study(parser: argparse.ArgumentParser) -> None:
+    kinds = parser.add_subparsers(dest="kind", required=True)
+    sweep = kinds.add_parser("sweep", help="validation curves of an architecture's sweep experiments")
+    sweep.add_argument("histories", nargs="+", help="history.csv of each experiment (named by its folder)")
+    params = kinds.add_parser("params", help="test accuracy and macro-F1 against parameter count")
+    params.add_argument("metrics", nargs="+", help="metrics.json of each run")
+    for sub in (sweep, params):
+        sub.add_argument("--out", required=True, help="figure to write (png, svg or pdf)")
+        sub.add_argument("--title", default="")
+        sub.add_argument("--dpi", type=int, default=150)
+
+
+def curves_figure(history: pd.DataFrame, title: str) -> plt.Figure:
+    """Loss, accuracy (train and val) and val macro-F1 per epoch; the best epoch (val macro-F1) marked."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    best = int(best_epoch(history)["epoch"])
+    panels = [("loss", "Loss", ["train", "val"]), ("acc", "Accuracy", ["train", "val"]), ("macro_f1", "Macro-F1", ["val"])]
+    for ax, (key, label, splits) in zip(axes, panels):
+        for split in splits:
+            ax.plot(history["epoch"], history[f"{split}_{key}"], SPLIT_STYLES[split], marker="o", markersize=3,
+                    label=split)
+        ax.axvline(best, color="0.6", linestyle=":", linewidth=1, label=f"best epoch ({best})")
+        ax.set_xlabel("epoch")
+        ax.set_title(label)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small", frameon=False)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def per_class_figure(metrics: dict[str, Any], title: str) -> plt.Figure:
+    """Grouped precision / recall / F1 bars per class (test split), with each class's support."""
+    fig, ax = plt.subplots(figsize=(9, 3.8))
+    x = np.arange(len(CLASS_NAMES))
+    width = 0.27
+    for k, (score, color) in enumerate(SCORE_COLORS.items()):
+        values = [metrics["per_class"].get(name, {}).get(score, 0.0) for name in CLASS_NAMES]
+        ax.bar(x + (k - 1) * width, values, width, label=score, color=color)
+    supports = [metrics["per_class"].get(name, {}).get("support", 0) for name in CLASS_NAMES]
+    ax.set_xticks(x, [f"{name}\n(n={n})" for name, n in zip(CLASS_NAMES, supports)])
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("score")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(ncols=3, fontsize="small", frameon=False, loc="upper center", bbox_to_anchor=(0.5, 1.12))
+    ax.set_title(f"{title}: test accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}", pad=22)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_figure(metrics: dict[str, Any], title: str) -> plt.Figure:
+    """The confusion matrix as counts and row-normalised (recall on the diagonal), side by side."""
+    counts = np.asarray(metrics["confusion"], dtype=float)
+    rows = counts.sum(axis=1, keepdims=True)
+    normalized = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
+    fig, axes = plt.subplots(1, 2, figsize=(12.5, 5.2))
+    for ax, matrix, label, fmt in ((axes[0], counts, "counts", "{:.0f}"), (axes[1], normalized, "row-normalised", "{:.2f}")):
+        image = ax.imshow(matrix, cmap="Blues", vmin=0)
+        top = matrix.max() if matrix.max() > 0 else 1
+        for i in range(matrix.shape[0]):
+            for j in range(matrix.shape[1]):
+                ax.text(j, i, fmt.format(matrix[i, j]), ha="center", va="center", fontsize=8,
+                        color="white" if matrix[i, j] > 0.6 * top else "black")
+        ax.set_xticks(range(len(CLASS_NAMES)), CLASS_NAMES, rotation=45, ha="right")
+        ax.set_yticks(range(len(CLASS_NAMES)), CLASS_NAMES)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(label)
+        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    fig.suptitle(f"{title}: confusion matrix (test)")
+    fig.tight_layout()
+    return fig
+
+
+def tsne_figure(path: str, title: str) -> plt.Figure:
+    """The t-SNE coordinates of a run's penultimate embeddings, coloured by true class."""
+    coords, labels = read_coords(path)
+    fig, ax = plt.subplots(figsize=(6.5, 5))
+    scatter_by_class(ax, coords, labels, size=6.0)
+    ax.set_title(f"{title}: t-SNE of penultimate features ({len(labels)} test images)")
+    fig.tight_layout()
+    return fig
+
+
+def sweep_figure(histories: list[str], title: str) -> plt.Figure:
+    """Validation accuracy and macro-F1 per epoch of each experiment (named by its run folder)."""
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
+    for path in histories:
+        history = read_history(path)
+        experiment = run_of(path)[1]
+        for ax, key in zip(axes, ("val_acc", "val_macro_f1")):
+            ax.plot(history["epoch"], history[key], marker="o", markersize=3, label=experiment)
+    for ax, label in zip(axes, ("Validation accuracy", "Validation macro-F1")):
+        ax.set_title(label)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize="small", frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def params_figure(metrics_paths: list[str], title: str) -> plt.Figure:
+    """Test accuracy and macro-F1 of every run against its parameter count (log scale).
+
+    Colour: architecture; marker: star for final runs, circle for sweep runs.
+    """
+    rows = []
+    for path in metrics_paths:
+        metrics = read_metrics(path)
+        model, experiment = run_of(path)
+        if "parameters" not in metrics:
+            raise FerflowError(f"{path}: metrics lack the key parameters (re-run ferflow evaluate)")
+        rows.append({"arch": metrics.get("arch", model), "experiment": experiment, "parameters": metrics["parameters"],
+                     "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]})
+    frame = pd.DataFrame(rows)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    for ax, key, label in ((axes[0], "accuracy", "Test accuracy"), (axes[1], "macro_f1", "Test macro-F1")):
+        for k, (arch, group) in enumerate(frame.groupby("arch", sort=False)):
+            color = colors[k % len(colors)]
+            final = group["experiment"] == "final"
+            ax.scatter(group.loc[~final, "parameters"], group.loc[~final, key], color=color, marker="o", s=30,
+                       alpha=0.7, label=f"{arch} sweep" if (~final).any() else None)
+            ax.scatter(group.loc[final, "parameters"], group.loc[final, key], color=color, marker="*", s=160,
+                       edgecolors="black", linewidths=0.5, label=f"{arch} final" if final.any() else None)
+            top = group.loc[group[key].idxmax()]
+            ax.annotate(f"{arch}\n{int(top['parameters']):,}", (top["parameters"], top[key]),
+                        textcoords="offset points", xytext=(8, 4), fontsize=8)
+        ax.set_xscale("log")
+        ax.set_xlabel("parameters")
+        ax.set_title(label)
+        ax.grid(alpha=0.3, which="both")
+        ax.margins(x=0.3, y=0.15)
+    axes[1].legend(fontsize="small", frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def _require(value: str | None, option: str, needed_for: str) -> str:
+    if not value:
+        raise FerflowError(f"{needed_for} needs {option}")
+    return value
+
+
+def run_plot_run(args: argparse.Namespace) -> int:
+    source = args.history or args.metrics or args.tsne
+    title = args.title or ("/".join(run_of(source)) if source else "")
+    jobs = [
+        (args.curves, lambda: curves_figure(read_history(_require(args.history, "--history", "--curves")), title)),
+        (args.per_class, lambda: per_class_figure(read_metrics(_require(args.metrics, "--metrics", "--per-class")), title)),
+        (args.confusion, lambda: confusion_figure(read_metrics(_require(args.metrics, "--metrics", "--confusion")), title)),
+        (args.tsne_figure, lambda: tsne_figure(_require(args.tsne, "--tsne", "--tsne-figure"), title)),
+    ]
+    for out, draw in jobs:
+        if out:
+            _save(draw(), out, args.dpi)
+    return 0
+
+
+def run_plot_study(args: argparse.Namespace) -> int:
+    if args.kind == "sweep":
+        fig = sweep_figure(args.histories, args.title or f"{run_of(args.histories[0])[0]} sweep")
+    else:
+        fig = params_figure(args.metrics, args.title or "Test scores against model size")
+    _save(fig, args.out, args.dpi)
+    return 0
+
+
+def _save(fig: plt.Figure, out: str, dpi: int) -> None:
+    try:
+        save_figure(fig, out, dpi)
+    except ValueError as exc:
+        raise FerflowError(str(exc)) from None
+    print(f"wrote {out}")

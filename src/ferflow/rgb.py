@@ -1,0 +1,35 @@
+"""``ferflow rgb``: a data stage's grayscale images as 3 identical channels (the study's model input)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from ferflow.errors import FerflowError
+from ferflow.storage import SPLITS, Split, load_stage, save_stage
+
+
+def to_rgb(split: Split) -> Split:
+    """``(N, 48, 48)`` gray → ``(N, 48, 48, 3)`` with the gray value in every channel (RGB passes through)."""
+    if split.images.ndim == 4 and split.images.shape[-1] == 3:
+        return split
+    if split.images.ndim != 3:
+        raise ValueError(f"expected (N, H, W) grayscale images, got shape {split.images.shape}")
+    return Split(np.repeat(split.images[..., None], 3, axis=-1), split.labels, split.ids)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", required=True, help="grayscale data stage directory")
+    parser.add_argument("--output", required=True, help="RGB data stage directory to write")
+
+
+def run(args: argparse.Namespace) -> int:
+    splits = load_stage(Path(args.input))
+    try:
+        converted = {name: to_rgb(splits[name]) for name in SPLITS}
+    except ValueError as exc:
+        raise FerflowError(f"{args.input}: {exc}") from None
+    save_stage(Path(args.output), converted)
+    return 0
