@@ -153,6 +153,9 @@ def extract(archive: Path, cache_dir: Path, digest: str) -> Path:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp's 0700 would hide the cache from other users
     try:
         (_extract_zip if kind == "zip" else _extract_tar)(archive, tmp)
         os.replace(tmp, target)

@@ -93,18 +93,16 @@ def _visible_dirs(folder: Path) -> list[Path]:
 
 
 def _is_class_root(folder: Path) -> bool:
-    """A folder whose subfolders are (mostly) AffectNet class names, or which holds labels.csv."""
+    """A folder holding labels.csv or at least one subfolder named after an AffectNet class."""
     if (folder / "labels.csv").is_file():
         return True
-    names = [d.name for d in _visible_dirs(folder)]
-    known = 0
-    for name in names:
+    for sub in _visible_dirs(folder):
         try:
-            canonical(name)
-            known += 1
+            canonical(sub.name)
+            return True
         except KeyError:
             pass
-    return known > 0 and known * 2 > len(names)
+    return False
 
 
 def find_layout(root: Path) -> tuple[str, Path, list[Path]]:
@@ -311,8 +309,8 @@ def _source_root(args: argparse.Namespace, tmp: Path) -> Path:
 
 # --------------------------------------------------------------------------------------------- command
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--input", required=True, help="data stage directory to read (train/val/test.npz)")
-    parser.add_argument("--output", required=True, help="data stage directory to write")
+    parser.add_argument("--in-dir", required=True, help="data stage directory to read (train/val/test.npz)")
+    parser.add_argument("--out-dir", required=True, help="data stage directory to write")
     parser.add_argument("--source", required=True,
                         help="kaggle:<owner>/<dataset> | http(s) URL | local zip, tar.gz, folder or annotation CSV | synthetic")
     parser.add_argument("--sha256", default=None, help="expected sha256 of a downloaded archive")
@@ -332,7 +330,7 @@ def run(args: argparse.Namespace) -> int:
     if args.max_per_class is not None and args.max_per_class < 1:
         raise FerflowError(f"--max-per-class must be >= 1, got {args.max_per_class}")
     classes = parse_classes(args.classes)
-    src, out = Path(args.input), Path(args.output)
+    src, out = Path(args.in_dir), Path(args.out_dir)
     train = load_split(src / "train.npz")
     if train.images.ndim != 3:
         raise FerflowError(f"{src / 'train.npz'}: AffectNet injection expects grayscale (N, 48, 48) images")

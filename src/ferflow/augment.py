@@ -106,8 +106,8 @@ def balance(train: Split, target: int, transform: Transform, seed: int) -> tuple
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--input", required=True, help="data stage directory to read")
-    parser.add_argument("--output", required=True, help="data stage directory to write")
+    parser.add_argument("--in-dir", required=True, help="data stage directory to read")
+    parser.add_argument("--out-dir", required=True, help="data stage directory to write")
     parser.add_argument("--min-per-class", type=int, default=4500, help="target images per training class")
     parser.add_argument("--rotation", type=float, default=15.0, help="random rotation range, ± degrees")
     parser.add_argument("--shift", type=float, default=0.1, help="random width/height shift, ± fraction")
@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, key) < 0:
             raise FerflowError(f"--{key} must be >= 0, got {getattr(args, key)}")
     torch.set_num_threads(args.threads)
-    src, out = Path(args.input), Path(args.output)
+    src, out = Path(args.in_dir), Path(args.out_dir)
     train = load_split(src / "train.npz")
     transform = Transform(args.rotation, args.shift, args.zoom, args.horizontal_flip)
     merged, new = balance(train, args.min_per_class, transform, args.seed)

@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "balance": ("ferflow.augment", "offline augmentation until every training class reaches a minimum"),
     "rgb": ("ferflow.rgb", "convert a data stage's grayscale images to 3 identical channels"),
     "plot-data": ("ferflow.datafigures", "data figures: sample grid, class distributions, raw-pixel t-SNE"),
+    "tsne-raw": ("ferflow.datafigures", "t-SNE coordinates of raw test pixels (PCA, then 2-D t-SNE)"),
     "models": ("ferflow.models.listing", "list registered architectures with their parameter counts"),
     "train": ("ferflow.train", "train one experiment (resumes from last.pt)"),
     "select-final": ("ferflow.select", "pick an architecture's best sweep experiment by val macro-F1"),

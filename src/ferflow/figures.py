@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from matplotlib.ticker import MaxNLocator
+
 from ferflow.classes import CLASS_NAMES
 from ferflow.errors import FerflowError
 from ferflow.plotting import plt, save_figure, scatter_by_class
@@ -65,6 +67,7 @@ def curves_figure(history: pd.DataFrame, title: str) -> plt.Figure:
                     label=split)
         ax.axvline(best, color="0.6", linestyle=":", linewidth=1, label=f"best epoch ({best})")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(label)
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small", frameon=False)
@@ -137,6 +140,7 @@ def sweep_figure(histories: list[str], title: str) -> plt.Figure:
     for ax, label in zip(axes, ("Validation accuracy", "Validation macro-F1")):
         ax.set_title(label)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize="small", frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.suptitle(title)

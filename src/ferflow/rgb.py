@@ -21,15 +21,16 @@ def to_rgb(split: Split) -> Split:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--input", required=True, help="grayscale data stage directory")
-    parser.add_argument("--output", required=True, help="RGB data stage directory to write")
+    parser.add_argument("--in-dir", required=True, help="grayscale data stage directory")
+    parser.add_argument("--out-dir", required=True, help="RGB data stage directory to write")
 
 
 def run(args: argparse.Namespace) -> int:
-    splits = load_stage(Path(args.input))
+    splits = load_stage(Path(args.in_dir))
     try:
         converted = {name: to_rgb(splits[name]) for name in SPLITS}
     except ValueError as exc:
-        raise FerflowError(f"{args.input}: {exc}") from None
-    save_stage(Path(args.output), converted)
+        raise FerflowError(f"{args.in_dir}: {exc}") from None
+    save_stage(Path(args.out_dir), converted)
+    print(f"wrote {args.out_dir}: " + ", ".join(f"{name} {converted[name].images.shape}" for name in SPLITS))
     return 0

@@ -102,90 +102,107 @@ def _identities(n: int, rng: np.random.Generator, colour: bool) -> list[dict]:
             "hairline": rng.uniform(-1.05, -0.7), "eye_dx": rng.uniform(0.32, 0.42), "eye_y": rng.uniform(-0.26, -0.1),
             "eye_w": rng.uniform(0.14, 0.2), "brow_t": rng.uniform(0.045, 0.085), "mouth_y": rng.uniform(0.5, 0.66),
             "clutter": int(rng.integers(0, 3)), "seed": int(rng.integers(2**31)),
-            "scale": rng.uniform(0.26, 0.33), "angle": np.deg2rad(rng.normal(0, 8)),
-            "shift": rng.normal(0, 0.045, 2),
+            "scale": rng.uniform(0.33, 0.40), "angle": np.deg2rad(rng.normal(0, 8)),
+            "shift": rng.normal(0, 0.035, 2),
         })
     return out
 
 
 def _colour(rgb: np.ndarray, colour: bool) -> tuple[int, ...] | int:
-    v = np.clip(np.round(rgb), 0, 255).astype(int)
-    return tuple(int(c) for c in v) if colour else int(round(0.299 * v[0] + 0.587 * v[1] + 0.114 * v[2]))
+    r, g, b = (min(max(int(round(float(v))), 0), 255) for v in rgb)
+    return (r, g, b) if colour else int(round(0.299 * r + 0.587 * g + 0.114 * b))
+
+
+_CIRCLES: dict[int, np.ndarray] = {}
 
 
 def _ellipse(cx: float, cy: float, rx: float, ry: float, k: int = 28) -> np.ndarray:
-    t = np.linspace(0, 2 * np.pi, k, endpoint=False)
-    return np.stack([cx + rx * np.cos(t), cy + ry * np.sin(t)], axis=1)
+    if k not in _CIRCLES:
+        t = np.linspace(0, 2 * np.pi, k, endpoint=False)
+        _CIRCLES[k] = np.stack([np.cos(t), np.sin(t)], axis=1)
+    return _CIRCLES[k] * (rx, ry) + (cx, cy)
+
+
+def _curve(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return np.stack([x, y], axis=1)
 
 
 def draw_face(expr: np.ndarray, ident: dict, size: int, colour: bool) -> Image.Image:
-    """One face (``size``×``size``, mode RGB or L) from expression and identity parameters."""
+    """One face (``size``×``size``, mode RGB or L) from expression and identity parameters.
+
+    Shapes are collected in face coordinates (x right, y down, face half-width ~1), transformed to
+    pixels together, then drawn in order: background blobs, hair, face, fringe, eyes, brows, nose, mouth.
+    """
     e = dict(zip(PARAMS, expr))
+    shapes: list[tuple[str, np.ndarray, tuple[int, ...] | int, int]] = []  # (polygon|line, points, fill, width)
     big = size * SUPERSAMPLE
-    image = Image.new("RGB" if colour else "L", (big, big), _colour(ident["bg"], colour))
-    draw = ImageDraw.Draw(image)
-    c, s = np.cos(ident["angle"]), np.sin(ident["angle"])
-    centre = big * (0.5 + ident["shift"])
     unit = big * ident["scale"]
-
-    def px(points: np.ndarray) -> list[tuple[float, float]]:
-        """Face coordinates (x right, y down, face half-width ~1) → supersampled pixels."""
-        p = np.asarray(points, dtype=float).reshape(-1, 2)
-        rot = np.stack([c * p[:, 0] - s * p[:, 1], s * p[:, 0] + c * p[:, 1]], axis=1)
-        return [tuple(q) for q in centre + unit * rot]
-
-    def shade(rgb: np.ndarray, factor: float) -> tuple[int, ...] | int:
-        return _colour(rgb * factor, colour)
+    line = max(1, round(unit * 0.045))
+    fw, fh, skin, hair = ident["face_w"], ident["face_h"], ident["skin"], ident["hair"]
+    col = lambda rgb: _colour(rgb, colour)  # noqa: E731
 
     crng = np.random.default_rng(ident["seed"])
     for _ in range(ident["clutter"]):  # background blobs
         cx, cy = crng.uniform(-1.6, 1.6, 2)
-        draw.polygon(px(_ellipse(cx, cy, *crng.uniform(0.2, 0.7, 2))), fill=_colour(crng.uniform(0, 255, 3), colour))
-    fw, fh, skin, hair = ident["face_w"], ident["face_h"], ident["skin"], ident["hair"]
+        shapes.append(("polygon", _ellipse(cx, cy, *crng.uniform(0.2, 0.7, 2)), col(crng.uniform(0, 255, 3)), 0))
     if ident["has_hair"]:
-        draw.polygon(px(_ellipse(0, -0.12, fw * 1.1, fh * 1.02)), fill=_colour(hair, colour))
+        shapes.append(("polygon", _ellipse(0, -0.12, fw * 1.1, fh * 1.02), col(hair), 0))
     face = _ellipse(0, 0, fw, fh, 40)
-    draw.polygon(px(face), fill=_colour(skin, colour))
-    if ident["has_hair"]:
-        fringe = face[face[:, 1] < ident["hairline"]]
-        if len(fringe) >= 3:
-            draw.polygon(px(fringe), fill=_colour(hair, colour))
+    shapes.append(("polygon", face, col(skin), 0))
+    fringe = face[face[:, 1] < ident["hairline"]]
+    if ident["has_hair"] and len(fringe) >= 3:
+        shapes.append(("polygon", fringe, col(hair), 0))
 
-    line = max(1, round(unit * 0.045))
-    dark = shade(skin, 0.45)
+    dark, white, pupil, brow_col = col(skin * 0.45), col(np.minimum(skin * 1.35, 245)), col(hair * 0.4), col(hair * 0.8)
+    brow_w = max(1, round(unit * ident["brow_t"]))
     for side in (-1.0, 1.0):
         ex, ey, ew = side * ident["eye_dx"], ident["eye_y"], ident["eye_w"]
         eh = max(0.012, 0.085 * e["eye_open"])
-        draw.polygon(px(_ellipse(ex, ey, ew, eh, 20)), fill=_colour(np.minimum(skin * 1.35, 245), colour))
+        eye = _ellipse(ex, ey, ew, eh, 20)
         pr = min(0.075, eh)
-        draw.polygon(px(_ellipse(ex, ey + 0.2 * (eh - pr), pr, pr * 0.95 if eh > pr else eh, 14)), fill=_colour(hair * 0.4, colour))
-        draw.line(px(_ellipse(ex, ey, ew, eh, 20)[10:]), fill=dark, width=line)  # upper lid (top half)
+        shapes.append(("polygon", eye, white, 0))
+        shapes.append(("polygon", _ellipse(ex, ey + 0.2 * (eh - pr), pr, pr * 0.95 if eh > pr else eh, 14), pupil, 0))
+        shapes.append(("line", eye[10:], dark, line))  # upper lid
         inner, outer = side * (ident["eye_dx"] - 0.11), side * (ident["eye_dx"] + 0.15)
         by = ey - eh - e["brow_h"]
         brow = np.array([[inner, by + e["brow_tilt"]], [(inner + outer) / 2, by - e["arch"]], [outer, by - 0.25 * e["brow_tilt"]]])
-        draw.line(px(brow), fill=_colour(hair * 0.8, colour), width=max(1, round(unit * ident["brow_t"])), joint="curve")
+        shapes.append(("line", brow, brow_col, brow_w))
 
-    nose_y = ident["eye_y"] + 0.1
-    draw.line(px([[0.02, nose_y], [0.07, ident["mouth_y"] - 0.2], [-0.05, ident["mouth_y"] - 0.17]]), fill=shade(skin, 0.7), width=line)
+    nose_y, my = ident["eye_y"] + 0.1, ident["mouth_y"]
+    shapes.append(("line", np.array([[0.02, nose_y], [0.07, my - 0.2], [-0.05, my - 0.17]]), col(skin * 0.7), line))
     if e["wrinkle"] > 0.4:
-        strength = 1.0 - 0.25 * min(e["wrinkle"], 1.4)
+        fill = col(skin * (1.0 - 0.25 * min(e["wrinkle"], 1.4)))
         for k in range(2):
             y = nose_y + 0.02 + 0.06 * k
-            draw.line(px([[-0.09, y + 0.02], [0, y], [0.09, y + 0.02]]), fill=shade(skin, strength), width=line)
+            shapes.append(("line", np.array([[-0.09, y + 0.02], [0, y], [0.09, y + 0.02]]), fill, line))
 
-    mw, my = max(0.1, e["mouth_w"]), ident["mouth_y"]
+    mw = max(0.1, e["mouth_w"])
     x = np.linspace(-mw, mw, 17)
     u = x / mw
     upper = my - e["curve"] * u**2 + e["asym"] * (u + 1) / 2 - e["curve"] * 0.3
     lower = upper + max(e["open"], 0.0) * (1 - u**2) ** 0.7
     if e["open"] > 0.03:
-        draw.polygon(px(np.concatenate([np.stack([x, upper], 1), np.stack([x, lower], 1)[::-1]])), fill=shade(skin, 0.2))
+        shapes.append(("polygon", np.concatenate([_curve(x, upper), _curve(x, lower)[::-1]]), col(skin * 0.2), 0))
         if e["teeth"] > 0.5:
             teeth = upper + 0.45 * (lower - upper)
-            draw.polygon(px(np.concatenate([np.stack([x, upper], 1), np.stack([x, teeth], 1)[::-1]])), fill=_colour(np.full(3, 235.0), colour))
-    lip = _colour(skin * np.array([0.75, 0.5, 0.5]), colour) if colour else shade(skin, 0.55)
-    draw.line(px(np.stack([x, upper], 1)), fill=lip, width=line, joint="curve")
-    draw.line(px(np.stack([x, lower], 1)), fill=lip, width=line, joint="curve")
+            shapes.append(("polygon", np.concatenate([_curve(x, upper), _curve(x, teeth)[::-1]]), col(np.full(3, 235.0)), 0))
+    lip = col(skin * np.array([0.75, 0.5, 0.5])) if colour else col(skin * 0.55)
+    shapes.append(("line", _curve(x, upper), lip, line))
+    shapes.append(("line", _curve(x, lower), lip, line))
+
+    points = np.concatenate([p for _, p, _, _ in shapes])
+    c, s = np.cos(ident["angle"]), np.sin(ident["angle"])
+    pixels = big * (0.5 + ident["shift"]) + unit * (points @ np.array([[c, s], [-s, c]]))
+    image = Image.new("RGB" if colour else "L", (big, big), col(ident["bg"]))
+    draw = ImageDraw.Draw(image)
+    start = 0
+    for kind, p, fill, width in shapes:
+        xy = pixels[start : start + len(p)].ravel().tolist()
+        start += len(p)
+        if kind == "polygon":
+            draw.polygon(xy, fill=fill)
+        else:
+            draw.line(xy, fill=fill, width=width, joint="curve")
     return image.reduce(SUPERSAMPLE)
 
 
@@ -202,11 +219,13 @@ def _photometric(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         light, contrast = light[..., None], contrast[..., None]
     mean = x.mean(axis=tuple(range(1, x.ndim)), keepdims=True)
     x = (mean + (x - mean) * contrast) * light
-    blur = rng.random(n) < 0.4  # a 3×3 box blur on some faces
+    blur = rng.random(n) < 0.3  # a [1, 2, 1] blur, partly blended in, on some faces
     if blur.any():
         pad = np.pad(x[blur], [(0, 0), (1, 1), (1, 1)] + [(0, 0)] * (x.ndim - 3), mode="edge")
-        x[blur] = sum(pad[:, i : i + h, j : j + w] for i in range(3) for j in range(3)) / 9
-    sigma = rng.uniform(2, 10, n).astype(np.float32).reshape((n,) + (1,) * (x.ndim - 1))
+        rows = (pad[:, :-2] + 2 * pad[:, 1:-1] + pad[:, 2:]) / 4
+        amount = rng.uniform(0.2, 0.6, int(blur.sum())).astype(np.float32).reshape((-1,) + (1,) * (x.ndim - 1))
+        x[blur] = (1 - amount) * x[blur] + amount * (rows[:, :, :-2] + 2 * rows[:, :, 1:-1] + rows[:, :, 2:]) / 4
+    sigma = rng.uniform(2, 8, n).astype(np.float32).reshape((n,) + (1,) * (x.ndim - 1))
     x += rng.normal(size=x.shape).astype(np.float32) * sigma
     return np.clip(np.round(x), 0, 255).astype(np.uint8)
 

@@ -1,0 +1,149 @@
+"""Export a checkpoint to ONNX (dynamic batch axis) and check it against PyTorch with ONNX Runtime.
+
+The exporter is ``torch.onnx.export(dynamo=True)`` (torch.export + onnxscript, the default and
+maintained path since torch 2.9); should it fail for an architecture, the legacy TorchScript
+exporter (``dynamo=False`` with ``dynamic_axes``) is used instead, and ``onnx_check.json`` says which.
+The graph has one input ``input`` (``(batch, in_channels, 48, 48)`` float, normalised like training)
+and one output ``logits`` (``(batch, 7)``); the checkpoint's classes, image size, channels and
+normalisation are stored as ONNX metadata.
+
+The check runs the whole split through PyTorch (eval, float32) and ONNX Runtime (CPU) in batches of
+``--batch-size`` plus one single-image batch (exercising the dynamic axis), reports the largest
+absolute difference of logits and of softmax probabilities, and fails, writing nothing, when any
+prediction differs or the logits differ by more than ``--atol``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from torch import nn
+
+from ferflow import checkpoint
+from ferflow.errors import FerflowError
+from ferflow.preprocess import to_model_input
+from ferflow.storage import atomic_path, load_split, write_json
+
+INPUT, OUTPUT = "input", "logits"
+
+
+def example_input(ckpt: dict[str, Any], batch_size: int, seed: int = 0) -> torch.Tensor:
+    """A seeded random model input of the checkpoint's shape, values in [-1, 1]."""
+    generator = torch.Generator().manual_seed(seed)
+    size = int(ckpt["image_size"])
+    shape = (batch_size, int(ckpt["arch_kwargs"]["in_channels"]), size, size)
+    return torch.rand(shape, generator=generator).mul_(2).sub_(1)
+
+
+def ort_session(path: str | Path, threads: int, optimize: bool = True) -> ort.InferenceSession:
+    """A CPU ONNX Runtime session with ``threads`` intra-op threads (graph optimisations on)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = (
+        ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    )
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception classes
+        raise FerflowError(f"{path}: ONNX Runtime cannot load the model ({str(exc).splitlines()[0]})") from None
+
+
+def to_onnx(model: nn.Module, example: torch.Tensor, opset: int) -> tuple[onnx.ModelProto, str]:
+    """``model`` as an ONNX model with a dynamic batch axis, and the exporter that produced it."""
+    try:
+        program = torch.onnx.export(
+            model, (example,), dynamo=True, opset_version=opset, input_names=[INPUT], output_names=[OUTPUT],
+            dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False,
+        )
+        return program.model_proto, "dynamo"
+    except Exception as exc:  # any exporter failure: fall back to the TorchScript exporter
+        print(f"ferflow export-onnx: dynamo exporter failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+              "using the TorchScript exporter", file=sys.stderr)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            model, (example,), buffer, dynamo=False, opset_version=opset, input_names=[INPUT], output_names=[OUTPUT],
+            dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
+        )
+    return onnx.load_from_string(buffer.getvalue()), "torchscript"
+
+
+def logits_of(run_batch: Any, x: torch.Tensor, batch_size: int) -> np.ndarray:
+    """``run_batch`` over ``x`` in batches, concatenated (float64 for comparisons)."""
+    return np.concatenate([np.asarray(run_batch(x[i : i + batch_size]), dtype=np.float64)
+                           for i in range(0, len(x), batch_size)])
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def compare(model: nn.Module, session: ort.InferenceSession, x: torch.Tensor, batch_size: int) -> dict[str, Any]:
+    """PyTorch versus ONNX Runtime on ``x``: differences and prediction agreement (plus a batch-1 run)."""
+    with torch.inference_mode():
+        reference = logits_of(lambda b: model(b).numpy(), x, batch_size)
+    onnx_logits = logits_of(lambda b: session.run([OUTPUT], {INPUT: b.numpy()})[0], x, batch_size)
+    single = np.asarray(session.run([OUTPUT], {INPUT: x[:1].numpy()})[0], dtype=np.float64)
+    logit_diff = max(float(np.abs(reference - onnx_logits).max()), float(np.abs(reference[:1] - single).max()))
+    mismatches = int((reference.argmax(1) != onnx_logits.argmax(1)).sum()) + int(reference[0].argmax() != single[0].argmax())
+    return {
+        "max_abs_diff": logit_diff,
+        "max_abs_diff_probabilities": float(np.abs(softmax(reference) - softmax(onnx_logits)).max()),
+        "predictions_match": mismatches == 0,
+        "n_mismatches": mismatches,
+        "n_images": len(x),
+    }
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", required=True, help="a ferflow checkpoint (best.pt)")
+    parser.add_argument("--data", required=True, help="split file (.npz) to check the export on, e.g. the test split")
+    parser.add_argument("--out", required=True, help="the ONNX model to write")
+    parser.add_argument("--check-out", required=True, help="the JSON check report to write")
+    parser.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
+    parser.add_argument("--batch-size", type=int, default=256, help="batch size of the check (default 256)")
+    parser.add_argument("--atol", type=float, default=1e-3, help="largest allowed absolute logit difference (default 1e-3)")
+
+
+def run(args: argparse.Namespace) -> int:
+    model, ckpt = checkpoint.load_model(args.checkpoint)
+    split = load_split(args.data)
+    if len(split) == 0:
+        raise FerflowError(f"{args.data}: split file holds no images")
+    size = int(ckpt["image_size"])
+    if split.images.shape[1:3] != (size, size):
+        raise FerflowError(f"{args.data}: images are {split.images.shape[1]}×{split.images.shape[2]}, the checkpoint expects {size}×{size}")
+    x = to_model_input(split.images, int(ckpt["arch_kwargs"]["in_channels"]))
+    proto, exporter = to_onnx(model, example_input(ckpt, 2), args.opset)
+    meta = {"ferflow_arch": ckpt["arch"], "ferflow_classes": json.dumps(ckpt["classes"]), "ferflow_image_size": str(size),
+            "ferflow_in_channels": str(ckpt["arch_kwargs"]["in_channels"]), "ferflow_normalization": json.dumps(ckpt["normalization"])}
+    onnx.helper.set_model_props(proto, meta)
+    with atomic_path(args.out) as tmp:
+        onnx.save_model(proto, tmp)
+        onnx.checker.check_model(str(tmp))
+        report = compare(model, ort_session(tmp, threads=torch.get_num_threads()), x, args.batch_size)
+        report.update({"exporter": exporter, "opset": args.opset, "checkpoint": str(args.checkpoint), "data": str(args.data),
+                       "atol": args.atol, "torch": torch.__version__, "onnxruntime": ort.__version__})
+        print(f"ferflow export-onnx: {report['n_images']} images, exporter {exporter}, opset {args.opset}: "
+              f"max |logit diff| {report['max_abs_diff']:.3g}, max |probability diff| {report['max_abs_diff_probabilities']:.3g}, "
+              f"{report['n_mismatches']} prediction mismatch(es)")
+        if not report["predictions_match"]:
+            raise FerflowError(f"{args.out}: ONNX Runtime and PyTorch disagree on {report['n_mismatches']} prediction(s) of {args.data}")
+        if report["max_abs_diff"] > args.atol:
+            raise FerflowError(f"{args.out}: ONNX logits differ from PyTorch by {report['max_abs_diff']:.3g} > --atol {args.atol}")
+        write_json(args.check_out, report)
+    return 0

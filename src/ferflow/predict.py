@@ -1,0 +1,259 @@
+"""Predict emotions on ordinary photos: Haar-cascade face detection, then the checkpoint's classifier.
+
+Each photo (any size, any Pillow-readable format, EXIF orientation applied) is turned into grayscale
+with :func:`ferflow.preprocess.to_grayscale_array`, faces are found with OpenCV's frontal-face Haar
+cascade (shipped inside ``opencv-python-headless`` 4.x), and every face box is widened by ``--margin``
+of its side on each side (the cascade's box is about 80% of the FER2013/AffectNet framing, hence the
+default 0.125), cropped with edge padding where it leaves the photo, and converted exactly like the
+training images (:func:`~ferflow.preprocess.to_face48` → :func:`~ferflow.preprocess.to_model_input`).
+``--no-detect`` treats every image as a face crop (centre square). Boxes are ``[x, y, w, h]`` in
+pixels of the (orientation-corrected) photo.
+
+Exit status: 0, also when a photo has no face (reported, empty result) or a file cannot be read
+(reported, skipped); with ``--strict`` either makes it 1. A checkpoint that is not a ferflow
+checkpoint, or a pickle that would run code, is refused by :func:`ferflow.checkpoint.read`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from tqdm import tqdm
+
+from ferflow import checkpoint
+from ferflow.errors import FerflowError
+from ferflow.preprocess import NORMALIZATION, to_face48, to_grayscale_array, to_model_input
+from ferflow.storage import atomic_path
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
+CASCADE = "haarcascade_frontalface_default.xml"
+DETECT_MAX_SIDE = 1600  # larger photos are downscaled for detection only (boxes are mapped back)
+BoxT = tuple[int, int, int, int]
+
+
+@dataclass
+class Face:
+    """One detected face: its box in the photo and the classifier's probabilities."""
+
+    box: BoxT
+    probabilities: dict[str, float]
+
+    @property
+    def emotion(self) -> str:
+        return max(self.probabilities, key=self.probabilities.__getitem__)
+
+
+@dataclass
+class PhotoResult:
+    """What predict found in one file; ``error`` is set (and ``faces`` empty) when it was unreadable."""
+
+    path: Path
+    size: tuple[int, int] | None = None
+    faces: list[Face] = field(default_factory=list)
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "width": self.size[0] if self.size else None,
+            "height": self.size[1] if self.size else None,
+            "error": self.error,
+            "faces": [
+                {"box": list(f.box), "emotion": f.emotion, "confidence": f.probabilities[f.emotion],
+                 "probabilities": f.probabilities}
+                for f in self.faces
+            ],
+        }
+
+
+def find_images(inputs: list[str]) -> list[tuple[Path, Path]]:
+    """``(file, path relative to its input argument)`` for every file argument and every image
+    (by extension) under every folder argument, recursively, in sorted order."""
+    found: list[tuple[Path, Path]] = []
+    for arg in inputs:
+        path = Path(arg)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            found += [(p, p.relative_to(path)) for p in files]
+        elif path.is_file():
+            found.append((path, Path(path.name)))
+        else:
+            raise FerflowError(f"{arg}: no such file or folder")
+    return found
+
+
+def load_photo(path: Path) -> Image.Image:
+    """A photo with its EXIF orientation applied; FerflowError when it cannot be decoded."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return ImageOps.exif_transpose(image)
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise FerflowError(f"{path}: unreadable image ({exc})") from None
+
+
+class FaceDetector:
+    """OpenCV's frontal-face Haar cascade on a grayscale array."""
+
+    def __init__(self, min_face: int = 30, scale_factor: float = 1.1, min_neighbors: int = 5) -> None:
+        self.cascade = cv2.CascadeClassifier(cv2.data.haarcascades + CASCADE)
+        if self.cascade.empty():
+            raise FerflowError(f"{cv2.data.haarcascades + CASCADE}: OpenCV's Haar cascade is missing (opencv-python-headless 4.x ships it)")
+        self.min_face, self.scale_factor, self.min_neighbors = min_face, scale_factor, min_neighbors
+
+    def __call__(self, gray: np.ndarray) -> list[BoxT]:
+        """Face boxes ``(x, y, w, h)`` sorted left to right, then top to bottom."""
+        scale = min(1.0, DETECT_MAX_SIDE / max(gray.shape))
+        small = gray if scale == 1.0 else cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        side = max(1, round(self.min_face * scale))
+        boxes = self.cascade.detectMultiScale(small, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
+                                              minSize=(side, side))
+        found = [tuple(int(round(v / scale)) for v in box) for box in np.asarray(boxes).reshape(-1, 4)]
+        return sorted(found, key=lambda b: (b[0], b[1]))  # type: ignore[return-value]
+
+
+def crop_face(gray: np.ndarray, box: BoxT, margin: float) -> np.ndarray:
+    """The square around ``box`` widened by ``margin`` of its side on each side, edge-padded outside the photo."""
+    x, y, w, h = box
+    side = round(max(w, h) * (1 + 2 * margin))
+    left, top = round(x + w / 2 - side / 2), round(y + h / 2 - side / 2)
+    pad = max(0, -left, -top, left + side - gray.shape[1], top + side - gray.shape[0])
+    padded = np.pad(gray, pad, mode="edge") if pad else gray
+    return padded[top + pad : top + pad + side, left + pad : left + pad + side]
+
+
+class Predictor:
+    """A checkpoint's model with its input conversion; ``__call__`` maps face crops to probabilities."""
+
+    def __init__(self, checkpoint_path: str | Path) -> None:
+        self.model, ckpt = checkpoint.load_model(checkpoint_path)
+        if ckpt["normalization"] != NORMALIZATION:
+            raise FerflowError(f"{checkpoint_path}: normalization {ckpt['normalization']} differs from ferflow's {NORMALIZATION}")
+        self.classes: list[str] = list(ckpt["classes"])
+        self.image_size: int = int(ckpt["image_size"])
+        self.in_channels: int = int(ckpt["arch_kwargs"]["in_channels"])
+        self.arch: str = ckpt["arch"]
+
+    def __call__(self, crops: list[np.ndarray]) -> list[dict[str, float]]:
+        faces = np.stack([to_face48(Image.fromarray(c), self.image_size) for c in crops])
+        with torch.inference_mode():
+            probs = torch.softmax(self.model(to_model_input(faces, self.in_channels)), dim=1).numpy()
+        return [{name: round(float(p), 6) for name, p in zip(self.classes, row)} for row in probs]
+
+
+def predict_photo(image: Image.Image, predictor: Predictor, detector: FaceDetector | None, margin: float) -> list[Face]:
+    """The faces of one photo (``detector=None``: the whole photo is one face crop)."""
+    gray = to_grayscale_array(image)
+    if detector is None:
+        side = min(gray.shape)
+        boxes: list[BoxT] = [((gray.shape[1] - side) // 2, (gray.shape[0] - side) // 2, side, side)]
+        crops = [gray]
+    else:
+        boxes = detector(gray)
+        crops = [crop_face(gray, b, margin) for b in boxes]
+    if not boxes:
+        return []
+    return [Face(box, probs) for box, probs in zip(boxes, predictor(crops))]
+
+
+def annotate(image: Image.Image, faces: list[Face], out_path: Path) -> None:
+    """Write ``image`` with each face's box and top emotion drawn (atomically)."""
+    canvas = np.array(image.convert("RGB"))
+    thickness = max(2, round(max(canvas.shape[:2]) / 400))
+    font_scale = max(0.5, max(canvas.shape[:2]) / 1200)
+    for face in faces:
+        x, y, w, h = face.box
+        cv2.rectangle(canvas, (x, y), (x + w, y + h), (0, 255, 0), thickness)
+        label = f"{face.emotion} {face.probabilities[face.emotion]:.2f}"
+        (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
+        top = y - th - base - thickness if y - th - base - thickness >= 0 else y + h
+        cv2.rectangle(canvas, (x, top), (x + tw, top + th + base + thickness), (0, 255, 0), -1)
+        cv2.putText(canvas, label, (x, top + th + thickness // 2), cv2.FONT_HERSHEY_SIMPLEX, font_scale, (0, 0, 0),
+                    max(1, thickness // 2), cv2.LINE_AA)
+    fmt = Image.registered_extensions()[out_path.suffix.lower()]
+    with atomic_path(out_path) as tmp:
+        Image.fromarray(canvas).save(tmp, format=fmt)
+
+
+def annotation_path(out_dir: Path, relative: Path) -> Path:
+    """Where the annotated copy of a photo goes: same relative path; formats Pillow cannot write as .png."""
+    writable = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+    return out_dir / (relative if relative.suffix.lower() in writable else relative.with_name(relative.name + ".png"))
+
+
+def format_result(result: PhotoResult, classes: list[str]) -> list[str]:
+    """The terminal table rows of one photo."""
+    if result.error:
+        return [f"{result.path}: skipped (unreadable)"]
+    if not result.faces:
+        return [f"{result.path}: no face found"]
+    short = [c[:7] for c in classes]
+    lines = [f"{result.path}: {len(result.faces)} face(s)",
+             f"  {'#':>2}  {'box (x, y, w, h)':<22}  {'emotion':<8}  " + "  ".join(f"{c:>7}" for c in short)]
+    for i, face in enumerate(result.faces, 1):
+        box = "{}, {}, {}, {}".format(*face.box)
+        lines.append(f"  {i:>2}  {box:<22}  {face.emotion:<8}  " + "  ".join(f"{face.probabilities[c]:>7.3f}" for c in classes))
+    return lines
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER", help="photos, or folders searched recursively for images")
+    parser.add_argument("--checkpoint", required=True, help="a ferflow checkpoint (best.pt)")
+    parser.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
+    parser.add_argument("--annotate", metavar="OUT_DIR", help="write each photo with boxes and labels drawn here")
+    parser.add_argument("--no-detect", action="store_true", help="every image is already a face crop: skip detection")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a photo has no face or cannot be read")
+    parser.add_argument("--margin", type=float, default=0.125, help="widen each face box by this fraction of its side on each side (default 0.125)")
+    parser.add_argument("--min-face", type=int, default=30, metavar="N", help="smallest face side in pixels to detect (default 30)")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.margin < 0:
+        raise FerflowError(f"--margin must be >= 0, got {args.margin}")
+    if args.min_face < 1:
+        raise FerflowError(f"--min-face must be >= 1, got {args.min_face}")
+    photos = find_images(args.inputs)
+    out_dir = Path(args.annotate) if args.annotate else None
+    if out_dir is not None:
+        targets = [annotation_path(out_dir, rel) for _, rel in photos]
+        clash = next((t for t in targets if targets.count(t) > 1), None)
+        if clash is not None:
+            raise FerflowError(f"{clash}: several inputs would be annotated to the same file; annotate them separately")
+    predictor = Predictor(args.checkpoint)
+    detector = None if args.no_detect else FaceDetector(min_face=args.min_face)
+    results: list[PhotoResult] = []
+    for path, rel in tqdm(photos, desc="predict", unit="photo", file=sys.stderr, disable=len(photos) < 2):
+        result = PhotoResult(path)
+        try:
+            image = load_photo(path)
+        except FerflowError as exc:
+            result.error = str(exc)
+            print(f"ferflow predict: warning: {exc}; skipped", file=sys.stderr)
+        else:
+            result.size = image.size
+            result.faces = predict_photo(image, predictor, detector, args.margin)
+            if out_dir is not None:
+                annotate(image, result.faces, annotation_path(out_dir, rel))
+        results.append(result)
+        if not args.json:
+            tqdm.write("\n".join(format_result(result, predictor.classes)), file=sys.stdout)
+    if args.json:
+        doc = {"checkpoint": str(args.checkpoint), "arch": predictor.arch, "classes": predictor.classes,
+               "detector": None if args.no_detect else CASCADE, "margin": args.margin,
+               "images": [r.as_dict() for r in results]}
+        print(json.dumps(doc, indent=2))
+    unreadable = sum(r.error is not None for r in results)
+    faceless = sum(r.error is None and not r.faces for r in results)
+    n_faces = sum(len(r.faces) for r in results)
+    print(f"ferflow predict: {n_faces} face(s) in {len(results)} file(s); {faceless} without a face, {unreadable} unreadable",
+          file=sys.stderr)
+    return 1 if args.strict and (faceless or unreadable) else 0

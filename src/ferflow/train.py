@@ -1,0 +1,406 @@
+"""``ferflow train``: train one experiment, resuming from ``last.pt`` when the job restarts.
+
+Speed: both splits stay in memory as uint8 tensors on the training device; each batch is indexed,
+normalised to [-1, 1] (``preprocess.to_model_input``) and augmented as a whole with one
+``grid_sample`` whose per-sample affine matrices combine the study's online augmentation
+(horizontal flip, rotation, x-shear, translation; black fill). Mixed precision on CUDA,
+channels_last when configured.
+
+Reproducibility: the model is initialised from ``seed``; each epoch's shuffling and augmentation
+come from a generator seeded by ``(seed, epoch)``; dropout draws from the global torch RNG, whose
+state is saved in ``last.pt`` with the model, optimizer, scheduler, history and best states. A run
+killed after any epoch and restarted therefore ends exactly where an uninterrupted run ends (CPU).
+``last.pt`` is resumed only when its fingerprint (architecture, settings, seed, data) matches.
+
+Outputs (``--out-dir``): ``history.csv`` (one row per epoch) and ``best.pt`` (the epoch with the best
+val macro-F1), written when training ends; ``last.pt`` after every epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import hashlib
+import io
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, ContextManager
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import f1_score, precision_recall_fscore_support
+from torch import nn
+
+from ferflow import checkpoint, models
+from ferflow.classes import CLASS_NAMES
+from ferflow.device import claim_gpu_slot, select_device
+from ferflow.errors import FerflowError
+from ferflow.preprocess import to_model_input
+from ferflow.storage import Split, load_split, write_text
+
+DEFAULTS: dict[str, Any] = {
+    "epochs": 15,
+    "batch_size": 64,
+    "optimizer": "adam",
+    "lr": 1.0e-3,
+    "momentum": 0.9,
+    "weight_decay": 0.0,
+    "dropout": 0.0,
+    "early_stopping_patience": None,
+    "plateau": None,
+    "augmentation": {"horizontal_flip": True, "rotation": 5, "shear": 10, "translate": 0.2},
+    "device": "auto",
+    "channels_last": True,
+    "amp": "auto",
+    "threads": 2,
+    "max_train_batches": None,
+}
+RUNTIME_KEYS = ("device", "threads")  # may change between a kill and the resume
+EVAL_BATCH = 256
+HISTORY_COLUMNS = [
+    "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_macro_f1", "lr", "epoch_seconds",
+    *[f"val_{metric}_{name}" for name in CLASS_NAMES for metric in ("precision", "recall", "f1")],
+]
+
+
+def resolve_settings(given: dict[str, Any]) -> dict[str, Any]:
+    """The training defaults overlaid by ``given``; unknown keys are refused."""
+    unknown = sorted(set(given) - set(DEFAULTS))
+    if unknown:
+        raise FerflowError(f"unknown training setting(s): {', '.join(unknown)}")
+    settings = {**DEFAULTS, **given}
+    augmentation = dict(given.get("augmentation") or {})
+    unknown = sorted(set(augmentation) - set(DEFAULTS["augmentation"]))
+    if unknown:
+        raise FerflowError(f"unknown augmentation setting(s): {', '.join(unknown)}")
+    settings["augmentation"] = {**DEFAULTS["augmentation"], **augmentation}
+    if settings["optimizer"] not in ("adam", "sgd"):
+        raise FerflowError(f"setting optimizer: {settings['optimizer']!r} is not adam or sgd")
+    return settings
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """The generator of one epoch's shuffling and augmentation, a function of (seed, epoch) only."""
+    state = np.random.SeedSequence([seed, epoch]).generate_state(2, dtype=np.uint64)
+    return torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
+
+
+def affine_matrices(n: int, augmentation: dict[str, Any], generator: torch.Generator) -> torch.Tensor | None:
+    """Per-sample ``(n, 2, 3)`` inverse affine maps in normalised coordinates (``affine_grid``'s theta):
+    flip, then rotation by U(±rotation)°, x-shear by U(±shear)°, translation by U(±translate) of the size."""
+    flip_on, rotation = augmentation["horizontal_flip"], float(augmentation["rotation"])
+    shear, translate = float(augmentation["shear"]), float(augmentation["translate"])
+    if not (flip_on or rotation or shear or translate):
+        return None
+    u = torch.rand(n, 5, generator=generator, dtype=torch.float64) * 2 - 1
+    flip = torch.where(u[:, 0] < 0, -1.0, 1.0) if flip_on else torch.ones(n, dtype=torch.float64)
+    angle, skew = torch.deg2rad(u[:, 1] * rotation), torch.tan(torch.deg2rad(u[:, 2] * shear))
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    # forward map A = Shear · Rotation · Flip, then + t (t in normalised units: 2 × fraction)
+    a = torch.stack([
+        torch.stack([(cos + skew * sin) * flip, -sin + skew * cos], dim=1),
+        torch.stack([sin * flip, cos], dim=1),
+    ], dim=1)
+    t = torch.stack([u[:, 3], u[:, 4]], dim=1) * (2 * translate)
+    inverse = torch.linalg.inv(a)
+    return torch.cat([inverse, -(inverse @ t.unsqueeze(-1))], dim=2).float()
+
+
+def augment(x: torch.Tensor, theta: torch.Tensor | None) -> torch.Tensor:
+    """Warp a normalised batch (values in [-1, 1]) with per-sample ``theta``; outside pixels are black."""
+    if theta is None:
+        return x
+    grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
+    return F.grid_sample(x + 1, grid, mode="bilinear", padding_mode="zeros", align_corners=False) - 1
+
+
+@dataclass
+class DeviceData:
+    """A split's images (uint8) and labels, held on the training device."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    in_channels: int
+
+    @staticmethod
+    def of(split: Split, device: torch.device, in_channels: int) -> "DeviceData":
+        return DeviceData(torch.from_numpy(split.images).to(device), torch.from_numpy(split.labels).to(device), in_channels)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def batch(self, index: torch.Tensor, channels_last: bool) -> torch.Tensor:
+        x = to_model_input(self.images[index], self.in_channels)
+        return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+@dataclass
+class Engine:
+    """A model with what one training step needs."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    device: torch.device
+    channels_last: bool
+    autocast: Callable[[], ContextManager[Any]]
+    scaler: torch.amp.GradScaler
+
+    def train_epoch(self, data: DeviceData, settings: dict[str, Any], generator: torch.Generator,
+                    progress: Callable[[int, int], None] | None = None) -> tuple[float, float]:
+        """One pass over (at most ``max_train_batches`` batches of) ``data``: (mean loss, accuracy)."""
+        self.model.train()
+        size = settings["batch_size"]
+        order = torch.randperm(len(data), generator=generator)
+        if len(order) % size == 1 and len(order) > 1:
+            order = order[:-1]  # a batch of one breaks batch norm
+        starts = list(range(0, len(order), size))[: settings["max_train_batches"] or None]
+        loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
+        correct = torch.zeros((), device=self.device, dtype=torch.int64)
+        seen = 0
+        for i, start in enumerate(starts):
+            index = order[start : start + size]
+            theta = affine_matrices(len(index), settings["augmentation"], generator)
+            index = index.to(self.device)
+            x, y = augment(data.batch(index, self.channels_last), theta), data.labels[index]
+            with self.autocast():
+                logits = self.model(x)
+                loss = F.cross_entropy(logits, y)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            loss_sum += loss.detach().double() * len(index)
+            correct += (logits.detach().argmax(1) == y).sum()
+            seen += len(index)
+            if progress:
+                progress(i + 1, len(starts))
+        return float(loss_sum) / seen, int(correct) / seen
+
+    @torch.no_grad()
+    def predict(self, data: DeviceData) -> tuple[float, np.ndarray]:
+        """(mean cross-entropy, predicted labels) over ``data``, in eval mode."""
+        self.model.eval()
+        loss_sum, predictions = 0.0, []
+        for start in range(0, len(data), EVAL_BATCH):
+            index = torch.arange(start, min(start + EVAL_BATCH, len(data)), device=self.device)
+            with self.autocast():
+                logits = self.model(data.batch(index, self.channels_last)).float()
+            loss_sum += float(F.cross_entropy(logits, data.labels[index], reduction="sum"))
+            predictions.append(logits.argmax(1).cpu())
+        return loss_sum / len(data), torch.cat(predictions).numpy()
+
+
+def val_metrics(labels: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
+    """Accuracy, macro-F1 over the seven classes and per-class precision/recall/F1."""
+    classes = list(range(len(CLASS_NAMES)))
+    precision, recall, f1, _ = precision_recall_fscore_support(labels, predictions, labels=classes, zero_division=0)
+    row = {
+        "val_acc": float(np.mean(labels == predictions)),
+        "val_macro_f1": float(f1_score(labels, predictions, labels=classes, average="macro", zero_division=0)),
+    }
+    for i, name in enumerate(CLASS_NAMES):
+        row.update({f"val_precision_{name}": float(precision[i]), f"val_recall_{name}": float(recall[i]), f"val_f1_{name}": float(f1[i])})
+    return row
+
+
+def make_optimizer(model: nn.Module, settings: dict[str, Any]) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if settings["optimizer"] == "sgd":
+        return torch.optim.SGD(params, lr=settings["lr"], momentum=settings["momentum"], weight_decay=settings["weight_decay"])
+    return torch.optim.Adam(params, lr=settings["lr"], weight_decay=settings["weight_decay"])
+
+
+def autocast_for(device: torch.device, amp: Any) -> tuple[Callable[[], ContextManager[Any]], torch.dtype | None]:
+    """The autocast context of a run: CUDA uses bf16 (fp16 where bf16 is unsupported) unless ``amp``
+    is false; other devices only when ``amp`` is true (bf16)."""
+    if amp is False or (amp == "auto" and device.type != "cuda"):
+        return contextlib.nullcontext, None
+    dtype = torch.float16 if device.type == "cuda" and not torch.cuda.is_bf16_supported() else torch.bfloat16
+    return (lambda: torch.autocast(device.type, dtype=dtype)), dtype
+
+
+def data_digest(*splits: Split) -> str:
+    """A digest of the training data (images and labels), so a resume never mixes datasets."""
+    digest = hashlib.blake2b(digest_size=16)
+    for split in splits:
+        digest.update(split.images.tobytes())
+        digest.update(split.labels.tobytes())
+    return digest.hexdigest()
+
+
+def cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def rng_state() -> dict[str, Any]:
+    return {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def write_history(path: Path, history: list[dict[str, float]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    write_text(path, buffer.getvalue())
+
+
+def parse_json(text: str, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FerflowError(f"{what}: not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise FerflowError(f"{what}: expected a JSON object")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help=f"architecture ({', '.join(models.names())})")
+    parser.add_argument("--experiment", required=True, help="experiment name (recorded in best.pt)")
+    parser.add_argument("--data-dir", required=True, type=Path, help="data stage directory holding train.npz and val.npz")
+    parser.add_argument("--out-dir", required=True, type=Path, help="run directory: history.csv, best.pt, last.pt")
+    parser.add_argument("--settings", default="{}", help="training settings as a JSON object (defaults filled in)")
+    parser.add_argument("--model-options", default="{}", help="architecture options as a JSON object, e.g. {\"pretrained\": true}")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="override the settings' device")
+    parser.add_argument("--threads", type=int, help="override the settings' CPU threads")
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = resolve_settings(parse_json(args.settings, "--settings"))
+    options = parse_json(args.model_options, "--model-options")
+    device_name = args.device or settings["device"]
+    threads = args.threads or settings["threads"]
+    torch.set_num_threads(threads)
+    device = select_device(device_name)
+    if device.type == "cuda":
+        slot = claim_gpu_slot(torch.cuda.device_count())
+        device = torch.device("cuda", slot.index)
+        torch.cuda.set_device(device)
+        torch.backends.cudnn.benchmark = True
+    models.builder(args.model)  # unknown architecture: fail before reading the data
+    train_split, val_split = load_split(args.data_dir / "train.npz"), load_split(args.data_dir / "val.npz")
+    for name, split in (("train", train_split), ("val", val_split)):
+        if len(split) == 0:
+            raise FerflowError(f"{args.data_dir / (name + '.npz')}: no images")
+        if split.labels.min() < 0 or split.labels.max() >= len(CLASS_NAMES):
+            raise FerflowError(f"{args.data_dir / (name + '.npz')}: labels outside 0..{len(CLASS_NAMES) - 1}")
+    in_channels = 1 if train_split.images.ndim == 3 else train_split.images.shape[-1]
+    arch_kwargs = {"in_channels": in_channels, "num_classes": len(CLASS_NAMES), "dropout": settings["dropout"], **options}
+    fingerprint = {
+        "arch": args.model, "arch_kwargs": arch_kwargs, "seed": args.seed, "data": data_digest(train_split, val_split),
+        "settings": {k: v for k, v in settings.items() if k not in RUNTIME_KEYS},
+    }
+
+    torch.manual_seed(args.seed)
+    model = models.build(args.model, **arch_kwargs).to(device)
+    channels_last = bool(settings["channels_last"])
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    autocast, amp_dtype = autocast_for(device, settings["amp"])
+    engine = Engine(model, make_optimizer(model, settings), device, channels_last, autocast,
+                    torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16))
+    plateau = settings["plateau"]
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(engine.optimizer, mode="min", factor=plateau["factor"],
+                                                           patience=plateau["patience"]) if plateau else None
+    out_dir: Path = args.out_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.glob(".*.tmp"):  # partial writes of a killed run
+        stale.unlink()
+    last_path = out_dir / "last.pt"
+
+    history: list[dict[str, float]] = []
+    best: dict[str, Any] = {"epoch": 0, "val_macro_f1": -1.0, "model": cpu_state(model)}
+    stopping: dict[str, Any] = {"val_loss": math.inf, "epoch": 0, "bad_epochs": 0, "model": None, "stopped": False}
+    start = 1
+    if last_path.exists():
+        state = checkpoint.read(last_path)
+        if state.get("fingerprint") == fingerprint:
+            model.load_state_dict(state["model"])
+            engine.optimizer.load_state_dict(state["optimizer"])
+            if scheduler is not None:
+                scheduler.load_state_dict(state["scheduler"])
+            engine.scaler.load_state_dict(state["scaler"])
+            set_rng_state(state["rng"])
+            history, best, stopping = state["history"], state["best"], state["early_stopping"]
+            start = state["epoch"] + 1
+            print(f"resuming from {last_path} after epoch {state['epoch']}", flush=True)
+        else:
+            print(f"ignoring {last_path}: it belongs to other settings, data or seed; starting afresh", flush=True)
+
+    n_params = models.count_parameters(model)
+    n_trainable = models.count_parameters(model, trainable_only=True)
+    print(f"{args.model}/{args.experiment}: {n_params:,} parameters ({n_trainable:,} trainable), options {options}, "
+          f"{len(train_split)} train / {len(val_split)} val images ({in_channels} channel(s)), device {device}, "
+          f"threads {threads}, amp {amp_dtype}, channels_last {channels_last}", flush=True)
+    print(f"settings {json.dumps(settings, sort_keys=True)}", flush=True)
+    train_data = DeviceData.of(train_split, device, in_channels)
+    val_data = DeviceData.of(val_split, device, in_channels)
+    patience = settings["early_stopping_patience"]
+
+    for epoch in range(start, settings["epochs"] + 1):
+        if stopping["stopped"]:
+            break
+        began = time.perf_counter()
+        lr = engine.optimizer.param_groups[0]["lr"]
+        train_loss, train_acc = engine.train_epoch(train_data, settings, epoch_generator(args.seed, epoch), progress_printer(epoch))
+        val_loss, predictions = engine.predict(val_data)
+        row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
+               **val_metrics(val_split.labels, predictions), "lr": lr}
+        if scheduler is not None:
+            scheduler.step(val_loss)
+        if row["val_macro_f1"] > best["val_macro_f1"]:
+            best = {"epoch": epoch, "val_macro_f1": row["val_macro_f1"], "model": cpu_state(model)}
+        if patience is not None:
+            if val_loss < stopping["val_loss"]:
+                stopping.update(val_loss=val_loss, epoch=epoch, bad_epochs=0, model=cpu_state(model))
+            else:
+                stopping["bad_epochs"] += 1
+            if stopping["bad_epochs"] >= patience:
+                stopping["stopped"] = True
+                model.load_state_dict(stopping["model"])  # restore the weights of the best val loss
+        row["epoch_seconds"] = time.perf_counter() - began
+        history.append({k: row[k] for k in HISTORY_COLUMNS})
+        checkpoint.save(last_path, checkpoint.make(
+            model, args.model, arch_kwargs, experiment=args.experiment, settings=settings, epoch=epoch,
+            optimizer=engine.optimizer.state_dict(), scheduler=scheduler.state_dict() if scheduler else None,
+            scaler=engine.scaler.state_dict(), rng=rng_state(), history=history, best=best,
+            early_stopping=stopping, fingerprint=fingerprint,
+        ))
+        print(f"epoch {epoch}/{settings['epochs']}  train loss {train_loss:.4f} acc {train_acc:.4f}  val loss {val_loss:.4f} "
+              f"acc {row['val_acc']:.4f} macro-F1 {row['val_macro_f1']:.4f}  lr {lr:.3g}  {row['epoch_seconds']:.1f}s"
+              + (f"  early stop: restored epoch {stopping['epoch']} (best val loss)" if stopping["stopped"] else ""), flush=True)
+
+    model.load_state_dict(best["model"])
+    write_history(out_dir / "history.csv", history)
+    checkpoint.save(out_dir / "best.pt", checkpoint.make(
+        model, args.model, arch_kwargs, experiment=args.experiment, settings=settings, epoch=best["epoch"],
+        val_macro_f1=best["val_macro_f1"], seed=args.seed,
+    ))
+    print(f"best epoch {best['epoch']}: val macro-F1 {best['val_macro_f1']:.4f} -> {out_dir / 'best.pt'}", flush=True)
+    return 0
+
+
+def progress_printer(epoch: int) -> Callable[[int, int], None]:
+    """Prints about ten progress lines per epoch when an epoch has many batches."""
+    began = time.perf_counter()
+
+    def report(done: int, total: int) -> None:
+        step = max(total // 10, 1)
+        if total >= 50 and done % step == 0 and done < total:
+            rate = done / (time.perf_counter() - began)
+            print(f"  epoch {epoch}: batch {done}/{total} ({rate:.1f} batches/s)", file=sys.stdout, flush=True)
+
+    return report

@@ -1,0 +1,220 @@
+"""ferflow predict: faces found in photos, results per face, bad input, refused checkpoints."""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ferflow import checkpoint, models
+from ferflow.classes import CLASS_NAMES
+from ferflow.cli import main
+
+Box = tuple[int, int, int, int]
+
+
+def drawn_face(side: int) -> np.ndarray:
+    """A cartoon face (oval, brows, eyes, nose, mouth) that the Haar cascade takes for a face."""
+    img = np.full((side, side), 90, np.uint8)
+    c = side // 2
+    cv2.ellipse(img, (c, int(c * 1.05)), (int(side * 0.36), int(side * 0.46)), 0, 0, 360, 200, -1)
+    img = cv2.GaussianBlur(img, (0, 0), side / 40)
+    for dx in (-1, 1):
+        ex, ey = c + dx * int(side * 0.16), int(side * 0.42)
+        cv2.ellipse(img, (ex, ey - int(side * 0.07)), (int(side * 0.10), int(side * 0.025)), 0, 0, 360, 70, -1)
+        cv2.ellipse(img, (ex, ey), (int(side * 0.07), int(side * 0.035)), 0, 0, 360, 40, -1)
+    cv2.ellipse(img, (c, int(side * 0.62)), (int(side * 0.04), int(side * 0.08)), 0, 0, 360, 150, -1)
+    cv2.ellipse(img, (c, int(side * 0.76)), (int(side * 0.13), int(side * 0.035)), 0, 0, 360, 60, -1)
+    return cv2.GaussianBlur(img, (0, 0), side / 80)
+
+
+def background(rng: np.random.Generator, width: int = 800, height: int = 600) -> np.ndarray:
+    """A colour gradient with noise: a face-free RGB scene."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    scene = np.stack([xx / width * 200, yy / height * 200, (xx + yy) / (width + height) * 255], -1)
+    return np.clip(scene + rng.normal(0, 10, scene.shape), 0, 255).astype(np.uint8)
+
+
+def paste(scene: np.ndarray, faces: list[np.ndarray], rng: np.random.Generator, cell: int = 200) -> list[Box]:
+    """Paste RGB face images into a grid of ``cell``-pixel cells of ``scene`` at random offsets."""
+    columns = scene.shape[1] // cell
+    boxes = []
+    for k, face in enumerate(faces):
+        s = face.shape[0]
+        x = (k % columns) * cell + int(rng.integers(0, cell - s + 1))
+        y = (k // columns) * cell + int(rng.integers(0, cell - s + 1))
+        scene[y : y + s, x : x + s] = face
+        boxes.append((x, y, s, s))
+    return boxes
+
+
+def iou(a: Box, b: Box) -> float:
+    ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(["predict", *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-init resnet checkpoint (3 channels, as trained on the rgb stage)."""
+    torch.manual_seed(0)
+    kwargs = {"in_channels": 3, "num_classes": 7, "dropout": 0.0}
+    path = tmp_path_factory.mktemp("ckpt") / "best.pt"
+    checkpoint.save(path, checkpoint.make(models.build("resnet", **kwargs), "resnet", kwargs))
+    return path
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Box]]:
+    """A folder: scene.jpg with three drawn faces, sub/empty.png without a face, sub/broken.jpg (not an image)."""
+    root = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(3)
+    scene = background(rng)
+    boxes = paste(scene, [np.repeat(drawn_face(s)[..., None], 3, -1) for s in (110, 150, 190)], rng)
+    Image.fromarray(scene).save(root / "scene.jpg", quality=92)
+    (root / "sub").mkdir()
+    Image.fromarray(background(rng)).save(root / "sub" / "empty.png")
+    (root / "sub" / "broken.jpg").write_bytes(b"this is not a JPEG")
+    (root / "sub" / "notes.txt").write_text("not an image extension: ignored")
+    return root, boxes
+
+
+def test_folder_json_finds_faces_and_reports_bad_files(photos, ckpt, capsys, tmp_path):
+    root, boxes = photos
+    code, out, err = run_cli(capsys, str(root), "--checkpoint", str(ckpt), "--json", "--annotate", str(tmp_path / "ann"))
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["classes"] == list(CLASS_NAMES) and doc["arch"] == "resnet"
+    by_name = {Path(r["path"]).name: r for r in doc["images"]}
+    assert set(by_name) == {"scene.jpg", "empty.png", "broken.jpg"}  # recursive, by extension
+
+    scene = by_name["scene.jpg"]
+    assert (scene["width"], scene["height"], scene["error"]) == (800, 600, None)
+    assert len(scene["faces"]) == len(boxes)
+    for face in scene["faces"]:
+        assert max(iou(tuple(face["box"]), b) for b in boxes) > 0.5
+        probs = face["probabilities"]
+        assert list(probs) == list(CLASS_NAMES)
+        assert sum(probs.values()) == pytest.approx(1.0, abs=1e-4)
+        assert face["emotion"] == max(probs, key=probs.get) and face["confidence"] == probs[face["emotion"]]
+
+    assert by_name["empty.png"]["faces"] == [] and by_name["empty.png"]["error"] is None
+    assert by_name["broken.jpg"]["faces"] == [] and "unreadable" in by_name["broken.jpg"]["error"]
+    assert "broken.jpg" in err and "skipped" in err
+
+    # annotated copies keep the folder layout and size; boxes are drawn in green; no copy of the broken file
+    written = sorted(p.relative_to(tmp_path / "ann").as_posix() for p in (tmp_path / "ann").rglob("*") if p.is_file())
+    assert written == ["scene.jpg", "sub/empty.png"]
+    annotated = np.asarray(Image.open(tmp_path / "ann" / "scene.jpg").convert("RGB")).astype(int)
+    assert annotated.shape == (600, 800, 3)
+    x, y, w, h = scene["faces"][0]["box"]
+    edge = annotated[y + h // 2, x]
+    assert edge[1] > 200 and edge[0] < 80 and edge[2] < 80
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "ann" / "sub" / "empty.png")), np.asarray(Image.open(root / "sub" / "empty.png")))
+
+
+def test_table_output_and_strict(photos, ckpt, capsys):
+    root, _ = photos
+    code, out, _ = run_cli(capsys, str(root / "scene.jpg"), str(root / "sub" / "empty.png"), "--checkpoint", str(ckpt))
+    assert code == 0
+    assert "scene.jpg: 3 face(s)" in out and "empty.png: no face found" in out
+    assert all(c[:7] in out for c in CLASS_NAMES)
+    code, _, err = run_cli(capsys, str(root / "sub" / "empty.png"), "--checkpoint", str(ckpt), "--strict")
+    assert code == 1 and "1 without a face" in err
+    code, _, _ = run_cli(capsys, str(root / "scene.jpg"), "--checkpoint", str(ckpt), "--strict")
+    assert code == 0
+
+
+def test_no_detect_treats_image_as_face_crop(ckpt, capsys, tmp_path):
+    Image.fromarray(drawn_face(96)[:, 8:88]).save(tmp_path / "crop.png")  # 80 wide, 96 high
+    code, out, _ = run_cli(capsys, str(tmp_path / "crop.png"), "--checkpoint", str(ckpt), "--no-detect", "--json")
+    assert code == 0
+    faces = json.loads(out)["images"][0]["faces"]
+    assert len(faces) == 1 and faces[0]["box"] == [0, 8, 80, 80]
+
+
+def test_missing_input_is_an_error(ckpt, capsys, tmp_path):
+    code, _, err = run_cli(capsys, str(tmp_path / "nope.jpg"), "--checkpoint", str(ckpt))
+    assert code == 1 and "nope.jpg: no such file or folder" in err
+
+
+class CreatesMarker:
+    """Unpickling this object opens (creates) the marker file: code execution by pickle."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+@pytest.mark.parametrize("writer", ["pickle", "torch.save"])
+def test_malicious_checkpoint_is_refused(writer, photos, capsys, tmp_path):
+    root, _ = photos
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pt"
+    payload = {"format": "ferflow-checkpoint", "version": 1, "hook": CreatesMarker(marker)}
+    if writer == "pickle":
+        evil.write_bytes(pickle.dumps(payload))
+    else:
+        torch.save(payload, evil)
+    # the payload is live: plain unpickling would run it (checked on a copy aimed at another marker)
+    probe = tmp_path / "probe"
+    pickle.loads(pickle.dumps(CreatesMarker(probe))).close()
+    assert probe.exists()
+
+    code, out, err = run_cli(capsys, str(root / "scene.jpg"), "--checkpoint", str(evil))
+    assert code == 1
+    assert "evil.pt" in err and "refused" in err
+    assert not marker.exists()
+    assert out == ""
+
+
+def test_foreign_checkpoint_is_refused(photos, capsys, tmp_path):
+    root, _ = photos
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"state_dict": {"w": torch.zeros(2)}}, foreign)
+    code, _, err = run_cli(capsys, str(root / "scene.jpg"), "--checkpoint", str(foreign))
+    assert code == 1 and "not a ferflow checkpoint" in err
+
+
+@pytest.mark.realdata
+def test_finds_real_affectnet_faces_pasted_into_scenes(affectnet_zip, ckpt, capsys, tmp_path):
+    """40 real AffectNet faces, 120-190 px, pasted ten to a 800×600 scene: most are found where pasted."""
+    rng = np.random.default_rng(0)
+    with zipfile.ZipFile(affectnet_zip) as archive:
+        names = sorted(n for n in archive.namelist() if n.lower().endswith(".jpg"))
+        chosen = [names[i] for i in rng.choice(len(names), 40, replace=False)]
+        faces = [Image.open(io.BytesIO(archive.read(n))).convert("RGB") for n in chosen]
+    pasted: dict[str, list[Box]] = {}
+    for k in range(4):
+        scene = background(rng)
+        resized = [np.asarray(f.resize((s, s), Image.Resampling.LANCZOS)) for f, s in
+                   zip(faces[k * 10 : k * 10 + 10], rng.integers(120, 191, 10))]
+        pasted[f"scene{k}.jpg"] = paste(scene, resized, rng)
+        Image.fromarray(scene).save(tmp_path / f"scene{k}.jpg", quality=92)
+    code, out, _ = run_cli(capsys, str(tmp_path), "--checkpoint", str(ckpt), "--json")
+    assert code == 0
+    found = false_positives = 0
+    for image in json.loads(out)["images"]:
+        detected = [tuple(f["box"]) for f in image["faces"]]
+        truth = pasted[Path(image["path"]).name]
+        found += sum(any(iou(t, d) > 0.3 for d in detected) for t in truth)
+        false_positives += sum(not any(iou(t, d) > 0.3 for t in truth) for d in detected)
+    assert found >= 32, f"only {found} of 40 pasted faces found"
+    assert false_positives <= 4

@@ -1,0 +1,183 @@
+"""The tiny study on a real Slurm cluster, through a test profile built on workflow/profiles/slurm.
+
+Needs a reachable Slurm cluster with an idle node offering a GPU GRES: `.ci/slurm-up.sh` (run by
+`.ci/run`, as root) starts a single-node one on localhost with a stand-in GPU, so the train jobs'
+`gpu=1` request stays real. Elsewhere the test skips, unless FERFLOW_REQUIRE_SLURM=1 (set by
+`.ci/run` once the cluster is up) turns the skip into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from conftest import REPO, bin_path, copy_workflow
+from ferflow import checkpoint
+from ferflow.storage import load_split, read_json
+
+pytestmark = pytest.mark.slurm
+
+RESULTS = "results/tiny"
+TIMEOUT_S = 900
+POLL_S = 5
+# Slurm's record of each job; Comment last (free text). BatchFlag=1: submitted with sbatch.
+SQUEUE_FIELDS = "JobID:|,Name:|,State:|,BatchFlag:|,tres-per-job:|,Comment:"
+
+
+def _run(*cmd: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, text=True, capture_output=True, timeout=30)
+
+
+def _slurm_unavailable() -> str | None:
+    """Why the test cannot run here, or None."""
+    hint = "start a local cluster with `.ci/slurm-up.sh` (as root)"
+    for tool in ("sbatch", "squeue", "sinfo"):
+        if shutil.which(tool) is None:
+            return f"Slurm not installed ({tool} not found): {hint}"
+    try:
+        nodes = _run("sinfo", "--noheader", "--Node", "--format=%N %T %G")
+    except subprocess.TimeoutExpired:
+        return f"Slurm controller not answering (sinfo timed out): {hint}"
+    if nodes.returncode != 0:
+        return f"Slurm controller not reachable ({nodes.stderr.strip()}): {hint}"
+    rows = [line.split() for line in nodes.stdout.splitlines() if line.strip()]
+    if not any(state in ("idle", "mixed") and "gpu" in gres for _, state, gres in rows):
+        return f"no idle Slurm node with a GPU GRES (sinfo: {nodes.stdout.strip() or 'no nodes'}): {hint}"
+    return None
+
+
+def _default_partition() -> str:
+    """The cluster's default partition (marked * by sinfo), else its first one."""
+    partitions = _run("sinfo", "--noheader", "--format=%P").stdout.split()
+    default = [p.rstrip("*") for p in partitions if p.endswith("*")]
+    return (default or partitions)[0]
+
+
+def _test_profile(dest: Path) -> Path:
+    """workflow/profiles/slurm with what a small test cluster needs (each override explained)."""
+    profile = yaml.safe_load((REPO / "workflow/profiles/slurm/config.yaml").read_text())
+    profile.update({
+        "slurm-status-command": "squeue",                  # no slurmdbd: sacct cannot answer
+        "slurm-init-seconds-before-status-checks": 2,      # seconds-long jobs: poll early
+        "slurm-keep-successful-logs": True,                # the per-job logs Slurm wrote, kept for the checks
+        "max-threads": 2,                                  # the node's CPUs; same thread counts as the local run
+    })
+    defaults = profile["default-resources"]
+    defaults.pop("slurm_account", None)                    # a test cluster has no accounts
+    defaults.update(slurm_partition=_default_partition(), mem_mb=1000, runtime=30)
+    profile["set-resources"]["train"].update(cpus_per_gpu=2, mem_mb=2000, runtime=30)
+    dest.mkdir(parents=True)
+    (dest / "config.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
+    return dest
+
+
+def _observe(seen: dict[str, dict]) -> None:
+    """Record every job Slurm still knows (finished jobs stay listed for MinJobAge, 300 s by default)."""
+    out = _run("squeue", "--states=all", "--noheader", "--Format", SQUEUE_FIELDS).stdout
+    for line in out.splitlines():
+        jobid, name, state, batch, tres, comment = (part.strip() for part in line.split("|", 5))
+        record = seen.setdefault(jobid, {"name": name, "batch": batch, "tres": tres, "comment": comment, "states": set()})
+        record["states"].add(state)
+
+
+@pytest.fixture(scope="module")
+def slurm_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, dict[str, dict]]:
+    """The tiny study run through Slurm: (workdir, snakemake's log, Slurm's records by job id)."""
+    reason = _slurm_unavailable()
+    if reason:
+        if os.environ.get("FERFLOW_REQUIRE_SLURM") == "1":
+            pytest.fail(f"FERFLOW_REQUIRE_SLURM=1 but {reason}")
+        pytest.skip(reason)
+    workdir = copy_workflow(tmp_path_factory.mktemp("slurm"))
+    profile = _test_profile(workdir / "profile")
+    cmd = [bin_path("snakemake"), "--profile", str(profile), "--configfile", "workflow/presets/tiny.yaml"]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    log_path = workdir / "snakemake.log"
+    seen: dict[str, dict] = {}
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + TIMEOUT_S
+        while proc.poll() is None:
+            if time.monotonic() > deadline:
+                proc.terminate()  # the plugin cancels its Slurm jobs
+                proc.wait(timeout=60)
+                pytest.fail(f"snakemake on Slurm still running after {TIMEOUT_S} s:\n{log_path.read_text()[-4000:]}")
+            _observe(seen)
+            time.sleep(POLL_S)
+    _observe(seen)
+    text = log_path.read_text()
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed ({proc.returncode}):\n{text[-8000:]}"
+    return workdir, text, seen
+
+
+def test_every_job_went_through_sbatch(slurm_run: tuple[Path, str, dict[str, dict]]) -> None:
+    workdir, log, seen = slurm_run
+    run_id = re.search(r"SLURM run ID: (\S+)", log).group(1)
+    submitted = dict(re.findall(r"has been submitted with SLURM jobid (\d+) \(log: (.+?)\)\.", log))
+    # Snakemake announces each job as "rule X:" (sent to Slurm) or "localrule X:" (run in place).
+    announced = Counter(re.findall(r"^rule (\w+):$", log, flags=re.M))
+    assert announced, "snakemake ran no job through Slurm"
+    assert len(submitted) == sum(announced.values())
+    missing = sorted(set(submitted) - set(seen))
+    assert not missing, f"Slurm has no record of jobs {missing}"
+
+    rules: Counter[str] = Counter()
+    for jobid, slurm_log in submitted.items():
+        record = seen[jobid]
+        assert record["name"] == run_id, record
+        assert record["batch"] == "1", f"job {jobid} was not a batch (sbatch) job: {record}"
+        assert "COMPLETED" in record["states"], f"job {jobid} never completed: {record}"
+        assert Path(slurm_log).is_file() and Path(slurm_log).stem == jobid  # Slurm's --output %j.log
+        rule = re.fullmatch(r"rule_(\w+?)(_wildcards_.*)?", record["comment"]).group(1)
+        rules[rule] += 1
+        # train asks for one GPU (sbatch --gpus=1); data, evaluation and report jobs for none
+        assert record["tres"] == ("gres:gpu:1" if rule == "train" else "N/A"), (rule, record)
+    assert rules == announced  # Slurm's records name exactly the rules snakemake ran
+    assert rules["train"] >= 2  # the sweep experiment and the final run
+
+
+def _files(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+
+
+def test_outputs_equal_a_local_run(slurm_run: tuple[Path, str, dict[str, dict]], tiny_run: Path) -> None:
+    """Slurm changes where jobs run, not what they compute: seeded stages give the same results.
+
+    Compared exactly: data stages (arrays and summaries), training histories (all but the
+    wall-clock epoch_seconds), the trained weights (CPU training is seeded and both runs use the
+    preset's 2 threads) and the evaluation metrics computed from them. Timings (latency.json,
+    benchmarks), logs, figures and the report are compared by presence only.
+    """
+    local, remote = tiny_run / RESULTS, slurm_run[0] / RESULTS
+    assert _files(local) == _files(remote)
+
+    for path in sorted(local.glob("data/*/summary.json")):
+        assert read_json(path) == read_json(remote / path.relative_to(local)), path
+    for path in sorted(local.glob("data/*/*.npz")):
+        a, b = load_split(path), load_split(remote / path.relative_to(local))
+        assert np.array_equal(a.images, b.images) and np.array_equal(a.labels, b.labels), path
+        assert list(a.ids) == list(b.ids), path
+
+    histories = sorted(local.glob("runs/*/*/history.csv"))
+    assert histories
+    for path in histories:
+        a, b = pd.read_csv(path), pd.read_csv(remote / path.relative_to(local))
+        assert list(a.columns) == list(b.columns), path
+        pd.testing.assert_frame_equal(a.drop(columns="epoch_seconds"), b.drop(columns="epoch_seconds"), check_exact=True)
+    for path in sorted(local.glob("runs/*/*/best.pt")):
+        a, b = checkpoint.read(path)["model"], checkpoint.read(remote / path.relative_to(local))["model"]
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), path
+    for path in sorted(local.glob("runs/*/*/metrics.json")):
+        assert read_json(path) == read_json(remote / path.relative_to(local)), path
