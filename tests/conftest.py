@@ -39,11 +39,12 @@ def bin_path(name: str) -> str:
 
 
 def copy_workflow(dest: Path) -> Path:
-    """Copy the workflow (Snakefile, config, workflow/) into ``dest`` so it runs outside the repo."""
+    """Copy the workflow (Snakefile, config, workflow/, envs/) into ``dest`` so it runs outside the repo."""
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "Snakefile", dest / "Snakefile")
     shutil.copy(REPO / "config.yaml", dest / "config.yaml")
     shutil.copytree(REPO / "workflow", dest / "workflow", dirs_exist_ok=True)
+    shutil.copytree(REPO / "envs", dest / "envs", dirs_exist_ok=True)
     return dest
 
 

@@ -133,7 +133,7 @@ def test_table_output_and_strict(photos, ckpt, capsys):
     code, out, _ = run_cli(capsys, str(root / "scene.jpg"), str(root / "sub" / "empty.png"), "--checkpoint", str(ckpt))
     assert code == 0
     assert "scene.jpg: 3 face(s)" in out and "empty.png: no face found" in out
-    assert all(c[:7] in out for c in CLASS_NAMES)
+    assert all(c in out for c in CLASS_NAMES)
     code, _, err = run_cli(capsys, str(root / "sub" / "empty.png"), "--checkpoint", str(ckpt), "--strict")
     assert code == 1 and "1 without a face" in err
     code, _, _ = run_cli(capsys, str(root / "scene.jpg"), "--checkpoint", str(ckpt), "--strict")
@@ -218,3 +218,23 @@ def test_finds_real_affectnet_faces_pasted_into_scenes(affectnet_zip, ckpt, caps
         false_positives += sum(not any(iou(t, d) > 0.3 for t in truth) for d in detected)
     assert found >= 32, f"only {found} of 40 pasted faces found"
     assert false_positives <= 4
+
+
+def test_large_photo_is_detected_at_reduced_size_and_boxes_mapped_back(photos, ckpt, capsys, tmp_path):
+    root, boxes = photos
+    big = Image.open(root / "scene.jpg").resize((2000, 1500), Image.Resampling.BILINEAR)  # above the detection limit
+    big.save(tmp_path / "big.png")
+    code, out, _ = run_cli(capsys, str(tmp_path / "big.png"), "--checkpoint", str(ckpt), "--json")
+    assert code == 0
+    found = [tuple(f["box"]) for f in json.loads(out)["images"][0]["faces"]]
+    scaled = [tuple(round(v * 2.5) for v in b) for b in boxes]
+    assert len(found) == len(scaled) and all(max(iou(f, s) for s in scaled) > 0.5 for f in found)
+
+
+def test_crop_face_widens_box_and_pads_at_the_border():
+    from ferflow.predict import crop_face
+
+    gray = np.arange(100 * 120, dtype=np.uint32).reshape(100, 120).astype(np.uint8)
+    crop = crop_face(gray, (0, 10, 40, 40), margin=0.25)  # 60-px square centred on (20, 30): 10 px left of the photo
+    assert crop.shape == (60, 60)
+    assert np.array_equal(crop[:, 10:], gray[0:60, 0:50]) and np.array_equal(crop[:, 0], gray[0:60, 0])

@@ -8,7 +8,7 @@ Sources (:func:`resolve_source`):
   they are checked before the package is imported, and their absence is a one-line error.
 - ``http://`` / ``https://`` URL: downloaded with urllib to a temporary name, renamed when complete.
 - a local path: a zip, a tar archive (``.tar.gz``, ``.tgz``, ``.tar``, ...), an extracted folder, or
-  an ICML CSV file (returned as is).
+  an ICML CSV file (returned as is). ``ferflow download`` reads a zip in place rather than extracting it.
 
 Downloads are cached in ``<cache_dir>`` (e.g. ``resources/downloads``) and archives extracted once into
 ``<cache_dir>/extracted/<name>-<sha256 prefix>/`` (extracted into a temporary folder, renamed when
@@ -158,7 +158,11 @@ def extract(archive: Path, cache_dir: Path, digest: str) -> Path:
     tmp.chmod(0o777 & ~umask)  # mkdtemp's 0700 would hide the cache from other users
     try:
         (_extract_zip if kind == "zip" else _extract_tar)(archive, tmp)
-        os.replace(tmp, target)
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            if not target.is_dir():  # else a concurrent job extracted the same archive first
+                raise
     except (zipfile.BadZipFile, tarfile.ReadError, tarfile.CompressionError, zlib.error, EOFError) as exc:
         raise FerflowError(f"{archive}: corrupt or truncated archive ({exc})") from None
     except tarfile.FilterError as exc:
@@ -236,11 +240,13 @@ def _download_url(url: str, cache: Path) -> Path:
     return target
 
 
-def resolve_source(source: str, sha256: str | None, cache_dir: str | os.PathLike[str]) -> Path:
+def resolve_source(source: str, sha256: str | None, cache_dir: str | os.PathLike[str], *, extract_zip: bool = True) -> Path:
     """A local folder holding the source's files (archives checked and extracted into ``cache_dir``).
 
     A local folder is returned as is (``sha256`` cannot apply to it and is refused); a local ICML CSV
-    file is returned as is after its sha256 check; any archive is extracted once per content.
+    file is returned as is after its sha256 check; any archive is extracted once per content — except
+    that with ``extract_zip=False`` a zip is returned as is (:mod:`ferflow.layouts` reads zips directly,
+    which spares writing tens of thousands of small files).
     """
     cache = Path(cache_dir)
     if source.startswith("kaggle:"):
@@ -256,7 +262,7 @@ def resolve_source(source: str, sha256: str | None, cache_dir: str | os.PathLike
         if not path.is_file():
             raise FerflowError(f"{path}: source not found (expected kaggle:<owner>/<dataset>, an http(s) URL, or a local zip, tar.gz or folder)")
     digest = check_sha256(path, sha256)
-    if path.suffix.lower() == ".csv":
+    if path.suffix.lower() == ".csv" or (not extract_zip and archive_kind(path) == "zip"):
         return path
     return extract(path, cache, digest)
 
@@ -293,7 +299,7 @@ def acquire(args: argparse.Namespace) -> dict[str, Split]:
         return generate(args.synthetic_train, args.synthetic_test, args.seed)
     from ferflow.layouts import load_labelled
 
-    local = resolve_source(args.source, args.sha256, args.cache_dir)
+    local = resolve_source(args.source, args.sha256, args.cache_dir, extract_zip=False)
     data = load_labelled(local, args.test_split, strict=True)
     if "train" not in data or "test" not in data:
         raise FerflowError(f"{local}: expected train/<class>/ and test/<class>/ folders or an ICML CSV, found {', '.join(sorted(data)) or 'no split'}")

@@ -16,9 +16,11 @@ Under ``agree`` a file missing from ``labels.csv`` has no second label to agree,
 count is logged); under ``folder`` it is kept. ``--max-per-class`` caps each class after the policy with
 a seeded random choice of files (unreadable ones then reduce the count).
 
-Images are converted with :func:`ferflow.preprocess.to_face48` (any mode or size → 48×48 gray, Lanczos)
-and get ids ``affectnet:<path relative to the layout root>``. An unreadable image is skipped and logged;
-more than 1% unreadable fails the stage, listing the files.
+Images are converted with :func:`ferflow.preprocess.to_face48` (any mode or size → 48×48 gray, Lanczos;
+colour JPEGs are decoded straight to their luma plane, which is faster and within a few gray levels of
+converting the decoded RGB) and get ids ``affectnet:<path relative to the layout root>``. An unreadable
+image (or an empty face box) is skipped and logged; more than 1% of the candidate images unreadable
+fails the stage, listing the files. Decoding runs in a pool of ``--workers`` processes.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from PIL import Image
 
 from ferflow.classes import CLASS_NAMES, canonical
 from ferflow.errors import FerflowError
-from ferflow.preprocess import IMAGE_SIZE, to_face48
+from ferflow.preprocess import to_face48
 from ferflow.stages import replace_train
 from ferflow.storage import Split, load_split
 
@@ -70,7 +72,8 @@ def parse_classes(names: list[str]) -> list[str]:
         try:
             mapped = canonical(name)
         except KeyError:
-            raise FerflowError(f"--classes: class {name!r} maps to no ferflow class (known: {', '.join(CLASS_NAMES)})") from None
+            known = ", ".join(CLASS_NAMES)
+            raise FerflowError(f"--classes: class {name!r} maps to no ferflow class (known: {known})") from None
         if not mapped:
             raise FerflowError(f"--classes: class {name!r} maps to nothing (it is dropped: no FER2013 counterpart)")
         if mapped not in out:
@@ -123,7 +126,8 @@ def find_layout(root: Path) -> tuple[str, Path, list[Path]]:
             if _is_class_root(folder):
                 return "folders", folder, []
         level = [d for folder in level for d in _visible_dirs(folder)]
-    raise FerflowError(f"{root}: no AffectNet layout found (class folders with labels.csv, or an annotation CSV with subDirectory_filePath)")
+    raise FerflowError(f"{root}: no AffectNet layout found (class folders with an optional labels.csv, "
+                       "or an annotation CSV with subDirectory_filePath)")
 
 
 def read_kaggle_labels(path: Path) -> dict[str, str]:
@@ -266,7 +270,13 @@ def decode_all(items: list[Item], workers: int) -> list[np.ndarray | None]:
 
 
 def load_affectnet(
-    root: Path, classes: list[str], policy: str, max_per_class: int | None, seed: int, workers: int, log: Callable[[str], None]
+    root: Path,
+    classes: list[str],
+    policy: str,
+    max_per_class: int | None,
+    seed: int,
+    workers: int,
+    log: Callable[[str], None],
 ) -> Split:
     """The AffectNet images of ``classes`` under ``root`` as a split (ids ``affectnet:<rel path>``)."""
     kind, layout_root, csvs = find_layout(root)
@@ -289,9 +299,9 @@ def load_affectnet(
         if len(bad) > MAX_UNREADABLE * len(items):
             shown = ", ".join(bad[:5]) + (f" (+{len(bad) - 5} more, listed in the log)" if len(bad) > 5 else "")
             raise FerflowError(f"{root}: {len(bad)} of {len(items)} AffectNet images unreadable (> 1%): {shown}")
-    good = [(it, arr) for it, arr in zip(items, arrays) if arr is not None]
+    good = [(it, arr) for it, arr in zip(items, arrays) if arr is not None]  # never empty: <= 1% failed
     return Split(
-        np.stack([arr for _, arr in good]) if good else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8),
+        np.stack([arr for _, arr in good]),
         np.array([it.label for it, _ in good], dtype=np.int64),
         np.array([it.id for it, _ in good], dtype=np.str_),
     )
@@ -312,9 +322,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--in-dir", required=True, help="data stage directory to read (train/val/test.npz)")
     parser.add_argument("--out-dir", required=True, help="data stage directory to write")
     parser.add_argument("--source", required=True,
-                        help="kaggle:<owner>/<dataset> | http(s) URL | local zip, tar.gz, folder or annotation CSV | synthetic")
+                        help="kaggle:<owner>/<dataset> | http(s) URL | local zip, tar.gz, folder or CSV | synthetic")
     parser.add_argument("--sha256", default=None, help="expected sha256 of a downloaded archive")
-    parser.add_argument("--cache-dir", default="resources/downloads", help="where archives are downloaded and extracted")
+    parser.add_argument("--cache-dir", default="resources/downloads", help="downloads and extracted archives")
     parser.add_argument("--classes", nargs="+", default=["angry", "disgust", "surprise"], help="classes to inject")
     parser.add_argument("--label-policy", choices=("folder", "agree"), default="folder")
     parser.add_argument("--max-per-class", type=int, default=None, help="cap of injected images per class")
@@ -339,6 +349,9 @@ def run(args: argparse.Namespace) -> int:
                                   args.max_per_class, args.seed, args.workers, log)
     counts = injected.counts()
     log("injected into train: " + ", ".join(f"{c} {counts[c]}" for c in classes) + f" (total {len(injected)})")
+    empty = [c for c in classes if counts[c] == 0]
+    if empty:
+        log(f"warning: the source has no images of {', '.join(empty)}")
     merged = Split.concat([train, injected])
     replace_train(src, out, merged)
     return 0

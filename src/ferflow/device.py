@@ -11,26 +11,32 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
-
-import torch
+from typing import IO, TYPE_CHECKING
 
 from ferflow.errors import FerflowError
+
+if TYPE_CHECKING:
+    import torch
 
 PREFERENCES = ("auto", "cpu", "cuda", "mps")
 
 
 def mps_available() -> bool:
+    import torch
+
     backend = getattr(torch.backends, "mps", None)
     return bool(backend and backend.is_available())
 
 
-def select_device(preference: str = "auto") -> torch.device:
+def select_device(preference: str = "auto") -> "torch.device":
     """``auto``: CUDA, else MPS, else CPU; an explicit device must be available."""
+    import torch  # imported here so that claiming a GPU slot stays light
+
     if preference not in PREFERENCES:
         raise FerflowError(f"device {preference!r} is not one of {', '.join(PREFERENCES)}")
     if preference == "auto":
@@ -93,6 +99,6 @@ def claim_gpu_slot(count: int, directory: Path | None = None, timeout: float | N
         if timeout is not None and time.monotonic() - start >= timeout:
             raise FerflowError(f"all {count} GPU slots in {directory} stayed busy for {timeout:g} s")
         if not announced:
-            print(f"all {count} GPU slots in {directory} are busy; waiting for one to free up", flush=True)
+            print(f"all {count} GPU slots in {directory} are busy; waiting for one to free up", file=sys.stderr, flush=True)
             announced = True
         time.sleep(poll)

@@ -49,7 +49,10 @@ def load_labelled_images(path: str | Path, test_split: str = "PublicTest") -> Sp
     """The labelled images at ``path``: a split file, or the test (else only) split of a layout."""
     path = Path(path)
     if path.suffix == ".npz":
-        return load_split(path)
+        split = load_split(path)
+        if not len(split):
+            raise FerflowError(f"{path}: the split file holds no images")
+        return split
     if not path.exists():
         raise FerflowError(f"{path}: data not found")
     from ferflow.layouts import load_labelled
@@ -69,7 +72,7 @@ def batched_outputs(fn: Callable[[torch.Tensor], torch.Tensor], images: np.ndarr
         for start in range(0, len(images), batch_size):
             x = to_model_input(images[start : start + batch_size], in_channels)
             outputs.append(fn(x).float().numpy())
-    return np.concatenate(outputs) if outputs else np.zeros((0, NUM_CLASSES), np.float32)
+    return np.concatenate(outputs)
 
 
 def in_channels_of(ckpt: dict[str, Any]) -> int:
@@ -145,8 +148,6 @@ def evaluate(checkpoint_path: str | Path, data: str | Path, test_split: str = "P
     """Metrics (the metrics.json dict) and per-image predictions of a checkpoint on labelled data."""
     model, ckpt = checkpoint.load_model(checkpoint_path)
     split = load_labelled_images(data, test_split)
-    if len(split) == 0:
-        raise FerflowError(f"{data}: no images to evaluate")
     probabilities = predict_probabilities(model, ckpt, split.images, batch_size)
     metrics = compute_metrics(split.labels, probabilities.argmax(axis=1))
     metrics.update({

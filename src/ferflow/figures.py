@@ -56,6 +56,13 @@ def add_arguments_plot_study(parser: argparse.ArgumentParser) -> None:
         sub.add_argument("--dpi", type=int, default=150)
 
 
+def epoch_axis(ax: plt.Axes, last_epoch: int) -> None:
+    """An x axis of whole epochs from 1 to ``last_epoch`` (readable even for a single epoch)."""
+    ax.set_xlim(0.5, last_epoch + 0.5)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    ax.set_xlabel("epoch")
+
+
 def curves_figure(history: pd.DataFrame, title: str) -> plt.Figure:
     """Loss, accuracy (train and val) and val macro-F1 per epoch; the best epoch (val macro-F1) marked."""
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
@@ -66,8 +73,7 @@ def curves_figure(history: pd.DataFrame, title: str) -> plt.Figure:
             ax.plot(history["epoch"], history[f"{split}_{key}"], SPLIT_STYLES[split], marker="o", markersize=3,
                     label=split)
         ax.axvline(best, color="0.6", linestyle=":", linewidth=1, label=f"best epoch ({best})")
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        epoch_axis(ax, int(history["epoch"].max()))
         ax.set_title(label)
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small", frameon=False)
@@ -119,9 +125,9 @@ def confusion_figure(metrics: dict[str, Any], title: str) -> plt.Figure:
     return fig
 
 
-def tsne_figure(path: str, title: str) -> plt.Figure:
+def tsne_figure(coordinates: tuple[np.ndarray, np.ndarray], title: str) -> plt.Figure:
     """The t-SNE coordinates of a run's penultimate embeddings, coloured by true class."""
-    coords, labels = read_coords(path)
+    coords, labels = coordinates
     fig, ax = plt.subplots(figsize=(6.5, 5))
     scatter_by_class(ax, coords, labels, size=6.0)
     ax.set_title(f"{title}: t-SNE of penultimate features ({len(labels)} test images)")
@@ -132,15 +138,16 @@ def tsne_figure(path: str, title: str) -> plt.Figure:
 def sweep_figure(histories: list[str], title: str) -> plt.Figure:
     """Validation accuracy and macro-F1 per epoch of each experiment (named by its run folder)."""
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
+    last_epoch = 1
     for path in histories:
         history = read_history(path)
+        last_epoch = max(last_epoch, int(history["epoch"].max()))
         experiment = run_of(path)[1]
         for ax, key in zip(axes, ("val_acc", "val_macro_f1")):
             ax.plot(history["epoch"], history[key], marker="o", markersize=3, label=experiment)
     for ax, label in zip(axes, ("Validation accuracy", "Validation macro-F1")):
         ax.set_title(label)
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        epoch_axis(ax, last_epoch)
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize="small", frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.suptitle(title)
@@ -193,13 +200,18 @@ def _require(value: str | None, option: str, needed_for: str) -> str:
 
 
 def run_plot_run(args: argparse.Namespace) -> int:
+    """Read every needed input first (so a bad one leaves no figure behind), then draw each requested figure."""
     source = args.history or args.metrics or args.tsne
     title = args.title or ("/".join(run_of(source)) if source else "")
+    history = read_history(_require(args.history, "--history", "--curves")) if args.curves else None
+    needs_metrics = args.per_class or args.confusion
+    metrics = read_metrics(_require(args.metrics, "--metrics", "--per-class/--confusion")) if needs_metrics else None
+    coords = read_coords(_require(args.tsne, "--tsne", "--tsne-figure")) if args.tsne_figure else None
     jobs = [
-        (args.curves, lambda: curves_figure(read_history(_require(args.history, "--history", "--curves")), title)),
-        (args.per_class, lambda: per_class_figure(read_metrics(_require(args.metrics, "--metrics", "--per-class")), title)),
-        (args.confusion, lambda: confusion_figure(read_metrics(_require(args.metrics, "--metrics", "--confusion")), title)),
-        (args.tsne_figure, lambda: tsne_figure(_require(args.tsne, "--tsne", "--tsne-figure"), title)),
+        (args.curves, lambda: curves_figure(history, title)),
+        (args.per_class, lambda: per_class_figure(metrics, title)),
+        (args.confusion, lambda: confusion_figure(metrics, title)),
+        (args.tsne_figure, lambda: tsne_figure(coords, title)),
     ]
     for out, draw in jobs:
         if out:

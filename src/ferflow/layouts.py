@@ -37,7 +37,7 @@ from typing import Callable, Iterable
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ferflow.classes import ICML_CODES, canonical, label_of
+from ferflow.classes import ALIASES, CLASS_NAMES, ICML_CODES, canonical, label_of
 from ferflow.errors import FerflowError
 from ferflow.preprocess import IMAGE_SIZE, to_face48, to_grayscale_array
 from ferflow.storage import Split
@@ -97,7 +97,8 @@ def _entries(names: Iterable[str], source: str, test_split: str) -> list[_Entry]
             try:
                 cls = canonical(parts[-2])
             except KeyError:
-                raise FerflowError(f"{source}: unknown class folder {folder!r} (known: see ferflow.classes)") from None
+                known = ", ".join([*CLASS_NAMES, *ALIASES])
+                raise FerflowError(f"{source}: unknown class folder {folder!r} (known names: {known})") from None
             labels[folder] = label_of(cls) if cls else None
         label = labels[folder]
         if label is None:
@@ -211,7 +212,7 @@ def _load_zip(path: Path, test_split: str, strict: bool) -> dict[str, Split]:
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise FerflowError(f"{path}: not a readable zip archive ({exc})") from None
+        raise FerflowError(f"{path}: corrupt or truncated zip archive ({exc})") from None
     with zf:
         names = [i.filename for i in zf.infolist() if not i.is_dir()]
         csv_name = _find_csv(names)

@@ -196,12 +196,11 @@ def format_result(result: PhotoResult, classes: list[str]) -> list[str]:
         return [f"{result.path}: skipped (unreadable)"]
     if not result.faces:
         return [f"{result.path}: no face found"]
-    short = [c[:7] for c in classes]
     lines = [f"{result.path}: {len(result.faces)} face(s)",
-             f"  {'#':>2}  {'box (x, y, w, h)':<22}  {'emotion':<8}  " + "  ".join(f"{c:>7}" for c in short)]
+             f"  {'#':>2}  {'box (x, y, w, h)':<22}  {'emotion':<8}  " + " ".join(f"{c:>8}" for c in classes)]
     for i, face in enumerate(result.faces, 1):
         box = "{}, {}, {}, {}".format(*face.box)
-        lines.append(f"  {i:>2}  {box:<22}  {face.emotion:<8}  " + "  ".join(f"{face.probabilities[c]:>7.3f}" for c in classes))
+        lines.append(f"  {i:>2}  {box:<22}  {face.emotion:<8}  " + " ".join(f"{face.probabilities[c]:>8.3f}" for c in classes))
     return lines
 
 

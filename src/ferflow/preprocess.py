@@ -8,9 +8,13 @@ channel repeated when the model takes 3 channels.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 from PIL import Image
+
+if TYPE_CHECKING:
+    import torch
 
 IMAGE_SIZE = 48
 NORMALIZATION: dict[str, float] = {"mean": 0.5, "std": 0.5}
@@ -47,8 +51,10 @@ def to_face48(image: Image.Image, size: int = IMAGE_SIZE) -> np.ndarray:
     return arr
 
 
-def to_model_input(images: np.ndarray | torch.Tensor, in_channels: int) -> torch.Tensor:
+def to_model_input(images: "np.ndarray | torch.Tensor", in_channels: int) -> "torch.Tensor":
     """uint8 images ``(N, H, W)`` or ``(N, H, W, C)`` → float ``(N, in_channels, H, W)`` in [-1, 1]."""
+    import torch  # imported here so that the data stages, which never call this, start fast
+
     x = torch.as_tensor(images)
     if x.ndim == 3:
         x = x.unsqueeze(-1)

@@ -124,8 +124,9 @@ def embed_figure(path: Path, caption: str) -> str:
     return f"<figure>{body}<figcaption>{html.escape(caption)}</figcaption></figure>"
 
 
-def html_table(rows: list[list[Any]], headers: list[str], best: Iterable[int] = ()) -> str:
-    """An HTML table; text cells left-aligned, numbers formatted; columns in ``best`` mark their maximum bold."""
+def html_table(rows: list[list[Any]], headers: list[str], best: Iterable[int] = (), digits: int = 4) -> str:
+    """An HTML table: text left-aligned, ints with thousands separators, floats with ``digits`` decimals;
+    the maximum of each column in ``best`` in bold."""
     best = set(best)
     maxima = {j: max((r[j] for r in rows if isinstance(r[j], (int, float)) and not pd.isna(r[j])), default=None)
               for j in best}
@@ -135,7 +136,7 @@ def html_table(rows: list[list[Any]], headers: list[str], best: Iterable[int] = 
             return f'<td class="text">{html.escape(value)}</td>'
         if value is None or pd.isna(value):
             return "<td>–</td>"
-        text = f"{value:,}" if isinstance(value, int) else f"{value:.4f}"
+        text = f"{value:,}" if isinstance(value, int) else f"{value:.{digits}f}"
         return f'<td class="best">{text}</td>' if j in best and value == maxima[j] else f"<td>{text}</td>"
 
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
@@ -154,6 +155,7 @@ def csv_table(path: Path, headers: dict[str, str]) -> str:
     frame = pd.read_csv(_existing(path))
     names = list(frame.columns)
     scores = [j for j, c in enumerate(names) if c.startswith(("val_", "test_"))]
+    frame = frame.astype({names[j]: float for j in scores})
     return html_table(_frame_rows(frame), [headers.get(c, c) for c in names], best=scores)
 
 
@@ -215,7 +217,7 @@ def deploy_section(layout: Layout, runs: list[str]) -> str:
                   f"{check.get('n_images', '?')} images, largest absolute logit difference "
                   f"{float(check.get('max_abs_diff', float('nan'))):.2e}.</p>",
                   f"<p class='muted'>CPU latency with {html.escape(str(latency.get('threads', '?')))} threads:</p>",
-                  html_table(rows, ["engine", "batch size", "images / s", "ms / batch"])]
+                  html_table(rows, ["engine", "batch size", "images / s", "ms / batch"], digits=2)]
     return "\n".join(parts)
 
 

@@ -28,6 +28,8 @@ from ferflow.classes import CLASS_NAMES
 from ferflow.errors import FerflowError
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 @dataclass
@@ -78,6 +80,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp creates 0600; give outputs the usual mode
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():

@@ -7,7 +7,7 @@ Each face is drawn with Pillow (3× supersampled, then reduced) from a parameter
 - **expression** (class-conditional): brow height, brow tilt (inner ends down for anger, up for
   sadness and fear), brow arch, eye openness, mouth width, mouth curve (corners up or down), mouth
   openness, teeth, lip asymmetry and nose wrinkles (disgust). Each face has an intensity in
-  [0.25, 1] that blends its class's prototype with the neutral one, and every parameter is jittered,
+  [0.5, 1] that blends its class's prototype with the neutral one, and every parameter is jittered,
   so classes overlap (weak expressions look neutral; fear and surprise share wide eyes) — separable
   by a small CNN, not trivially;
 - **nuisance**: position, scale, rotation, a lighting gradient, contrast, blur and sensor noise.
@@ -46,15 +46,15 @@ SUPERSAMPLE = 3
 # mouth_w (half-width), curve (+: corners up), open (lip gap), teeth (0-1), asym, wrinkle.
 PARAMS: tuple[str, ...] = ("brow_h", "brow_tilt", "arch", "eye_open", "mouth_w", "curve", "open", "teeth", "asym", "wrinkle")
 PROTOTYPES: dict[str, tuple[float, ...]] = {
-    "angry":    (0.10, 0.11, 0.00, 0.70, 0.28, -0.05, 0.05, 0.6, 0.00, 0.4),
-    "disgust":  (0.13, 0.05, 0.00, 0.50, 0.30, -0.08, 0.07, 0.3, 0.13, 1.0),
-    "fear":     (0.30, -0.09, 0.02, 1.40, 0.40, -0.05, 0.16, 0.5, 0.00, 0.0),
-    "happy":    (0.21, 0.00, 0.04, 0.62, 0.43, 0.17, 0.11, 1.0, 0.00, 0.0),
+    "angry":    (0.08, 0.14, 0.00, 0.65, 0.28, -0.06, 0.05, 0.6, 0.00, 0.4),
+    "disgust":  (0.12, 0.06, 0.00, 0.45, 0.30, -0.08, 0.07, 0.3, 0.15, 1.1),
+    "fear":     (0.32, -0.10, 0.02, 1.50, 0.40, -0.06, 0.20, 0.5, 0.00, 0.0),
+    "happy":    (0.21, 0.00, 0.04, 0.55, 0.44, 0.26, 0.14, 1.0, 0.00, 0.0),
     "neutral":  (0.20, 0.00, 0.03, 1.00, 0.31, 0.00, 0.00, 0.0, 0.00, 0.0),
-    "sad":      (0.19, -0.11, 0.00, 0.72, 0.29, -0.13, 0.00, 0.0, 0.00, 0.0),
-    "surprise": (0.34, -0.02, 0.08, 1.55, 0.21, 0.00, 0.34, 0.2, 0.00, 0.0),
+    "sad":      (0.19, -0.13, 0.00, 0.70, 0.29, -0.19, 0.00, 0.0, 0.00, 0.0),
+    "surprise": (0.38, -0.02, 0.08, 1.70, 0.21, 0.00, 0.40, 0.2, 0.00, 0.0),
 }
-JITTER = np.array([0.035, 0.035, 0.03, 0.16, 0.045, 0.045, 0.04, 0.3, 0.04, 0.25])
+JITTER = np.array([0.03, 0.03, 0.025, 0.13, 0.04, 0.04, 0.035, 0.3, 0.035, 0.25])
 """Standard deviation of each expression parameter around its (intensity-blended) prototype."""
 
 
@@ -73,10 +73,10 @@ def class_counts(n: int, proportions: dict[str, int] = FER2013_TRAIN_COUNTS, min
 
 
 def _expressions(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Expression parameters ``(N, len(PARAMS))`` of faces with the given class names' labels."""
+    """Expression parameters ``(N, len(PARAMS))`` of faces with the given labels."""
     proto = np.array([PROTOTYPES[c] for c in CLASS_NAMES])
     neutral = proto[CLASS_NAMES.index("neutral")]
-    intensity = rng.uniform(0.25, 1.0, size=(len(labels), 1))
+    intensity = rng.uniform(0.5, 1.0, size=(len(labels), 1))
     expr = neutral + intensity * (proto[labels] - neutral) + rng.normal(size=(len(labels), len(PARAMS))) * JITTER
     expr[:, PARAMS.index("asym")] *= rng.choice([-1.0, 1.0], size=len(labels))
     return expr
@@ -100,9 +100,9 @@ def _identities(n: int, rng: np.random.Generator, colour: bool) -> list[dict]:
             "face_w": rng.uniform(0.82, 1.0), "face_h": rng.uniform(1.12, 1.36),
             "skin": skin, "hair": hair, "bg": bg, "has_hair": rng.random() < 0.8,
             "hairline": rng.uniform(-1.05, -0.7), "eye_dx": rng.uniform(0.32, 0.42), "eye_y": rng.uniform(-0.26, -0.1),
-            "eye_w": rng.uniform(0.14, 0.2), "brow_t": rng.uniform(0.045, 0.085), "mouth_y": rng.uniform(0.5, 0.66),
-            "clutter": int(rng.integers(0, 3)), "seed": int(rng.integers(2**31)),
-            "scale": rng.uniform(0.33, 0.40), "angle": np.deg2rad(rng.normal(0, 8)),
+            "eye_w": rng.uniform(0.16, 0.21), "brow_t": rng.uniform(0.06, 0.1), "mouth_y": rng.uniform(0.5, 0.66),
+            "clutter": int(rng.integers(0, 2)), "seed": int(rng.integers(2**31)),
+            "scale": rng.uniform(0.33, 0.40), "angle": np.deg2rad(rng.normal(0, 6)),
             "shift": rng.normal(0, 0.035, 2),
         })
     return out
@@ -137,7 +137,7 @@ def draw_face(expr: np.ndarray, ident: dict, size: int, colour: bool) -> Image.I
     shapes: list[tuple[str, np.ndarray, tuple[int, ...] | int, int]] = []  # (polygon|line, points, fill, width)
     big = size * SUPERSAMPLE
     unit = big * ident["scale"]
-    line = max(1, round(unit * 0.045))
+    line, lip_w = max(1, round(unit * 0.055)), max(1, round(unit * 0.07))
     fw, fh, skin, hair = ident["face_w"], ident["face_h"], ident["skin"], ident["hair"]
     col = lambda rgb: _colour(rgb, colour)  # noqa: E731
 
@@ -157,9 +157,9 @@ def draw_face(expr: np.ndarray, ident: dict, size: int, colour: bool) -> Image.I
     brow_w = max(1, round(unit * ident["brow_t"]))
     for side in (-1.0, 1.0):
         ex, ey, ew = side * ident["eye_dx"], ident["eye_y"], ident["eye_w"]
-        eh = max(0.012, 0.085 * e["eye_open"])
+        eh = max(0.015, 0.095 * e["eye_open"])
         eye = _ellipse(ex, ey, ew, eh, 20)
-        pr = min(0.075, eh)
+        pr = min(0.085, eh)
         shapes.append(("polygon", eye, white, 0))
         shapes.append(("polygon", _ellipse(ex, ey + 0.2 * (eh - pr), pr, pr * 0.95 if eh > pr else eh, 14), pupil, 0))
         shapes.append(("line", eye[10:], dark, line))  # upper lid
@@ -171,7 +171,7 @@ def draw_face(expr: np.ndarray, ident: dict, size: int, colour: bool) -> Image.I
     nose_y, my = ident["eye_y"] + 0.1, ident["mouth_y"]
     shapes.append(("line", np.array([[0.02, nose_y], [0.07, my - 0.2], [-0.05, my - 0.17]]), col(skin * 0.7), line))
     if e["wrinkle"] > 0.4:
-        fill = col(skin * (1.0 - 0.25 * min(e["wrinkle"], 1.4)))
+        fill = col(skin * (1.0 - 0.35 * min(e["wrinkle"], 1.4)))
         for k in range(2):
             y = nose_y + 0.02 + 0.06 * k
             shapes.append(("line", np.array([[-0.09, y + 0.02], [0, y], [0.09, y + 0.02]]), fill, line))
@@ -187,8 +187,8 @@ def draw_face(expr: np.ndarray, ident: dict, size: int, colour: bool) -> Image.I
             teeth = upper + 0.45 * (lower - upper)
             shapes.append(("polygon", np.concatenate([_curve(x, upper), _curve(x, teeth)[::-1]]), col(np.full(3, 235.0)), 0))
     lip = col(skin * np.array([0.75, 0.5, 0.5])) if colour else col(skin * 0.55)
-    shapes.append(("line", _curve(x, upper), lip, line))
-    shapes.append(("line", _curve(x, lower), lip, line))
+    shapes.append(("line", _curve(x, upper), lip, lip_w))
+    shapes.append(("line", _curve(x, lower), lip, lip_w))
 
     points = np.concatenate([p for _, p, _, _ in shapes])
     c, s = np.cos(ident["angle"]), np.sin(ident["angle"])
@@ -212,9 +212,9 @@ def _photometric(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     x = images.astype(np.float32)
     yy, xx = np.meshgrid(np.linspace(-1, 1, h, dtype=np.float32), np.linspace(-1, 1, w, dtype=np.float32), indexing="ij")
     phi = rng.uniform(0, 2 * np.pi, n).astype(np.float32)
-    strength = rng.uniform(0, 0.35, n).astype(np.float32)
+    strength = rng.uniform(0, 0.3, n).astype(np.float32)
     light = 1 + strength[:, None, None] * (np.cos(phi)[:, None, None] * xx + np.sin(phi)[:, None, None] * yy)
-    contrast = rng.uniform(0.7, 1.15, n).astype(np.float32)[:, None, None]
+    contrast = rng.uniform(0.8, 1.15, n).astype(np.float32)[:, None, None]
     if x.ndim == 4:
         light, contrast = light[..., None], contrast[..., None]
     mean = x.mean(axis=tuple(range(1, x.ndim)), keepdims=True)
@@ -225,7 +225,7 @@ def _photometric(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         rows = (pad[:, :-2] + 2 * pad[:, 1:-1] + pad[:, 2:]) / 4
         amount = rng.uniform(0.2, 0.6, int(blur.sum())).astype(np.float32).reshape((-1,) + (1,) * (x.ndim - 1))
         x[blur] = (1 - amount) * x[blur] + amount * (rows[:, :, :-2] + 2 * rows[:, :, 1:-1] + rows[:, :, 2:]) / 4
-    sigma = rng.uniform(2, 8, n).astype(np.float32).reshape((n,) + (1,) * (x.ndim - 1))
+    sigma = rng.uniform(2, 6, n).astype(np.float32).reshape((n,) + (1,) * (x.ndim - 1))
     x += rng.normal(size=x.shape).astype(np.float32) * sigma
     return np.clip(np.round(x), 0, 255).astype(np.uint8)
 

@@ -29,7 +29,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ContextManager
+from typing import Any, Callable, ContextManager, Iterator
 
 import numpy as np
 import torch
@@ -140,6 +140,28 @@ class DeviceData:
         return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
+class EpochBatches:
+    """The augmented ``(x, y)`` batches of one epoch, in an order drawn from ``generator``; a final
+    batch of one image is dropped (batch norm needs two)."""
+
+    def __init__(self, data: DeviceData, settings: dict[str, Any], generator: torch.Generator, channels_last: bool) -> None:
+        size = settings["batch_size"]
+        order = torch.randperm(len(data), generator=generator)
+        if len(order) % size == 1 and len(order) > 1:
+            order = order[:-1]
+        self.chunks = list(order.split(size))[: settings["max_train_batches"] or None]
+        self.data, self.augmentation, self.generator, self.channels_last = data, settings["augmentation"], generator, channels_last
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for chunk in self.chunks:
+            theta = affine_matrices(len(chunk), self.augmentation, self.generator)
+            index = chunk.to(self.data.labels.device)
+            yield augment(self.data.batch(index, self.channels_last), theta), self.data.labels[index]
+
+
 @dataclass
 class Engine:
     """A model with what one training step needs."""
@@ -155,19 +177,12 @@ class Engine:
                     progress: Callable[[int, int], None] | None = None) -> tuple[float, float]:
         """One pass over (at most ``max_train_batches`` batches of) ``data``: (mean loss, accuracy)."""
         self.model.train()
-        size = settings["batch_size"]
-        order = torch.randperm(len(data), generator=generator)
-        if len(order) % size == 1 and len(order) > 1:
-            order = order[:-1]  # a batch of one breaks batch norm
-        starts = list(range(0, len(order), size))[: settings["max_train_batches"] or None]
         loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
         correct = torch.zeros((), device=self.device, dtype=torch.int64)
         seen = 0
-        for i, start in enumerate(starts):
-            index = order[start : start + size]
-            theta = affine_matrices(len(index), settings["augmentation"], generator)
-            index = index.to(self.device)
-            x, y = augment(data.batch(index, self.channels_last), theta), data.labels[index]
+        batches = EpochBatches(data, settings, generator, self.channels_last)
+        total = len(batches)
+        for i, (x, y) in enumerate(batches, start=1):
             with self.autocast():
                 logits = self.model(x)
                 loss = F.cross_entropy(logits, y)
@@ -175,11 +190,11 @@ class Engine:
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
             self.scaler.update()
-            loss_sum += loss.detach().double() * len(index)
+            loss_sum += loss.detach().double() * len(y)
             correct += (logits.detach().argmax(1) == y).sum()
-            seen += len(index)
+            seen += len(y)
             if progress:
-                progress(i + 1, len(starts))
+                progress(i, total)
         return float(loss_sum) / seen, int(correct) / seen
 
     @torch.no_grad()
@@ -214,6 +229,15 @@ def make_optimizer(model: nn.Module, settings: dict[str, Any]) -> torch.optim.Op
     if settings["optimizer"] == "sgd":
         return torch.optim.SGD(params, lr=settings["lr"], momentum=settings["momentum"], weight_decay=settings["weight_decay"])
     return torch.optim.Adam(params, lr=settings["lr"], weight_decay=settings["weight_decay"])
+
+
+def make_engine(model: nn.Module, settings: dict[str, Any], device: torch.device) -> tuple[Engine, torch.dtype | None]:
+    """The model on ``device`` (channels_last when configured) with its optimizer and mixed precision."""
+    channels_last = bool(settings["channels_last"])
+    model = model.to(device, memory_format=torch.channels_last) if channels_last else model.to(device)
+    autocast, amp_dtype = autocast_for(device, settings["amp"])
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    return Engine(model, make_optimizer(model, settings), device, channels_last, autocast, scaler), amp_dtype
 
 
 def autocast_for(device: torch.device, amp: Any) -> tuple[Callable[[], ContextManager[Any]], torch.dtype | None]:
@@ -305,13 +329,8 @@ def run(args: argparse.Namespace) -> int:
     }
 
     torch.manual_seed(args.seed)
-    model = models.build(args.model, **arch_kwargs).to(device)
-    channels_last = bool(settings["channels_last"])
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    autocast, amp_dtype = autocast_for(device, settings["amp"])
-    engine = Engine(model, make_optimizer(model, settings), device, channels_last, autocast,
-                    torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16))
+    engine, amp_dtype = make_engine(models.build(args.model, **arch_kwargs), settings, device)
+    model, channels_last = engine.model, engine.channels_last
     plateau = settings["plateau"]
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(engine.optimizer, mode="min", factor=plateau["factor"],
                                                            patience=plateau["patience"]) if plateau else None

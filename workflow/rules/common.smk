@@ -63,6 +63,11 @@ def runs():
     return pairs + [(m, "final") for m in final_models()]
 
 
+def deployed_runs():
+    """Final runs that get an ONNX export and a latency table (export.onnx)."""
+    return [(m, "final") for m in final_models()] if config["export"]["onnx"] else []
+
+
 def run_dir(model, experiment):
     return f"{RESULTS}/runs/{model}/{experiment}"
 

@@ -24,11 +24,6 @@ def table_runs():
     return [(m, "final") for m in final_models()] + [(m, e) for m in baseline_models() for e in sweep_experiments(m)]
 
 
-def deployed_runs():
-    """Final runs with an ONNX check and latency table (export.onnx)."""
-    return [(m, "final") for m in final_models()] if config["export"]["onnx"] else []
-
-
 def run_figure(model, experiment, name):
     return f"{run_dir(model, experiment)}/figures/{name}.{FIGFMT}"
 

@@ -29,11 +29,10 @@ class ResidualBlock(nn.Module):
 class StudyResNet(nn.Module):
     """Two residual blocks (in→24→48 channels, 48→24→12 pixels), then Linear 6912→64→7."""
 
-    def __init__(self, in_channels: int = 3, num_classes: int = 7, dropout: float = 0.0, image_size: int = 48) -> None:
+    def __init__(self, in_channels: int = 3, num_classes: int = 7, dropout: float = 0.0) -> None:
         super().__init__()
         self.blocks = nn.Sequential(ResidualBlock(in_channels, 24, dropout), ResidualBlock(24, 48, dropout))
-        side = image_size // 4
-        self.embedding = nn.Sequential(nn.Flatten(), nn.Linear(48 * side * side, 64), nn.ReLU(inplace=True))
+        self.embedding = nn.Sequential(nn.Flatten(), nn.Linear(48 * 12 * 12, 64), nn.ReLU(inplace=True))
         self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(64, num_classes))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
