@@ -97,10 +97,11 @@ def _unsafe(name: str) -> bool:
 
 def _link_escapes(member: str, target: str) -> bool:
     """Whether a link at ``member`` pointing to ``target`` resolves outside the extraction folder."""
-    if _unsafe(target) and PurePosixPath(target.replace("\\", "/")).is_absolute():
+    target = target.replace("\\", "/")
+    if PurePosixPath(target).is_absolute() or (len(target) > 1 and target[1] == ":"):
         return True
     depth = 0
-    for part in (PurePosixPath(member).parent / target.replace("\\", "/")).parts:
+    for part in (PurePosixPath(member).parent / target).parts:
         depth += -1 if part == ".." else 0 if part in (".", "") else 1
         if depth < 0:
             return True

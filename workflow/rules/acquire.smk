@@ -21,6 +21,8 @@ rule download:
         f"{RESULTS}/logs/download/download.log",
     benchmark:
         f"{RESULTS}/benchmarks/download/download.tsv"
+    conda:
+        "../../envs/data.yaml"
     shell:
         "ferflow download --source {params.source:q} {params.sha256} {params.synthetic}"
         " --val-fraction {params.val_fraction} --test-split {params.test_split} --seed {params.seed}"
