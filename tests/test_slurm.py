@@ -30,7 +30,7 @@ from ferflow.storage import load_split, read_json
 pytestmark = pytest.mark.slurm
 
 RESULTS = "results/tiny"
-TIMEOUT_S = 900
+TIMEOUT_S = 2400  # a guard against hangs: about 10 min on 2 busy cores, 23 jobs mostly one at a time
 POLL_S = 5
 # Slurm's record of each job; Comment last (free text). BatchFlag=1: submitted with sbatch.
 SQUEUE_FIELDS = "JobID:|,Name:|,State:|,BatchFlag:|,tres-per-job:|,Comment:"
@@ -92,6 +92,21 @@ def _observe(seen: dict[str, dict]) -> None:
         record["states"].add(state)
 
 
+def _run_id(log: str) -> str | None:
+    """The plugin's ID of the run: the name of all its Slurm jobs."""
+    found = re.search(r"SLURM run ID: (\S+)", log)
+    return found.group(1) if found else None
+
+
+def _stop(proc: subprocess.Popen[str], log_path: Path) -> None:
+    """Stop snakemake and cancel the Slurm jobs of its run."""
+    proc.kill()
+    proc.wait()
+    run_id = _run_id(log_path.read_text())
+    if run_id:
+        _run("scancel", "--name", run_id)
+
+
 @pytest.fixture(scope="module")
 def slurm_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, dict[str, dict]]:
     """The tiny study run through Slurm: (workdir, snakemake's log, Slurm's records by job id)."""
@@ -111,8 +126,7 @@ def slurm_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, dict
         deadline = time.monotonic() + TIMEOUT_S
         while proc.poll() is None:
             if time.monotonic() > deadline:
-                proc.terminate()  # the plugin cancels its Slurm jobs
-                proc.wait(timeout=60)
+                _stop(proc, log_path)
                 pytest.fail(f"snakemake on Slurm still running after {TIMEOUT_S} s:\n{log_path.read_text()[-4000:]}")
             _observe(seen)
             time.sleep(POLL_S)
@@ -124,7 +138,7 @@ def slurm_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, dict
 
 def test_every_job_went_through_sbatch(slurm_run: tuple[Path, str, dict[str, dict]]) -> None:
     workdir, log, seen = slurm_run
-    run_id = re.search(r"SLURM run ID: (\S+)", log).group(1)
+    run_id = _run_id(log)
     submitted = dict(re.findall(r"has been submitted with SLURM jobid (\d+) \(log: (.+?)\)\.", log))
     # Snakemake announces each job as "rule X:" (sent to Slurm) or "localrule X:" (run in place).
     announced = Counter(re.findall(r"^rule (\w+):$", log, flags=re.M))

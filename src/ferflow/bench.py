@@ -86,13 +86,11 @@ def timed(batches: Iterable[tuple[torch.Tensor, torch.Tensor]], step: Callable[[
     for i, (x, y) in enumerate(batches):
         if i == warmup:
             seen, began = 0, time.perf_counter()
-        if i == warmup + count:
-            break
         step(x, y)
         seen += len(y)
-    else:
-        raise FerflowError(f"fewer than {warmup + count} batches of training images")
-    return seen / (time.perf_counter() - began)
+        if i + 1 == warmup + count:
+            return seen / (time.perf_counter() - began)
+    raise FerflowError(f"fewer than {warmup + count} batches of training images")
 
 
 def reference_step(model: torch.nn.Module, device: torch.device) -> Callable[[torch.Tensor, torch.Tensor], None]:

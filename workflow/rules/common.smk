@@ -1,16 +1,32 @@
-# Paths and input functions shared by every rule file.
-import json
+# Config validation, paths and input functions shared by every rule file.
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+
+def config_error(exc):
+    """One line naming the offending config key of a schema validation error."""
+    err = exc.__context__  # the jsonschema ValidationError that validate() wrapped
+    if not hasattr(err, "absolute_path"):
+        return str(exc)
+    path = ".".join(map(str, err.absolute_path))
+    if err.validator == "additionalProperties":
+        unknown = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+        return f"unknown config key {'.'.join(filter(None, [path, unknown[0]]))} (allowed: {', '.join(err.schema.get('properties', {}))})"
+    return f"invalid config key {path or '(top level)'}: {err.message}"
+
+
+def validate_config(config, schema):
+    """Validate (and fill defaults) against the schema; a failure is one line naming the key."""
+    try:
+        validate(config, schema)
+    except WorkflowError as exc:
+        raise WorkflowError(config_error(exc)) from None
+
 
 DATASET = config["dataset"]["name"]
 RESULTS = f"results/{DATASET}"
 SPLITS = ["train", "val", "test"]
 FIGFMT = config["figures"]["format"]
-
-
-wildcard_constraints:
-    model=r"[A-Za-z0-9]+",
-    experiment=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
-    stage=r"raw|affectnet|balanced|rgb",
 
 
 def stage_files(stage):
@@ -82,7 +98,7 @@ def experiment_settings(model, experiment):
 
 
 def all_targets():
-    """What `rule all` builds: filled in by the stage rule files through TARGETS."""
+    """The final outputs of the DAG (the all target), gathered from the TARGETS of each stage file."""
     return [t for fn in TARGETS for t in fn()]
 
 
