@@ -56,7 +56,9 @@ hw=$(slurmd -C | head -1)
 field() { sed -n "s/.*\b$1=\([0-9]*\).*/\1/p" <<<"$hw"; }
 cpus=$(field CPUs); boards=$(field Boards); sockets=$(field SocketsPerBoard)
 cores=$(field CoresPerSocket); threads=$(field ThreadsPerCore); mem=$(field RealMemory)
-[ -n "$cpus" ] && [ -n "$mem" ] || die "cannot read the node's hardware from 'slurmd -C': $hw"
+for value in "$cpus" "$boards" "$sockets" "$cores" "$threads" "$mem"; do
+    [ -n "$value" ] || die "cannot read the node's hardware from 'slurmd -C': $hw"
+done
 mem=$(( mem * 9 / 10 ))                  # leave headroom: slurmd may see slightly less later
 
 mkdir -p "$CONF_DIR" "$LOG_DIR" "$SPOOL/ctld" "$SPOOL/d"
@@ -124,7 +126,7 @@ for i in $(seq 60); do
     state=$(sinfo -h -N -n localhost -o %T 2>/dev/null | head -1)
     case "$state" in
         idle|mixed|allocated) say "node localhost is $state ($cpus CPUs, ${mem} MB, gpu:1)"; exit 0 ;;
-        down*|drain*) [ "$i" = 10 ] && scontrol update NodeName=localhost State=RESUME 2>/dev/null || true ;;
+        down*|drain*) if [ "$i" = 10 ]; then scontrol update NodeName=localhost State=RESUME 2>/dev/null || true; fi ;;
     esac
     sleep 1
 done

@@ -4,9 +4,11 @@ The reference loop is what the study ran: ``torchvision.datasets.ImageFolder`` o
 JPEGs, PIL transforms (RandomHorizontalFlip, RandomRotation(5), RandomAffine(0, shear=10,
 translate=(.2, .2)), ToTensor, Normalize(.5, .5)) and a ``DataLoader`` with 2 workers, batch 64.
 ferflow's loop is ``ferflow.train.Engine.train_epoch`` on the same images held in memory (3 identical
-channels, as the model-input stage has them). Both train the same architecture from the same
-initialisation with Adam; a few warm-up batches are excluded from each timing. This is a benchmark,
-not a test: numbers depend on the machine and its load.
+channels, as the model-input stage has them): ``EpochBatches`` feeding ``Engine.step``. Both train the
+same architecture from the same initialisation with Adam. The timed batches are split into rounds
+that alternate between the loops, each after a few untimed warm-up batches (the reference restarts
+its workers every round), so that a change in machine load hits both alike; the input pipelines are
+also timed alone. This is a benchmark, not a test: numbers depend on the machine and its load.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="resnet", help=f"architecture ({', '.join(models.names())})")
     parser.add_argument("--data", required=True, type=Path, help="class-folder layout with train/<class>/ (folder or zip)")
     parser.add_argument("--batches", type=int, default=60, help="timed batches of 64 per loop (default 60)")
-    parser.add_argument("--warmup", type=int, default=5, help="untimed batches before each timing (default 5)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds the batches are split into (default 3)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed batches before each timing (default 3)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads of the training process (default 2)")
     parser.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"])
     parser.add_argument("--seed", type=int, default=0)
@@ -109,50 +112,47 @@ def reference_step(model: torch.nn.Module, device: torch.device) -> Callable[[to
     return step
 
 
-def ferflow_rate(model: torch.nn.Module, data: DeviceData, device: torch.device, batches: int, warmup: int, seed: int) -> float:
-    """Images/s of ferflow's training loop (``Engine.train_epoch``) on in-memory uint8 data."""
-    settings = resolve_settings({"max_train_batches": warmup, "threads": torch.get_num_threads()})
-    engine, _ = make_engine(model, settings, device)
-    engine.train_epoch(data, settings, epoch_generator(seed, 0))
-    settings["max_train_batches"] = batches
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    began = time.perf_counter()
-    engine.train_epoch(data, settings, epoch_generator(seed, 1))  # returns floats: synchronised
-    return min(batches * 64, len(data)) / (time.perf_counter() - began)
-
-
-def ferflow_input_rate(data: DeviceData, batches: int, warmup: int, seed: int) -> float:
-    """Images/s of ferflow's input pipeline alone (index, normalise, augment)."""
-    settings = resolve_settings({"max_train_batches": warmup + batches})
-    sync = torch.cuda.synchronize if data.labels.is_cuda else (lambda: None)
-    return timed(EpochBatches(data, settings, epoch_generator(seed, 0), True), lambda x, y: sync(), batches, warmup)
-
-
 def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     device = select_device(args.device)
     began = time.perf_counter()
     train = to_rgb(layouts.load_labelled(args.data)["train"])
     load_seconds = time.perf_counter() - began
-    if len(train) < (args.warmup + args.batches) * 64:
-        raise FerflowError(f"{args.data}: {len(train)} training images, fewer than {(args.warmup + args.batches) * 64} needed")
+    per_round = -(-args.batches // args.rounds)
+    if len(train) < (args.warmup + per_round) * 64:
+        raise FerflowError(f"{args.data}: {len(train)} training images, too few for {args.warmup + per_round} batches of 64")
     data = DeviceData.of(train, device, in_channels=3)
-    print(f"{args.model}, {args.batches} timed batches of 64 after {args.warmup} warm-up, {args.threads} thread(s), device {device}")
-    print(f"ferflow decoded {len(train)} training images into memory once, in {load_seconds:.1f} s (not timed below); "
+    print(f"{args.model}: {args.rounds} rounds of {per_round} timed batches of 64 per loop, each after {args.warmup} warm-up "
+          f"batches; loops alternate so that both see the same machine load; {args.threads} thread(s), device {device}")
+    print(f"ferflow decoded {len(train)} training images into memory once, in {load_seconds:.1f} s (not timed); "
           f"the reference loop decodes JPEGs in every batch")
-
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    settings = resolve_settings({"max_train_batches": args.warmup + per_round})
     torch.manual_seed(args.seed)
-    ours = ferflow_rate(models.build(args.model, in_channels=3), data, device, args.batches, args.warmup, args.seed)
-    ours_input = ferflow_input_rate(data, args.batches, args.warmup, args.seed)
+    engine, _ = make_engine(models.build(args.model, in_channels=3), settings, device)
+    torch.manual_seed(args.seed)
+    reference = reference_step(models.build(args.model, in_channels=3), device)
+
+    def ours(x: torch.Tensor, y: torch.Tensor) -> None:
+        engine.step(x, y)
+        sync()
+
+    rates: dict[str, list[float]] = {"ferflow": [], "reference": [], "ferflow input": [], "reference input": []}
     with tempfile.TemporaryDirectory(prefix="ferflow-bench-") as scratch:
         loader = reference_loader(train_folder(args.data, Path(scratch)), args.seed)
-        torch.manual_seed(args.seed)
-        step = reference_step(models.build(args.model, in_channels=3), device)
-        reference = timed(loader, step, args.batches, args.warmup)
-        reference_input = timed(loader, lambda x, y: None, args.batches, args.warmup)
-    print(f"training   ferflow loop {ours:9.1f} images/s   reference loop {reference:9.1f} images/s   ratio {ours / reference:.2f}x")
-    print(f"input only ferflow      {ours_input:9.1f} images/s   reference      {reference_input:9.1f} images/s   "
-          f"ratio {ours_input / reference_input:.2f}x")
-    print(f"ratio: {ours / reference:.2f}x (training images/s, ferflow / reference)")
+        for r in range(args.rounds):
+            engine.model.train()
+            rates["ferflow"].append(timed(EpochBatches(data, settings, epoch_generator(args.seed, r), engine.channels_last),
+                                          ours, per_round, args.warmup))
+            rates["reference"].append(timed(loader, reference, per_round, args.warmup))
+            print(f"round {r + 1}: ferflow {rates['ferflow'][-1]:.1f} images/s, reference {rates['reference'][-1]:.1f} images/s, "
+                  f"ratio {rates['ferflow'][-1] / rates['reference'][-1]:.2f}x", flush=True)
+        rates["ferflow input"].append(timed(EpochBatches(data, settings, epoch_generator(args.seed, 0), engine.channels_last),
+                                            lambda x, y: sync(), per_round, args.warmup))
+        rates["reference input"].append(timed(loader, lambda x, y: None, per_round, args.warmup))
+    mean = {name: len(values) / sum(1 / v for v in values) for name, values in rates.items()}  # total images / total time
+    print(f"input only: ferflow {mean['ferflow input']:.0f} images/s, reference {mean['reference input']:.0f} images/s "
+          f"({mean['ferflow input'] / mean['reference input']:.1f}x)")
+    print(f"training:   ferflow {mean['ferflow']:.1f} images/s, reference {mean['reference']:.1f} images/s")
+    print(f"ratio: {mean['ferflow'] / mean['reference']:.2f}x (training images/s, ferflow / reference)")
     return 0

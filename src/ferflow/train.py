@@ -173,6 +173,17 @@ class Engine:
     autocast: Callable[[], ContextManager[Any]]
     scaler: torch.amp.GradScaler
 
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimisation step on a batch; returns the (detached) loss and logits."""
+        with self.autocast():
+            logits = self.model(x)
+            loss = F.cross_entropy(logits, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return loss.detach(), logits.detach()
+
     def train_epoch(self, data: DeviceData, settings: dict[str, Any], generator: torch.Generator,
                     progress: Callable[[int, int], None] | None = None) -> tuple[float, float]:
         """One pass over (at most ``max_train_batches`` batches of) ``data``: (mean loss, accuracy)."""
@@ -183,15 +194,9 @@ class Engine:
         batches = EpochBatches(data, settings, generator, self.channels_last)
         total = len(batches)
         for i, (x, y) in enumerate(batches, start=1):
-            with self.autocast():
-                logits = self.model(x)
-                loss = F.cross_entropy(logits, y)
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            loss_sum += loss.detach().double() * len(y)
-            correct += (logits.detach().argmax(1) == y).sum()
+            loss, logits = self.step(x, y)
+            loss_sum += loss.double() * len(y)
+            correct += (logits.argmax(1) == y).sum()
             seen += len(y)
             if progress:
                 progress(i, total)

@@ -1,4 +1,6 @@
 # Input functions of train.smk (kept apart from the rules, as `snakemake --lint` asks).
+import json
+
 
 
 def final_is_auto(wildcards):
