@@ -198,3 +198,36 @@ def test_bad_input_fails_with_one_line_and_no_outputs(stage: Path, tmp_path: Pat
     err = capsys.readouterr().err.strip()
     assert err.startswith("ferflow train: error:") and message in err and "\n" not in err
     assert not (tmp_path / "run" / "history.csv").exists() and not (tmp_path / "run" / "best.pt").exists()
+
+
+@pytest.mark.parametrize("native, amp, expected", [
+    (True, "auto", torch.bfloat16), (False, "auto", None), (True, False, None), (False, True, torch.bfloat16),
+])
+def test_cpu_autocast_only_where_bf16_is_native_unless_forced(monkeypatch: pytest.MonkeyPatch, native: bool,
+                                                               amp: Any, expected: torch.dtype | None) -> None:
+    from ferflow import train as train_module
+
+    monkeypatch.setattr(train_module, "cpu_has_native_bf16", lambda: native)
+    autocast, dtype = train_module.autocast_for(torch.device("cpu"), amp)
+    assert dtype == expected
+    with autocast():
+        out = torch.nn.Linear(4, 2)(torch.ones(1, 4))
+    assert out.dtype == (expected or torch.float32)
+
+
+def test_bf16_training_on_cpu_runs_and_records_its_precision(stage: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    history = train(stage, tmp_path / "bf16", {**BASE, "epochs": 1, "amp": True})
+    assert "amp torch.bfloat16" in capsys.readouterr().out
+    assert np.isfinite(float(history[0]["train_loss"])) and np.isfinite(float(history[0]["val_loss"]))
+
+
+def test_bench_times_both_loops_and_prints_their_ratio(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    synthetic.write_fer_folders(tmp_path / "fer", synthetic.generate(n_train=200, n_test=14, seed=2))
+    assert cli.main(["bench", "--model", "resnet", "--data", str(tmp_path / "fer"), "--batches", "2", "--rounds", "2",
+                     "--warmup", "1", "--amp", "false"]) == 0
+    out = capsys.readouterr().out
+    assert "ferflow loop: fp32" in out and "reference loop: fp32" in out
+    rounds = [line for line in out.splitlines() if line.startswith("round ")]
+    assert len(rounds) == 2
+    ratio = float(out.split("ratio: ")[1].split("x")[0])
+    assert ratio > 0
