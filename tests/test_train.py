@@ -18,13 +18,13 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import f1_score
 
-from ferflow import checkpoint, cli, synthetic
+from ferflow import checkpoint, cli, models, synthetic
 from ferflow.classes import CLASS_NAMES
 from ferflow.preprocess import to_model_input
 from ferflow.storage import load_split, save_stage
 
 BASE = {"epochs": 3, "batch_size": 32, "max_train_batches": 2, "threads": 2}
-EXPECTED_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_macro_f1", "lr", "epoch_seconds"] + [
+EXPECTED_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_macro_f1", "lr", "epoch_seconds", "val_dead_units"] + [
     f"val_{m}_{c}" for c in CLASS_NAMES for m in ("precision", "recall", "f1")
 ]
 
@@ -94,8 +94,12 @@ def test_outputs_history_and_best_checkpoint(reference: Path, stage: Path) -> No
     assert ckpt["experiment"] == "exp" and ckpt["settings"]["batch_size"] == 32 and ckpt["settings"]["optimizer"] == "adam"
     assert ckpt["arch"] == "resnet" and ckpt["arch_kwargs"] == {"in_channels": 1, "num_classes": 7, "dropout": 0.0}
     assert ckpt["classes"] == list(CLASS_NAMES) and ckpt["normalization"] == {"mean": 0.5, "std": 0.5}
-    # the checkpoint alone reproduces the recorded validation score
+    # the checkpoint alone reproduces the recorded validation score and dead-unit fraction
     assert val_loss_and_f1(model, stage)[1] == pytest.approx(ckpt["val_macro_f1"], abs=1e-9)
+    with torch.no_grad():
+        features = model.features(to_model_input(load_split(stage / "val.npz").images, 1))
+    dead = float((features <= 0).all(dim=0).float().mean())
+    assert float(history[ckpt["epoch"] - 1]["val_dead_units"]) == pytest.approx(dead, abs=1e-9)
     assert not list(reference.glob(".*.tmp"))
 
 
@@ -231,3 +235,27 @@ def test_bench_times_both_loops_and_prints_their_ratio(tmp_path: Path, capsys: p
     assert len(rounds) == 2
     ratio = float(out.split("ratio: ")[1].split("x")[0])
     assert ratio > 0
+
+
+def test_a_collapsing_run_warns_of_dead_units(stage: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    history = train(stage, tmp_path / "collapse", {**BASE, "epochs": 1, "lr": 1.0, "max_train_batches": 5})
+    out = capsys.readouterr().out
+    assert float(history[0]["val_dead_units"]) >= 0.9
+    assert "warning:" in out and "embedding units are dead" in out
+    healthy = train(stage, tmp_path / "healthy", {**BASE, "epochs": 1})
+    assert float(healthy[0]["val_dead_units"]) < 0.9 and "embedding units are dead" not in capsys.readouterr().out
+
+
+def test_dead_units_are_those_zero_on_every_image(stage: Path) -> None:
+    from ferflow.train import DeviceData, make_engine, resolve_settings
+
+    torch.manual_seed(0)
+    engine, _ = make_engine(models.build("resnet", in_channels=1), resolve_settings({}), torch.device("cpu"))
+    data = DeviceData.of(load_split(stage / "val.npz"), torch.device("cpu"), 1)
+    bias = engine.model.embedding[1].bias
+    with torch.no_grad():
+        bias[:] = 1e6  # every unit fires on every image
+    assert engine.predict(data)[2] == 0.0
+    with torch.no_grad():
+        bias[:16] = -1e6  # a quarter of the 64 units can never fire
+    assert engine.predict(data)[2] == 0.25

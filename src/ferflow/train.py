@@ -63,8 +63,9 @@ DEFAULTS: dict[str, Any] = {
 }
 RUNTIME_KEYS = ("device", "threads")  # may change between a kill and the resume
 EVAL_BATCH = 256
+DEAD_WARNING = 0.9  # fraction of dead embedding units above which each epoch warns of a collapse
 HISTORY_COLUMNS = [
-    "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_macro_f1", "lr", "epoch_seconds",
+    "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_macro_f1", "lr", "epoch_seconds", "val_dead_units",
     *[f"val_{metric}_{name}" for name in CLASS_NAMES for metric in ("precision", "recall", "f1")],
 ]
 
@@ -203,17 +204,23 @@ class Engine:
         return float(loss_sum) / seen, int(correct) / seen
 
     @torch.no_grad()
-    def predict(self, data: DeviceData) -> tuple[float, np.ndarray]:
-        """(mean cross-entropy, predicted labels) over ``data``, in eval mode."""
+    def predict(self, data: DeviceData) -> tuple[float, np.ndarray, float]:
+        """(mean cross-entropy, predicted labels, fraction of dead embedding units) over ``data``, in
+        eval mode. A unit is dead when it is zero for every image: the embeddings end in a ReLU, and a
+        run whose units die (the study's ResNet under Adam 1e-3, see the README) cannot learn."""
         self.model.eval()
-        loss_sum, predictions = 0.0, []
+        loss_sum, predictions, alive = 0.0, [], None
         for start in range(0, len(data), EVAL_BATCH):
             index = torch.arange(start, min(start + EVAL_BATCH, len(data)), device=self.device)
             with self.autocast():
-                logits = self.model(data.batch(index, self.channels_last)).float()
+                features = self.model.features(data.batch(index, self.channels_last))
+                logits = self.model.classifier(features).float()
+            active = (features > 0).any(dim=0)
+            alive = active if alive is None else alive | active
             loss_sum += float(F.cross_entropy(logits, data.labels[index], reduction="sum"))
             predictions.append(logits.argmax(1).cpu())
-        return loss_sum / len(data), torch.cat(predictions).numpy()
+        assert alive is not None
+        return loss_sum / len(data), torch.cat(predictions).numpy(), 1.0 - float(alive.float().mean())
 
 
 def val_metrics(labels: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
@@ -382,9 +389,9 @@ def run(args: argparse.Namespace) -> int:
         began = time.perf_counter()
         lr = engine.optimizer.param_groups[0]["lr"]
         train_loss, train_acc = engine.train_epoch(train_data, settings, epoch_generator(args.seed, epoch), progress_printer(epoch))
-        val_loss, predictions = engine.predict(val_data)
+        val_loss, predictions, dead = engine.predict(val_data)
         row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
-               **val_metrics(val_split.labels, predictions), "lr": lr}
+               **val_metrics(val_split.labels, predictions), "lr": lr, "val_dead_units": dead}
         if scheduler is not None:
             scheduler.step(val_loss)
         if row["val_macro_f1"] > best["val_macro_f1"]:
@@ -408,6 +415,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"epoch {epoch}/{settings['epochs']}  train loss {train_loss:.4f} acc {train_acc:.4f}  val loss {val_loss:.4f} "
               f"acc {row['val_acc']:.4f} macro-F1 {row['val_macro_f1']:.4f}  lr {lr:.3g}  {row['epoch_seconds']:.1f}s"
               + (f"  early stop: restored epoch {stopping['epoch']} (best val loss)" if stopping["stopped"] else ""), flush=True)
+        if dead >= DEAD_WARNING:
+            print(f"warning: {dead:.0%} of the embedding units are dead (zero on every val image); the run is "
+                  f"probably collapsing (dying ReLUs): try a lower lr or SGD, see the README's known problems", flush=True)
 
     model.load_state_dict(best["model"])
     write_history(out_dir / "history.csv", history)

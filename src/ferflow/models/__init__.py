@@ -1,7 +1,8 @@
 """Architecture registry: one module an architecture, registered here with one line.
 
 ``build(name, in_channels=3, num_classes=7, **options)`` returns a plain ``nn.Module`` whose
-``features(x)`` method gives the penultimate-layer embedding and whose ``forward(x)`` gives logits.
+``features(x)`` method gives the penultimate-layer embedding (after a ReLU), whose ``classifier``
+maps it to logits, and whose ``forward(x)`` is ``classifier(features(x))``.
 """
 
 from __future__ import annotations
