@@ -207,7 +207,7 @@ class Engine:
     def predict(self, data: DeviceData) -> tuple[float, np.ndarray, float]:
         """(mean cross-entropy, predicted labels, fraction of dead embedding units) over ``data``, in
         eval mode. A unit is dead when it is zero for every image: the embeddings end in a ReLU, and a
-        run whose units die (the study's ResNet under Adam 1e-3, see the README) cannot learn."""
+        run whose units nearly all die (the study's ResNet under Adam 1e-3, see the README) stops learning."""
         self.model.eval()
         loss_sum, predictions, alive = 0.0, [], None
         for start in range(0, len(data), EVAL_BATCH):
