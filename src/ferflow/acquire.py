@@ -42,7 +42,7 @@ import numpy as np
 
 from ferflow.classes import CLASS_NAMES
 from ferflow.errors import FerflowError
-from ferflow.storage import Split, atomic_path, save_stage
+from ferflow.storage import UMASK, Split, atomic_path, save_stage
 
 TAR_SUFFIXES: tuple[str, ...] = (".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 CREDENTIALS_HELP = (
@@ -154,9 +154,7 @@ def extract(archive: Path, cache_dir: Path, digest: str) -> Path:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o777 & ~umask)  # mkdtemp's 0700 would hide the cache from other users
+    tmp.chmod(0o777 & ~UMASK)  # mkdtemp's 0700 would hide the cache from other users
     try:
         (_extract_zip if kind == "zip" else _extract_tar)(archive, tmp)
         try:

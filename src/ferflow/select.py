@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 from ferflow.errors import FerflowError
-from ferflow.storage import write_json
+from ferflow.storage import parse_json_object, write_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,12 +67,7 @@ def select(model: str, histories: list[Path], experiments: list[str], settings: 
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        settings = json.loads(args.settings)
-    except json.JSONDecodeError as exc:
-        raise FerflowError(f"--settings: not valid JSON ({exc})") from None
-    if not isinstance(settings, dict):
-        raise FerflowError("--settings: expected a JSON object of experiment settings")
+    settings = parse_json_object(args.settings, "--settings")
     record = select(args.model, args.histories, args.experiments, settings, args.epochs)
     write_json(args.out, record)
     print(f"{args.model}: chose {record['experiment']} (val macro-F1 {record['val_macro_f1']:.4f} at epoch {record['epoch']})")

@@ -28,8 +28,8 @@ from ferflow.classes import CLASS_NAMES
 from ferflow.errors import FerflowError
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+UMASK = os.umask(0)  # the process's file-creation mask, read once (reading it means setting it)
+os.umask(UMASK)
 
 
 @dataclass
@@ -80,7 +80,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp creates 0600; give outputs the usual mode
+        os.chmod(tmp_path, 0o666 & ~UMASK)  # mkstemp creates 0600; give outputs the usual mode
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
@@ -96,6 +96,17 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
 def write_json(path: str | os.PathLike[str], data: Any) -> None:
     """Write indented JSON atomically."""
     write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+def parse_json_object(text: str, what: str) -> dict[str, Any]:
+    """A JSON object given as text (a command-line option); a one-line error naming ``what`` otherwise."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FerflowError(f"{what}: not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise FerflowError(f"{what}: expected a JSON object")
+    return value
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:

@@ -42,7 +42,7 @@ from ferflow.classes import CLASS_NAMES
 from ferflow.device import claim_gpu_slot, cpu_has_native_bf16, select_device
 from ferflow.errors import FerflowError
 from ferflow.preprocess import to_model_input
-from ferflow.storage import Split, load_split, write_text
+from ferflow.storage import Split, load_split, parse_json_object, write_text
 
 DEFAULTS: dict[str, Any] = {
     "epochs": 15,
@@ -294,16 +294,6 @@ def write_history(path: Path, history: list[dict[str, float]]) -> None:
     write_text(path, buffer.getvalue())
 
 
-def parse_json(text: str, what: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise FerflowError(f"{what}: not valid JSON ({exc})") from None
-    if not isinstance(value, dict):
-        raise FerflowError(f"{what}: expected a JSON object")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help=f"architecture ({', '.join(models.names())})")
     parser.add_argument("--experiment", required=True, help="experiment name (recorded in best.pt)")
@@ -317,8 +307,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = resolve_settings(parse_json(args.settings, "--settings"))
-    options = parse_json(args.model_options, "--model-options")
+    settings = resolve_settings(parse_json_object(args.settings, "--settings"))
+    options = parse_json_object(args.model_options, "--model-options")
     device_name = args.device or settings["device"]
     threads = args.threads or settings["threads"]
     torch.set_num_threads(threads)
