@@ -23,7 +23,9 @@ from ferflow.classes import CLASS_NAMES
 from ferflow.preprocess import to_model_input
 from ferflow.storage import load_split, save_stage
 
-BASE = {"epochs": 3, "batch_size": 32, "max_train_batches": 2, "threads": 2}
+# fp32 everywhere (amp false): the tests compare exact numbers, which bf16 autocast (amp auto on CPUs with
+# native bf16) would change from one CPU kind to another
+BASE = {"epochs": 3, "batch_size": 32, "max_train_batches": 2, "threads": 2, "amp": False}
 EXPECTED_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_macro_f1", "lr", "epoch_seconds", "val_dead_units"] + [
     f"val_{m}_{c}" for c in CLASS_NAMES for m in ("precision", "recall", "f1")
 ]
@@ -141,7 +143,21 @@ def test_identical_runs_match_and_a_stale_last_pt_is_not_resumed(stage: Path, tm
     assert checkpoint.read(tmp_path / "a" / "last.pt")["fingerprint"]["seed"] == 1
 
 
-def test_early_stopping_restores_best_weights_and_plateau_lowers_lr(stage: Path, tmp_path: Path) -> None:
+def test_a_finished_last_pt_is_retrained_not_reused(stage: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A job run again over a finished run (--forcerun, changed code) trains from scratch."""
+    one = {**BASE, "epochs": 1}
+    first = train(stage, tmp_path / "run", one)
+    capsys.readouterr()
+    again = train(stage, tmp_path / "run", one)
+    log = capsys.readouterr().out
+    assert "holds a finished run (epoch 1); training from scratch" in log and "resuming" not in log
+    assert "epoch 1/1  train loss" in log  # the epoch was trained again, not read back
+    assert again[0]["epoch_seconds"] != first[0]["epoch_seconds"]
+    assert without_time(again) == without_time(first)  # the same seed in fp32: the same run, retrained
+
+
+def test_early_stopping_restores_best_weights_and_plateau_lowers_lr(stage: Path, tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     # validation images are training images with shifted labels: learning the training labels raises the val loss
     train_split = load_split(stage / "train.npz")
     val = train_split.subset(np.arange(64))
@@ -169,6 +185,11 @@ def test_early_stopping_restores_best_weights_and_plateau_lowers_lr(stage: Path,
     assert loss == pytest.approx(losses[best], rel=1e-5)
     assert abs(losses[-1] - losses[best]) > 1e-3
     assert last["early_stopping"]["stopped"] and last["early_stopping"]["epoch"] == best + 1
+    # an early-stopped last.pt is a finished run too (fewer epochs than planned): a rerun retrains
+    capsys.readouterr()
+    again = train(data, out, settings)
+    assert "training from scratch" in capsys.readouterr().out
+    assert without_time(again) == without_time(history)
 
 
 def test_training_learns_the_synthetic_faces(tmp_path: Path) -> None:

@@ -10,7 +10,9 @@ Reproducibility: the model is initialised from ``seed``; each epoch's shuffling 
 come from a generator seeded by ``(seed, epoch)``; dropout draws from the global torch RNG, whose
 state is saved in ``last.pt`` with the model, optimizer, scheduler, history and best states. A run
 killed after any epoch and restarted therefore ends exactly where an uninterrupted run ends (CPU).
-``last.pt`` is resumed only when its fingerprint (architecture, settings, seed, data) matches.
+``last.pt`` is resumed only when it holds an unfinished run (fewer epochs than planned, not early-stopped)
+whose fingerprint (architecture, settings, seed, data) matches: a job run again over a finished run
+(``--forcerun``, changed code) trains from scratch.
 
 Outputs (``--out-dir``): ``history.csv`` (one row per epoch) and ``best.pt`` (the epoch with the best
 val macro-F1), written when training ends; ``last.pt`` after every epoch.
@@ -350,7 +352,11 @@ def run(args: argparse.Namespace) -> int:
     start = 1
     if last_path.exists():
         state = checkpoint.read(last_path)
-        if state.get("fingerprint") == fingerprint:
+        done = state.get("epoch", 0)
+        if done >= settings["epochs"] or state.get("early_stopping", {}).get("stopped"):  # a rerun retrains
+            print(f"ignoring {last_path}: it holds a finished run (epoch {done}); training from scratch",
+                  flush=True)
+        elif state.get("fingerprint") == fingerprint:
             model.load_state_dict(state["model"])
             engine.optimizer.load_state_dict(state["optimizer"])
             if scheduler is not None:
