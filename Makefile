@@ -1,10 +1,11 @@
 # The README's two commands: `make demo` and `make test`. Both create .venv and install first.
+# `make lint` checks the rules and the code style; `make rulegraph` redraws docs/rulegraph.svg.
 VENV ?= .venv
 PYTHON ?= python3
 CORES ?= 2
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install demo test lint clean-demo
+.PHONY: install demo test lint rulegraph clean-demo
 
 install: $(VENV)/.installed
 
@@ -23,6 +24,15 @@ test: install
 
 lint: install
 	snakemake --lint
+	ruff check .
+	ruff format --check .
+	snakefmt --check .
+
+# The README's rule graph; needs graphviz's `dot` (apt-get install graphviz).
+rulegraph: install
+	snakemake --rulegraph --quiet all > docs/rulegraph.dot
+	dot -Tsvg docs/rulegraph.dot > docs/rulegraph.svg
+	rm docs/rulegraph.dot
 
 clean-demo:
 	rm -rf results/synthetic

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import urllib.error
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,17 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
     return proc
+
+
+@pytest.fixture(autouse=True)
+def no_weight_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test downloads model weights: torch.hub's download fails as it does offline."""
+    import torch.hub
+
+    def offline(url: str, dst: str, *args: object, **kwargs: object) -> None:
+        raise urllib.error.URLError(f"tests do not download ({url})")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
 
 
 @pytest.fixture(scope="session")

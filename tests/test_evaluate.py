@@ -59,13 +59,13 @@ def case_split() -> Split:
     return Split(images, np.array([t for t, _ in CASE]), np.array([f"img{i:02d}" for i in range(len(CASE))]))
 
 
-def write_class_folders(root: Path, prefix: str = "") -> None:
-    """The case as odd-size RGB images (60×80) in ``<root>/<prefix><class>/`` folders."""
+def write_class_folders(root: Path, prefix: str = "", name: str = "PublicTest") -> None:
+    """The case as odd-size RGB images (60×80) in ``<root>/<prefix><class>/<name>_<i>.png``."""
     for i, (true, bright) in enumerate(CASE):
         folder = root / f"{prefix}{CLASS_NAMES[true]}"
         folder.mkdir(parents=True, exist_ok=True)
         level = int(LEVELS[bright])
-        Image.new("RGB", (60, 80), (level, level, level)).save(folder / f"PublicTest_{i:02d}.png")
+        Image.new("RGB", (60, 80), (level, level, level)).save(folder / f"{name}_{i:02d}.png")
 
 
 def evaluate(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -130,6 +130,27 @@ def test_class_folders_zip_and_odd_sizes(tmp_path: Path, toy_checkpoint: Path, c
         assert_case_metrics(json.loads(out.read_text()))
 
 
+def test_every_labelled_image_is_scored_unless_a_split_is_asked(tmp_path: Path, toy_checkpoint: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """A folder of PrivateTest_*.png is scored whole; --split PublicTest empties it, and the error says so."""
+    folder = tmp_path / "private"
+    write_class_folders(folder, prefix="test/", name="PrivateTest")
+    out = tmp_path / "metrics.json"
+    code, _, err = evaluate(capsys, "--checkpoint", str(toy_checkpoint), "--data", str(folder), "--out", str(out))
+    assert code == 0, err
+    assert_case_metrics(json.loads(out.read_text()))
+    out.unlink()
+    code, _, err = evaluate(capsys, "--checkpoint", str(toy_checkpoint), "--data", str(folder), "--out", str(out),
+                            "--split", "PublicTest")
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert f"{folder}: the split filter 'PublicTest' kept none of the test images (dropped: 24 PrivateTest)" in err
+    assert not out.exists()
+    code, _, err = evaluate(capsys, "--checkpoint", str(toy_checkpoint), "--data", str(folder), "--out", str(out),
+                            "--split", "PrivateTest")
+    assert code == 0, err
+    assert_case_metrics(json.loads(out.read_text()))
+
+
 def test_icml_csv(tmp_path: Path, toy_checkpoint: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code_of = {name: code for code, name in ICML_CODES.items()}
     path = tmp_path / "fer2013.csv"
@@ -138,13 +159,13 @@ def test_icml_csv(tmp_path: Path, toy_checkpoint: Path, capsys: pytest.CaptureFi
         writer.writerow(["emotion", "pixels", "Usage"])
         for true, bright in CASE:
             writer.writerow([code_of[CLASS_NAMES[true]], " ".join([str(LEVELS[bright])] * 2304), "PublicTest"])
-        for usage in ("Training", "PrivateTest"):  # not evaluated with the default --test-split PublicTest
+        for usage in ("Training", "PrivateTest"):  # not evaluated: the CSV's test rows are its PublicTest rows
             writer.writerow([code_of["happy"], " ".join(["20"] * 2304), usage])
     out = tmp_path / "metrics.json"
     code, _, err = evaluate(capsys, "--checkpoint", str(toy_checkpoint), "--data", str(path), "--out", str(out))
     assert code == 0, err
     assert_case_metrics(json.loads(out.read_text()))
-    code, stdout, _ = evaluate(capsys, "--checkpoint", str(toy_checkpoint), "--data", str(path), "--test-split", "all")
+    code, stdout, _ = evaluate(capsys, "--checkpoint", str(toy_checkpoint), "--data", str(path), "--split", "all")
     assert code == 0 and f"{len(CASE) + 1} images" in stdout
 
 

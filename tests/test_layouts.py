@@ -104,6 +104,21 @@ def test_test_split_is_told_apart_by_file_name(tmp_path: Path) -> None:
     assert len(ids["all"]) == 3
     with pytest.raises(FerflowError, match="Validation"):
         load_labelled(tmp_path, "Validation")
+    assert len(load_labelled(tmp_path, None)["test"]) == 3  # no filter asked: every test image
+
+
+def test_a_split_filter_that_empties_the_test_images_is_named(tmp_path: Path) -> None:
+    save(tmp_path / "train" / "sad" / "Training_1.jpg", face(1))
+    save(tmp_path / "test" / "sad" / "PrivateTest_2.jpg", face(2))
+    save(tmp_path / "test" / "fear" / "PrivateTest_3.jpg", face(3))
+    message = "the split filter 'PublicTest' kept none of the test images \\(dropped: 2 PrivateTest\\)"
+    with pytest.raises(FerflowError, match=message):
+        load_labelled(tmp_path, "PublicTest")
+    flat = tmp_path / "flat"  # top-level class folders are filtered when a split is asked
+    save(flat / "sad" / "PrivateTest_4.jpg", face(4))
+    save(flat / "fear" / "PublicTest_5.jpg", face(5))
+    assert list(load_labelled(flat, "PublicTest")["all"].ids) == ["fear/PublicTest_5.jpg"]
+    assert len(load_labelled(flat)["all"]) == 2
 
 
 def test_hidden_and_non_image_files_are_ignored(tmp_path: Path) -> None:
@@ -159,10 +174,19 @@ def test_icml_csv(tmp_path: Path, name: str, spaced: bool) -> None:
     np.testing.assert_array_equal(data["train"].images, np.stack([p for _, u, p in rows if u == "Training"]))
     public = load_labelled(tmp_path, "PublicTest")["test"]  # found in the folder
     np.testing.assert_array_equal(public.images, np.stack([p for _, u, p in rows if u == "PublicTest"]))
+    np.testing.assert_array_equal(load_labelled(tmp_path, None)["test"].images, public.images)  # the CSV's default
     archive = tmp_path / "csv.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         zf.write(tmp_path / name, f"data/{name}")
     assert len(load_labelled(archive, "PrivateTest")["test"]) == 7
+
+
+def test_icml_csv_filter_that_empties_the_test_rows_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "fer2013.csv"
+    write_icml_csv(path, [(0, "Training", face(1)), (3, "PrivateTest", face(2))], spaced=False)
+    with pytest.raises(FerflowError, match="split filter 'PublicTest' kept none of the test rows.*1 PrivateTest"):
+        load_labelled(path, None)
+    assert len(load_labelled(path, "PrivateTest")["test"]) == 1
 
 
 def test_icml_csv_bad_row_is_named(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 import torch
+from torch import nn
 from torchvision.models.vgg import cfgs, make_layers
 
 from ferflow import models
@@ -45,21 +46,47 @@ def test_vgg16_freezes_all_but_block5() -> None:
     assert 14_700_000 < models.count_parameters(model) < 14_800_000
 
 
-def test_vgg16_pretrained_without_cached_weights_fails_clearly(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
-    with pytest.raises(FerflowError, match=r"vgg16-397923af\.pth") as info:
+def test_vgg16_pretrained_offline_fails_naming_the_file_and_where_to_put_it(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))  # an empty cache; downloads fail (conftest)
+    with pytest.raises(FerflowError, match=r"cannot download https://\S+/vgg16-397923af\.pth") as info:
         models.build("vgg16", pretrained=True)
-    assert str(tmp_path / "checkpoints") in str(info.value)
+    assert f"put it at {tmp_path / 'checkpoints' / 'vgg16-397923af.pth'}" in str(info.value)
     assert "\n" not in str(info.value)
+    assert not any((tmp_path / "checkpoints").iterdir())
+
+
+def imagenet_like_state() -> tuple[nn.Sequential, dict[str, torch.Tensor]]:
+    """A VGG16 convolutional base with seeded weights and its state as torchvision's file holds it."""
+    torch.manual_seed(0)
+    imagenet = make_layers(cfgs["D"])
+    state = {f"features.{k}": v for k, v in imagenet.state_dict().items()}
+    state["classifier.0.weight"] = torch.zeros(2, 2)  # ignored: only the convolutional base is used
+    return imagenet, state
+
+
+def test_vgg16_pretrained_downloads_through_torchvision_into_the_cache(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    imagenet, state = imagenet_like_state()
+    calls = []
+
+    def download(url: str, dst: str, hash_prefix: str | None = None, progress: bool = True) -> None:
+        calls.append((url, hash_prefix, progress))
+        torch.save(state, dst)
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", download)
+    model = models.build("vgg16", pretrained=True)
+    assert calls == [(vgg16_module.WEIGHTS.url, "397923af", True)]  # torchvision's URL, hash check, progress bar
+    assert vgg16_module.cached_weights_path() == tmp_path / "checkpoints" / "vgg16-397923af.pth"
+    assert vgg16_module.cached_weights_path().is_file()
+    assert torch.equal(model.base[28].weight, imagenet[28].weight)
+    models.build("vgg16", pretrained=True)  # from the cache: no second download
+    assert len(calls) == 1
 
 
 @pytest.mark.parametrize("channels", [1, 3])
 def test_vgg16_pretrained_loads_cached_weights(tmp_path, monkeypatch, channels: int) -> None:
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
-    torch.manual_seed(0)
-    imagenet = make_layers(cfgs["D"])
-    state = {f"features.{k}": v for k, v in imagenet.state_dict().items()}
-    state["classifier.0.weight"] = torch.zeros(2, 2)  # ignored: only the convolutional base is used
+    imagenet, state = imagenet_like_state()
     (tmp_path / "checkpoints").mkdir()
     torch.save(state, vgg16_module.cached_weights_path())
     model = models.build("vgg16", in_channels=channels, pretrained=True).eval()

@@ -3,8 +3,10 @@
 The data can be a ferflow split file (``.npz``, what the pipeline's evaluate rule passes), a class-folder
 layout as a folder or zip (``test/<class>/*.jpg``, or ``<class>/*.jpg`` at the top), or the ICML CSV; the
 last three are read by :func:`ferflow.layouts.load_labelled`, which converts every image to 48×48
-grayscale. The checkpoint's own input handling is then applied (3 identical channels when the model
-takes RGB, the [-1, 1] normalisation). Metrics come from scikit-learn.
+grayscale. Every labelled test image (else every labelled image) is scored: a folder or zip is not
+filtered by file name unless ``--split`` asks, and the ICML CSV's test rows are its ``PublicTest`` rows
+unless ``--split`` names others. The checkpoint's own input handling is then applied (3 identical
+channels when the model takes RGB, the [-1, 1] normalisation). Metrics come from scikit-learn.
 
 Macro-F1 averages the F1 of the classes present in the true labels or the predictions (scikit-learn's
 default), so a model is not penalised for classes a small user dataset does not contain. ``per_class``
@@ -14,8 +16,9 @@ lists all seven classes; a class with neither images nor predictions scores 0.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,10 +28,9 @@ from torch import nn
 from ferflow import checkpoint, models
 from ferflow.classes import CLASS_NAMES, NUM_CLASSES
 from ferflow.errors import FerflowError
+from ferflow.layouts import TEST_SPLITS, load_labelled
 from ferflow.preprocess import to_model_input
 from ferflow.storage import Split, atomic_path, load_split, write_json
-
-TEST_SPLITS = ("PublicTest", "PrivateTest", "all")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,14 +41,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--predictions", help="per-image predictions CSV (id, true, predicted, p_<class>...)")
     parser.add_argument("--per-class", help="per-class precision/recall/F1/support CSV")
     parser.add_argument("--confusion", help="confusion matrix CSV (rows: true class, columns: predicted)")
-    parser.add_argument("--test-split", choices=TEST_SPLITS, default="PublicTest",
-                        help="ICML CSV rows to use (default: PublicTest)")
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--split", choices=TEST_SPLITS, default=None,
+                        help="keep only these test images: a folder's or zip's by file name prefix, the ICML CSV's "
+                             "by Usage (default: every image of a folder or zip, the CSV's PublicTest rows)")
+    parser.add_argument("--batch-size", type=int, default=256, help="images per inference batch")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for inference")
 
 
-def load_labelled_images(path: str | Path, test_split: str = "PublicTest") -> Split:
-    """The labelled images at ``path``: a split file, or the test (else only) split of a layout."""
+def load_labelled_images(path: str | Path, test_split: str | None = None) -> Split:
+    """The labelled images at ``path``: a split file, or the test (else only) split of a layout, filtered
+    by ``test_split`` (see :func:`ferflow.layouts.load_labelled`)."""
     path = Path(path)
     if path.suffix == ".npz":
         split = load_split(path)
@@ -55,8 +59,6 @@ def load_labelled_images(path: str | Path, test_split: str = "PublicTest") -> Sp
         return split
     if not path.exists():
         raise FerflowError(f"{path}: data not found")
-    from ferflow.layouts import load_labelled
-
     splits = load_labelled(path, test_split=test_split)
     for key in ("test", "all"):
         if key in splits and len(splits[key]):
@@ -143,7 +145,7 @@ def write_csv(path: str | Path, frame: pd.DataFrame, index: bool = False) -> Non
         frame.to_csv(tmp, index=index, float_format="%.6g")
 
 
-def evaluate(checkpoint_path: str | Path, data: str | Path, test_split: str = "PublicTest",
+def evaluate(checkpoint_path: str | Path, data: str | Path, test_split: str | None = None,
              batch_size: int = 256) -> tuple[dict[str, Any], pd.DataFrame]:
     """Metrics (the metrics.json dict) and per-image predictions of a checkpoint on labelled data."""
     model, ckpt = checkpoint.load_model(checkpoint_path)
@@ -163,7 +165,7 @@ def evaluate(checkpoint_path: str | Path, data: str | Path, test_split: str = "P
 
 def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
-    metrics, predictions = evaluate(args.checkpoint, args.data, args.test_split, args.batch_size)
+    metrics, predictions = evaluate(args.checkpoint, args.data, args.split, args.batch_size)
     if args.predictions:
         write_csv(args.predictions, predictions)
     if args.per_class:

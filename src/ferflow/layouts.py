@@ -10,10 +10,17 @@ Layouts (in a folder or a zip, at any depth):
   ``"train"``, ``PublicTest`` / ``PrivateTest`` → ``"test"``. A path may also name the CSV itself.
 
 Class folder names go through :func:`ferflow.classes.canonical` (AffectNet's ``anger`` is ``angry``;
-``contempt`` is dropped); an unknown name is an error naming the folder. Test images are told apart by
-file name (``PublicTest_<id>.jpg``, ``PrivateTest_<id>.jpg``): ``test_split`` keeps one of them (or
-``"all"``); test images whose names carry neither prefix are always kept. Hidden files, ``__MACOSX``
+``contempt`` is dropped); an unknown name is an error naming the folder. Hidden files, ``__MACOSX``
 and non-image files are ignored.
+
+The split filter ``test_split`` (``"PublicTest"``, ``"PrivateTest"``, ``"all"`` or None):
+
+- ICML CSV: the Usage rows kept as ``"test"``; None keeps ``PublicTest``, the study's test set;
+- class folders: None and ``"all"`` keep every image; a split name keeps, among the test images (and
+  the images of top-level class folders), those whose file names do not start with the other split's
+  prefix (``PublicTest_<id>.jpg``, ``PrivateTest_<id>.jpg``): an image with neither prefix is kept.
+
+A filter that leaves no test image where there were some is an error naming the filter.
 
 Conversion: by default every image goes through :func:`ferflow.preprocess.to_face48` (any size and
 mode → 48×48 grayscale). With ``strict=True`` (used by ``ferflow download`` for the canonical data)
@@ -30,9 +37,9 @@ import os
 import re
 import zipfile
 import zlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterable
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -40,12 +47,14 @@ from PIL import Image, UnidentifiedImageError
 from ferflow.classes import ALIASES, CLASS_NAMES, ICML_CODES, canonical, label_of
 from ferflow.errors import FerflowError
 from ferflow.preprocess import IMAGE_SIZE, to_face48, to_grayscale_array
+from ferflow.progress import progress_bar
 from ferflow.storage import Split
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm"})
 CSV_NAMES: tuple[str, ...] = ("fer2013.csv", "icml_face_data.csv")
 SPLIT_FOLDERS: tuple[str, ...] = ("train", "test")
 TEST_SPLITS: tuple[str, ...] = ("PublicTest", "PrivateTest", "all")
+EXPECTED = "expected train/<class>/, test/<class>/, <class>/ or an ICML CSV"
 GRAY_TOLERANCE = 12
 """Largest difference (0-255 levels) between colour channels for an image to count as gray."""
 
@@ -68,19 +77,30 @@ def test_split_of(file_name: str) -> str | None:
     return None
 
 
-def _check_test_split(test_split: str) -> None:
-    if test_split not in TEST_SPLITS:
+def _check_test_split(test_split: str | None) -> None:
+    if test_split is not None and test_split not in TEST_SPLITS:
         raise FerflowError(f"test split {test_split!r} is none of {', '.join(TEST_SPLITS)}")
 
 
 def _ignored(parts: tuple[str, ...]) -> bool:
-    return any(p.startswith((".", "__MACOSX")) for p in parts) or PurePosixPath(parts[-1]).suffix.lower() not in IMAGE_SUFFIXES
+    hidden = any(p.startswith((".", "__MACOSX")) for p in parts)
+    return hidden or PurePosixPath(parts[-1]).suffix.lower() not in IMAGE_SUFFIXES
 
 
-def _entries(names: Iterable[str], source: str, test_split: str) -> list[_Entry]:
-    """Classify relative image paths (posix) of a class-folder layout."""
+def _filter_error(source: str, test_split: str, skipped: dict[str, int], unit: str) -> FerflowError:
+    """The error of a split filter that left no test image (``skipped``: what it dropped, by split name)."""
+    dropped = ", ".join(f"{n} {name}" for name, n in sorted(skipped.items()))
+    return FerflowError(
+        f"{source}: the split filter {test_split!r} kept none of the test {unit} "
+        f"(dropped: {dropped}); ask for another split or 'all'"
+    )
+
+
+def _entries(names: Iterable[str], source: str, test_split: str | None) -> list[_Entry]:
+    """Classify relative image paths (posix) of a class-folder layout, filtered by ``test_split``."""
     entries: list[_Entry] = []
     layouts: set[str] = set()
+    skipped: dict[str, int] = {}  # test split name → images the filter dropped
     labels: dict[str, int | None] = {}  # folder → label (None: dropped class)
     for name in names:
         parts = PurePosixPath(name).parts
@@ -103,13 +123,16 @@ def _entries(names: Iterable[str], source: str, test_split: str) -> list[_Entry]
         label = labels[folder]
         if label is None:
             continue
-        if split == "test" and test_split != "all":
+        if split != "train" and test_split not in (None, "all"):
             tag = test_split_of(parts[-1])
             if tag is not None and tag != test_split:
+                skipped[tag] = skipped.get(tag, 0) + 1
                 continue
         entries.append(_Entry(name, split, label, "/".join(parts[-3:] if split != "all" else parts[-2:])))
     if len(layouts) > 1:
         raise FerflowError(f"{source}: mixes train/test class folders with top-level class folders")
+    if skipped and not any(e.split != "train" for e in entries):
+        raise _filter_error(source, str(test_split), skipped, "images")
     return entries
 
 
@@ -125,7 +148,8 @@ def _decode(data: bytes, name: str, strict: bool) -> np.ndarray:
             return np.asarray(image, dtype=np.uint8)
         return to_face48(image)
     if image.size != (IMAGE_SIZE, IMAGE_SIZE):
-        raise FerflowError(f"{name}: image is {image.size[0]}×{image.size[1]}, expected {IMAGE_SIZE}×{IMAGE_SIZE} (refused)")
+        width, height = image.size
+        raise FerflowError(f"{name}: image is {width}×{height}, expected {IMAGE_SIZE}×{IMAGE_SIZE} (refused)")
     if image.mode == "L":
         return np.asarray(image, dtype=np.uint8)
     if image.mode in ("RGB", "RGBA", "CMYK", "YCbCr", "P", "PA"):
@@ -136,17 +160,22 @@ def _decode(data: bytes, name: str, strict: bool) -> np.ndarray:
     return to_grayscale_array(image)
 
 
-def _splits(entries: list[_Entry], read: Callable[[str], bytes], display: Callable[[str], str], strict: bool) -> dict[str, Split]:
+def _splits(
+    entries: list[_Entry], read: Callable[[str], bytes], display: Callable[[str], str], strict: bool
+) -> dict[str, Split]:
     by_split: dict[str, list[_Entry]] = {}
     for e in entries:
         by_split.setdefault(e.split, []).append(e)
     out: dict[str, Split] = {}
-    for split, items in by_split.items():
-        items.sort(key=lambda e: e.id)
-        images = np.empty((len(items), IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
-        for i, e in enumerate(items):
-            images[i] = _decode(read(e.key), display(e.key), strict)
-        out[split] = Split(images, np.array([e.label for e in items], dtype=np.int64), np.array([e.id for e in items]))
+    with progress_bar(len(entries), "decoding") as bar:
+        for split, items in by_split.items():
+            items.sort(key=lambda e: e.id)
+            images = np.empty((len(items), IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
+            for i, e in enumerate(items):
+                images[i] = _decode(read(e.key), display(e.key), strict)
+                bar.update()
+            labels = np.array([e.label for e in items], dtype=np.int64)
+            out[split] = Split(images, labels, np.array([e.id for e in items]))
     return out
 
 
@@ -163,8 +192,11 @@ def _ignored_csv(name: str) -> bool:
 _NON_DIGIT = re.compile(r"[^0-9 ]")
 
 
-def read_icml_csv(handle: io.IOBase | str | os.PathLike[str], source: str, test_split: str = "all") -> dict[str, Split]:
-    """The ICML CSV (emotion, pixels, Usage; column names may carry spaces) → ``{"train", "test"}``."""
+def read_icml_csv(
+    handle: io.IOBase | str | os.PathLike[str], source: str, test_split: str | None = "all"
+) -> dict[str, Split]:
+    """The ICML CSV (emotion, pixels, Usage; column names may carry spaces) → ``{"train", "test"}``;
+    ``test_split`` picks the test rows by Usage (None: ``PublicTest``)."""
     import pandas as pd
 
     _check_test_split(test_split)
@@ -180,7 +212,9 @@ def read_icml_csv(handle: io.IOBase | str | os.PathLike[str], source: str, test_
     known = usage.isin(["Training", "PublicTest", "PrivateTest"])
     if not known.all():
         row = int(np.flatnonzero(~known.to_numpy())[0])
-        raise FerflowError(f"{source}: row {row + 1} has Usage {usage.iloc[row]!r} (expected Training, PublicTest or PrivateTest)")
+        raise FerflowError(
+            f"{source}: row {row + 1} has Usage {usage.iloc[row]!r} (expected Training, PublicTest or PrivateTest)"
+        )
     try:
         codes = df["emotion"].astype(int).to_numpy()
     except ValueError:
@@ -204,11 +238,14 @@ def read_icml_csv(handle: io.IOBase | str | os.PathLike[str], source: str, test_
     labels = lut[codes]
     ids = np.array([f"{Path(source).name}:{u}/{i}" for i, u in enumerate(usage)])
     train = (usage == "Training").to_numpy()
+    test_split = test_split or "PublicTest"
     test = (usage == test_split).to_numpy() if test_split != "all" else ~train
-    return {"train": Split(images[train], labels[train], ids[train]), "test": Split(images[test], labels[test], ids[test])}
+    if not test.any() and (~train).any():
+        raise _filter_error(source, test_split, usage[~train].value_counts().to_dict(), "rows (Usage)")
+    return {name: Split(images[rows], labels[rows], ids[rows]) for name, rows in (("train", train), ("test", test))}
 
 
-def _load_zip(path: Path, test_split: str, strict: bool) -> dict[str, Split]:
+def _load_zip(path: Path, test_split: str | None, strict: bool) -> dict[str, Split]:
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
@@ -222,13 +259,13 @@ def _load_zip(path: Path, test_split: str, strict: bool) -> dict[str, Split]:
                     return read_icml_csv(fh, f"{path}:{csv_name}", test_split)
             entries = _entries(names, str(path), test_split)
             if not entries:
-                raise FerflowError(f"{path}: no labelled images found (expected train/<class>/, test/<class>/, <class>/ or an ICML CSV)")
+                raise FerflowError(f"{path}: no labelled images found ({EXPECTED})")
             return _splits(entries, zf.read, lambda n: f"{path}:{n}", strict)
         except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
             raise FerflowError(f"{path}: corrupt or truncated zip archive ({exc})") from None
 
 
-def _load_folder(root: Path, test_split: str, strict: bool) -> dict[str, Split]:
+def _load_folder(root: Path, test_split: str | None, strict: bool) -> dict[str, Split]:
     names: list[str] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "__MACOSX")))
@@ -239,12 +276,15 @@ def _load_folder(root: Path, test_split: str, strict: bool) -> dict[str, Split]:
         return read_icml_csv(root / csv_name, str(root / csv_name), test_split)
     entries = _entries(names, str(root), test_split)
     if not entries:
-        raise FerflowError(f"{root}: no labelled images found (expected train/<class>/, test/<class>/, <class>/ or an ICML CSV)")
+        raise FerflowError(f"{root}: no labelled images found ({EXPECTED})")
     return _splits(entries, lambda n: (root / n).read_bytes(), lambda n: str(root / n), strict)
 
 
-def load_labelled(path: str | os.PathLike[str], test_split: str = "all", *, strict: bool = False) -> dict[str, Split]:
-    """Labelled 48×48 grayscale faces from a folder, zip or ICML CSV (see the module docstring)."""
+def load_labelled(
+    path: str | os.PathLike[str], test_split: str | None = "all", *, strict: bool = False
+) -> dict[str, Split]:
+    """Labelled 48×48 grayscale faces from a folder, zip or ICML CSV, filtered by ``test_split`` (see the
+    module docstring)."""
     _check_test_split(test_split)
     p = Path(path)
     if p.is_dir():

@@ -1,13 +1,16 @@
 """Transfer learning from torchvision's VGG16: the convolutional base on 48×48 input, frozen but
 for block 5, under the study's small batch-normalised head (14.7M parameters, 7.1M trainable).
 
-ImageNet weights (``pretrained=True``) are read only from the local torch hub cache; when the file
-is missing the model refuses to build, so a job never trains from scratch silently.
+ImageNet weights (``pretrained=True``) come through torchvision's own download into the torch hub
+cache (``$TORCH_HOME/hub/checkpoints/``, with its progress bar and hash check), and from that cache
+afterwards. Offline, the model refuses to build with one line naming the file and where to put it, so
+a job never trains from scratch silently.
 """
 
 from __future__ import annotations
 
 import os
+import urllib.error
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -29,17 +32,26 @@ def cached_weights_path() -> Path:
 
 
 def imagenet_features_state() -> dict[str, torch.Tensor]:
-    """The convolutional base's ImageNet weights from the cache (never downloaded)."""
+    """The convolutional base's ImageNet weights: downloaded into the torch hub cache if absent."""
     path = cached_weights_path()
-    if not path.is_file():
-        raise FerflowError(
-            f"vgg16 pretrained: ImageNet weights not found at {path}; download {WEIGHTS.url} and place it "
-            f"there as {path.name} (or set TORCH_HOME), or set models.vgg16.options.pretrained: false"
-        )
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a truncated or foreign file
-        raise FerflowError(f"vgg16 pretrained: cannot load {path} ({type(exc).__name__}: {exc})".splitlines()[0]) from None
+        state = torch.hub.load_state_dict_from_url(
+            WEIGHTS.url,
+            model_dir=str(path.parent),
+            map_location="cpu",
+            progress=True,
+            check_hash=True,
+            weights_only=True,
+        )
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise FerflowError(
+            f"vgg16 pretrained: cannot download {WEIGHTS.url} ({reason}); on a machine with internet, fetch it "
+            f"and put it at {path} (or set TORCH_HOME), or set models.vgg16.options.pretrained: false"
+        ) from None
+    except Exception as exc:  # a truncated, corrupt or foreign file (the hash check fails before it is kept)
+        message = f"vgg16 pretrained: cannot load {path} ({type(exc).__name__}: {exc})".splitlines()[0]
+        raise FerflowError(message) from None
     return {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
 
 
@@ -47,14 +59,17 @@ class VGG16Transfer(nn.Module):
     """VGG16 base (block 5 trainable) → Dropout → Flatten → BN → [Linear 32 → BN → ReLU → Dropout] ×2
     → Linear 32 → BN → ReLU → Linear ``num_classes``."""
 
-    def __init__(self, in_channels: int = 3, num_classes: int = 7, dropout: float = 0.5, pretrained: bool = False) -> None:
+    def __init__(
+        self, in_channels: int = 3, num_classes: int = 7, dropout: float = 0.5, pretrained: bool = False
+    ) -> None:
         super().__init__()
         self.base = make_layers(cfgs["D"])  # torchvision's vgg16().features, without its 120M-parameter classifier
         if pretrained:
             state = imagenet_features_state()
             if in_channels != 3:
                 if in_channels != 1:
-                    raise FerflowError(f"vgg16 pretrained: ImageNet weights need 1 or 3 input channels, not {in_channels}")
+                    message = f"vgg16 pretrained: ImageNet weights need 1 or 3 input channels, not {in_channels}"
+                    raise FerflowError(message)
                 state["0.weight"] = state["0.weight"].sum(dim=1, keepdim=True)  # exact for gray repeated ×3
         if in_channels != 3:
             self.base[0] = nn.Conv2d(in_channels, 64, 3, padding=1)
@@ -71,7 +86,12 @@ class VGG16Transfer(nn.Module):
         dense = [nn.Dropout(dropout), nn.Flatten(), nn.BatchNorm1d(512)]
         width = 512
         for _ in range(2):
-            dense += [nn.Linear(width, HEAD_WIDTH), nn.BatchNorm1d(HEAD_WIDTH), nn.ReLU(inplace=True), nn.Dropout(dropout)]
+            dense += [
+                nn.Linear(width, HEAD_WIDTH),
+                nn.BatchNorm1d(HEAD_WIDTH),
+                nn.ReLU(inplace=True),
+                nn.Dropout(dropout),
+            ]
             width = HEAD_WIDTH
         dense += [nn.Linear(HEAD_WIDTH, HEAD_WIDTH), nn.BatchNorm1d(HEAD_WIDTH), nn.ReLU(inplace=True)]
         self.head = nn.Sequential(*dense)
