@@ -1,9 +1,27 @@
 # ferflow: compact facial emotion recognition, one Snakemake DAG.
 #   snakemake --cores 8 --resources gpu=1                          # the study on FER2013
 #   snakemake --cores 2 --configfile workflow/presets/demo.yaml    # the synthetic demo
+import os
+import shutil
+import sys
+
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version
 
 min_version("9.0")
+
+
+envvars:
+    "PATH",
+
+
+# The rules call `ferflow`: look for it next to this Snakemake's Python first, so that `.venv/bin/snakemake`
+# works without activating the venv (jobs, local or Slurm, parse this file again and inherit PATH).
+BIN = os.path.dirname(sys.executable)
+if os.environ.get("PATH", "").split(os.pathsep)[0] != BIN:
+    os.environ["PATH"] = os.pathsep.join([BIN, os.environ.get("PATH", "")])
+if shutil.which("ferflow") is None:
+    raise WorkflowError(f"ferflow is not installed next to {sys.executable}: run `make install` (or pip install -e .)")
 
 
 configfile: "config.yaml"

@@ -118,7 +118,9 @@ def slurm_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, dict
     workdir = copy_workflow(tmp_path_factory.mktemp("slurm"))
     profile = _test_profile(workdir / "profile")
     cmd = [bin_path("snakemake"), "--profile", str(profile), "--configfile", "workflow/presets/tiny.yaml"]
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    venv_bin = Path(sys.executable).parent  # left off PATH: the Snakefile finds ferflow, as after .venv/bin/snakemake
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if Path(p) != venv_bin)
+    env = {**os.environ, "PATH": path}
     log_path = workdir / "snakemake.log"
     seen: dict[str, dict] = {}
     with log_path.open("w") as log:
