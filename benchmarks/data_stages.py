@@ -1,6 +1,6 @@
 """Seconds of the data stages after acquisition (AffectNet injection, balancing, RGB) on real data.
 
-    .venv/bin/ferflow download --source ../shared/data/fer2013.zip --out-dir /tmp/ferflow-bench/raw
+    .venv/bin/ferflow download --source ../shared/data/fer2013.zip --out /tmp/ferflow-bench/raw
     .venv/bin/python benchmarks/data_stages.py --raw /tmp/ferflow-bench/raw
 
 Each stage runs as its own ``ferflow`` process, as Snakemake runs it, so interpreter start-up and
@@ -38,7 +38,7 @@ def timed(cmd: list[str]) -> tuple[float, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--raw", required=True, type=Path, help="raw stage directory (ferflow download --out-dir)")
+    parser.add_argument("--raw", required=True, type=Path, help="raw stage directory (ferflow download --out)")
     parser.add_argument("--affectnet", default="../shared/data/affectnet-sample.zip", help="AffectNet source")
     parser.add_argument("--cache-dir", default="resources/downloads")
     parser.add_argument("--work", type=Path, default=None, help="where the stages are written (default: a temp dir)")
@@ -56,11 +56,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="ferflow-bench-") as tmp:
         work = args.work or Path(tmp)
         stages = {
-            "injection": [ferflow, "affectnet", "--in-dir", str(args.raw), "--out-dir", str(work / "affectnet"),
+            "injection": [ferflow, "affectnet", "--in-dir", str(args.raw), "--out", str(work / "affectnet"),
                           "--source", args.affectnet, "--cache-dir", args.cache_dir, "--workers", str(args.workers)],
-            "balancing": [ferflow, "balance", "--in-dir", str(work / "affectnet"), "--out-dir", str(work / "balanced"),
+            "balancing": [ferflow, "balance", "--in-dir", str(work / "affectnet"), "--out", str(work / "balanced"),
                           "--min-per-class", str(args.min_per_class), "--threads", str(args.workers)],
-            "RGB": [ferflow, "rgb", "--in-dir", str(work / "balanced"), "--out-dir", str(work / "rgb")],
+            "RGB": [ferflow, "rgb", "--in-dir", str(work / "balanced"), "--out", str(work / "rgb")],
         }
         total_wall = total_cpu = 0.0
         print(f"{'stage':<10} {'wall s':>7} {'CPU s':>7}")

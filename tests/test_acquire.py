@@ -164,7 +164,7 @@ def test_missing_kaggle_credentials_say_both_ways(tmp_path: Path, monkeypatch: p
     assert message == CREDENTIALS_HELP
     assert "~/.kaggle/kaggle.json" in message and "KAGGLE_USERNAME" in message and "KAGGLE_KEY" in message
     assert cli.main(["download", "--source", "kaggle:msambare/fer2013", "--cache-dir", str(tmp_path / "c"),
-                     "--out-dir", str(tmp_path / "raw")]) == 1
+                     "--out", str(tmp_path / "raw")]) == 1
     assert not (tmp_path / "raw").exists()
 
 
@@ -209,7 +209,7 @@ def test_http_source_is_downloaded_cached_and_extracted(fer_zip: Path, http_root
 
 def download(tmp_path: Path, source: str, *extra: str) -> tuple[int, Path]:
     out = tmp_path / "raw"
-    rc = cli.main(["download", "--source", source, "--cache-dir", str(tmp_path / "cache"), "--out-dir", str(out), *extra])
+    rc = cli.main(["download", "--source", source, "--cache-dir", str(tmp_path / "cache"), "--out", str(out), *extra])
     return rc, out
 
 

@@ -39,7 +39,7 @@ def _labels_csv(root: Path, rows: list[tuple[str, str]]) -> None:
 
 def _inject(tmp_path: Path, source: Path | str, *extra: str, train: dict[int, int] | None = None) -> int:
     make_stage(tmp_path / "raw", train or {label: 5 for label in range(7)})
-    return cli.main(["affectnet", "--in-dir", str(tmp_path / "raw"), "--out-dir", str(tmp_path / "out"),
+    return cli.main(["affectnet", "--in-dir", str(tmp_path / "raw"), "--out", str(tmp_path / "out"),
                      "--source", str(source), "--cache-dir", str(tmp_path / "cache"), *extra])
 
 

@@ -17,7 +17,7 @@ COUNTS = {0: 30, 1: 4, 2: 12, 3: 45, 4: 20, 5: 20, 6: 19}
 
 def _balance(tmp_path: Path, *extra: str) -> int:
     make_stage(tmp_path / "in", COUNTS)
-    return cli.main(["balance", "--in-dir", str(tmp_path / "in"), "--out-dir", str(tmp_path / "out"), *extra])
+    return cli.main(["balance", "--in-dir", str(tmp_path / "in"), "--out", str(tmp_path / "out"), *extra])
 
 
 def test_every_class_reaches_the_target_from_train_only(tmp_path: Path) -> None:
@@ -115,6 +115,6 @@ def test_rgb_images_are_augmented_per_channel_alike() -> None:
 def test_bad_arguments_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _balance(tmp_path, "--min-per-class", "-1") == 1
     assert "--min-per-class must be >= 0" in capsys.readouterr().err
-    assert cli.main(["balance", "--in-dir", str(tmp_path / "nowhere"), "--out-dir", str(tmp_path / "o")]) == 1
+    assert cli.main(["balance", "--in-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]) == 1
     assert "train.npz: split file not found" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()

@@ -14,7 +14,7 @@ from ferflow.storage import load_stage, read_json
 
 def test_every_split_gets_three_identical_channels(tmp_path: Path) -> None:
     make_stage(tmp_path / "in", {0: 3, 1: 2, 6: 4})
-    assert cli.main(["rgb", "--in-dir", str(tmp_path / "in"), "--out-dir", str(tmp_path / "out")]) == 0
+    assert cli.main(["rgb", "--in-dir", str(tmp_path / "in"), "--out", str(tmp_path / "out")]) == 0
     gray, rgb = load_stage(tmp_path / "in"), load_stage(tmp_path / "out")
     for name in ("train", "val", "test"):
         assert rgb[name].images.shape == (*gray[name].images.shape, 3)
@@ -31,5 +31,5 @@ def test_rgb_input_passes_through() -> None:
 
 
 def test_missing_stage_is_an_error(tmp_path: Path) -> None:
-    assert cli.main(["rgb", "--in-dir", str(tmp_path / "none"), "--out-dir", str(tmp_path / "out")]) == 1
+    assert cli.main(["rgb", "--in-dir", str(tmp_path / "none"), "--out", str(tmp_path / "out")]) == 1
     assert not (tmp_path / "out").exists()

@@ -20,7 +20,7 @@ The ``download`` stage (:func:`run`) then reads the layout (:mod:`ferflow.layout
 canonical data must be 48×48 grayscale: another size, a colour image, an unknown class folder or an
 empty class is refused — carves a stratified, seeded validation split from train (the test split is
 never used for model selection) and writes ``train.npz``, ``val.npz``, ``test.npz`` and
-``summary.json`` (last) into ``--out-dir``.
+``summary.json`` (last) into ``--out``.
 """
 
 from __future__ import annotations
@@ -313,9 +313,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sha256", default=None, help="expected sha256 of the archive (optional)")
     parser.add_argument("--val-fraction", type=float, default=0.1, help="fraction of train carved (stratified) into val")
     parser.add_argument("--test-split", default="PublicTest", choices=["PublicTest", "PrivateTest", "all"], help="which FER2013 test split to keep")
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--seed", type=int, default=42, help="seed of the validation split (and of source synthetic)")
     parser.add_argument("--cache-dir", type=Path, default=Path("resources/downloads"), help="downloads and extracted archives")
-    parser.add_argument("--out-dir", type=Path, required=True, help="stage folder: train/val/test.npz + summary.json")
+    parser.add_argument("--out", type=Path, required=True, help="stage folder: train/val/test.npz + summary.json")
     parser.add_argument("--synthetic-train", type=int, default=2800, help="training images of source synthetic")
     parser.add_argument("--synthetic-test", type=int, default=700, help="test images of source synthetic")
 
@@ -326,11 +326,11 @@ def run(args: argparse.Namespace) -> int:
     data = acquire(args)
     train, val = split_validation(data["train"], args.val_fraction, args.seed)
     splits = {"train": train, "val": val, "test": data["test"]}
-    save_stage(args.out_dir, splits)
+    save_stage(args.out, splits)
     width = max(map(len, CLASS_NAMES))
     print(f"{'class':<{width}}  {'train':>6} {'val':>6} {'test':>6}")
     for name in CLASS_NAMES:
         print(f"{name:<{width}}  " + " ".join(f"{splits[s].counts()[name]:>6}" for s in ("train", "val", "test")))
     print(f"{'total':<{width}}  " + " ".join(f"{len(splits[s]):>6}" for s in ("train", "val", "test")))
-    print(f"wrote {args.out_dir}/{{train,val,test}}.npz and summary.json")
+    print(f"wrote {args.out}/{{train,val,test}}.npz and summary.json")
     return 0

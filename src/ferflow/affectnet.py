@@ -30,10 +30,10 @@ import csv
 import random
 import sys
 import tempfile
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -41,6 +41,7 @@ from PIL import Image
 from ferflow.classes import CLASS_NAMES, canonical
 from ferflow.errors import FerflowError
 from ferflow.preprocess import to_face48
+from ferflow.progress import progress_bar
 from ferflow.stages import replace_train
 from ferflow.storage import Split, load_split
 
@@ -262,11 +263,23 @@ def _decode_chunk(items: list[Item]) -> list[np.ndarray | None]:
 def decode_all(items: list[Item], workers: int) -> list[np.ndarray | None]:
     """Decode every item, in order, with a process pool of ``workers`` (inline for small jobs)."""
     if workers <= 1 or len(items) < 512:
-        return _decode_chunk(items)
-    size = -(-len(items) // (workers * 4))
+        size = 256
+        parts = map(_decode_chunk, (items[i : i + size] for i in range(0, len(items), size)))
+        return _collect(parts, len(items))
+    size = -(-len(items) // (workers * 16))
     chunks = [items[i : i + size] for i in range(0, len(items), size)]
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        return [arr for part in pool.map(_decode_chunk, chunks) for arr in part]
+        return _collect(pool.map(_decode_chunk, chunks), len(items))
+
+
+def _collect(parts: Iterable[list[np.ndarray | None]], total: int) -> list[np.ndarray | None]:
+    """The decoded chunks joined in order, with a progress bar."""
+    arrays: list[np.ndarray | None] = []
+    with progress_bar(total, "decoding") as bar:
+        for part in parts:
+            arrays += part
+            bar.update(len(part))
+    return arrays
 
 
 def load_affectnet(
@@ -320,16 +333,17 @@ def _source_root(args: argparse.Namespace, tmp: Path) -> Path:
 # --------------------------------------------------------------------------------------------- command
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--in-dir", required=True, help="data stage directory to read (train/val/test.npz)")
-    parser.add_argument("--out-dir", required=True, help="data stage directory to write")
+    parser.add_argument("--out", required=True, help="data stage directory to write")
     parser.add_argument("--source", required=True,
                         help="kaggle:<owner>/<dataset> | http(s) URL | local zip, tar.gz, folder or CSV | synthetic")
     parser.add_argument("--sha256", default=None, help="expected sha256 of a downloaded archive")
     parser.add_argument("--cache-dir", default="resources/downloads", help="downloads and extracted archives")
     parser.add_argument("--classes", nargs="+", default=["angry", "disgust", "surprise"], help="classes to inject")
-    parser.add_argument("--label-policy", choices=("folder", "agree"), default="folder")
-    parser.add_argument("--max-per-class", type=int, default=None, help="cap of injected images per class")
+    parser.add_argument("--label-policy", choices=("folder", "agree"), default="folder",
+                        help="folder: trust the class folder; agree: keep a file only where labels.csv agrees")
+    parser.add_argument("--max-per-class", type=int, default=None, help="cap of injected images per class (default: none)")
     parser.add_argument("--synthetic-per-class", type=int, default=200, help="images per class of --source synthetic")
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--seed", type=int, default=42, help="seed of the --max-per-class choice")
     parser.add_argument("--workers", type=int, default=2, help="decoding processes")
 
 
@@ -340,7 +354,7 @@ def run(args: argparse.Namespace) -> int:
     if args.max_per_class is not None and args.max_per_class < 1:
         raise FerflowError(f"--max-per-class must be >= 1, got {args.max_per_class}")
     classes = parse_classes(args.classes)
-    src, out = Path(args.in_dir), Path(args.out_dir)
+    src, out = Path(args.in_dir), Path(args.out)
     train = load_split(src / "train.npz")
     if train.images.ndim != 3:
         raise FerflowError(f"{src / 'train.npz'}: AffectNet injection expects grayscale (N, 48, 48) images")

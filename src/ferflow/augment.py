@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from ferflow.classes import CLASS_NAMES
 from ferflow.errors import FerflowError
+from ferflow.progress import progress_bar
 from ferflow.stages import replace_train
 from ferflow.storage import Split, load_split
 
@@ -63,6 +64,7 @@ def random_affines(n: int, t: Transform, rng: np.random.Generator) -> np.ndarray
 def warp(images: np.ndarray, affines: np.ndarray, batch_size: int = 4096) -> np.ndarray:
     """Apply one affine matrix per image (uint8 ``(N, H, W)`` or ``(N, H, W, C)``): bilinear, edge fill."""
     out = np.empty_like(images)
+    bar = progress_bar(len(images), "augmenting")
     for start in range(0, len(images), batch_size):
         chunk = torch.from_numpy(images[start : start + batch_size])
         x = (chunk.unsqueeze(1) if chunk.ndim == 3 else chunk.permute(0, 3, 1, 2)).float()
@@ -72,6 +74,8 @@ def warp(images: np.ndarray, affines: np.ndarray, batch_size: int = 4096) -> np.
         y = y.round_().clamp_(0, 255).to(torch.uint8)
         y = y.squeeze(1) if chunk.ndim == 3 else y.permute(0, 2, 3, 1)
         out[start : start + len(y)] = y.numpy()
+        bar.update(len(y))
+    bar.close()
     return out
 
 
@@ -107,14 +111,15 @@ def balance(train: Split, target: int, transform: Transform, seed: int) -> tuple
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--in-dir", required=True, help="data stage directory to read")
-    parser.add_argument("--out-dir", required=True, help="data stage directory to write")
+    parser.add_argument("--out", required=True, help="data stage directory to write")
     parser.add_argument("--min-per-class", type=int, default=4500, help="target images per training class")
     parser.add_argument("--rotation", type=float, default=15.0, help="random rotation range, ± degrees")
     parser.add_argument("--shift", type=float, default=0.1, help="random width/height shift, ± fraction")
     parser.add_argument("--zoom", type=float, default=0.1, help="random zoom range, ± fraction")
-    parser.add_argument("--horizontal-flip", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--horizontal-flip", action=argparse.BooleanOptionalAction, default=True,
+                        help="flip half of the new images horizontally")
+    parser.add_argument("--seed", type=int, default=42, help="seed of the parents and transforms")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads of the warping")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -124,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, key) < 0:
             raise FerflowError(f"--{key} must be >= 0, got {getattr(args, key)}")
     torch.set_num_threads(args.threads)
-    src, out = Path(args.in_dir), Path(args.out_dir)
+    src, out = Path(args.in_dir), Path(args.out)
     train = load_split(src / "train.npz")
     transform = Transform(args.rotation, args.shift, args.zoom, args.horizontal_flip)
     merged, new = balance(train, args.min_per_class, transform, args.seed)

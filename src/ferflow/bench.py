@@ -38,14 +38,14 @@ REFERENCE_WORKERS = 2
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="resnet", help=f"architecture ({', '.join(models.names())})")
     parser.add_argument("--data", required=True, type=Path, help="class-folder layout with train/<class>/ (folder or zip)")
-    parser.add_argument("--batches", type=int, default=60, help="timed batches of 64 per loop (default 60)")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds the batches are split into (default 3)")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed batches before each timing (default 3)")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads of the training process (default 2)")
-    parser.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"])
+    parser.add_argument("--batches", type=int, default=60, help="timed batches of 64 per loop")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds the batches are split into")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed batches before each timing")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads of the training process")
+    parser.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"], help="device of both loops")
     parser.add_argument("--amp", default="auto", choices=["auto", "true", "false"],
-                        help="ferflow loop's mixed precision, as the training setting amp (default auto)")
-    parser.add_argument("--seed", type=int, default=0)
+                        help="ferflow loop's mixed precision, as the training setting amp")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the model weights and batches")
 
 
 def train_folder(data: Path, scratch: Path) -> Path:

@@ -10,6 +10,7 @@ import argparse
 import importlib
 import os
 import sys
+from typing import Any
 
 from ferflow import __version__
 from ferflow.errors import FerflowError
@@ -39,12 +40,38 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's help ends with its default, unless it has none (required, or None)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.required or action.default is None:
+            return action.help
+        return super()._get_help_string(action)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """A parser whose help shows defaults; its subcommands' parsers (``add_subparsers``) are of this class."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def _usage() -> str:
     width = max(map(len, COMMANDS))
     lines = [f"usage: ferflow <command> [options]   (ferflow {__version__})", "", "commands:"]
     lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
     lines += ["", "Run 'ferflow <command> --help' for a command's options."]
     return "\n".join(lines)
+
+
+def parser_for(name: str) -> ArgumentParser:
+    """The argument parser of command ``name``, filled by its module's ``add_arguments[_<name>]``."""
+    module = importlib.import_module(COMMANDS[name][0])
+    parser = ArgumentParser(prog=f"ferflow {name}", description=COMMANDS[name][1])
+    add = getattr(module, f"add_arguments_{name.replace('-', '_')}", None) or module.add_arguments
+    add(parser)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,11 +96,8 @@ def _dispatch(argv: list[str] | None) -> int:
         print(f"ferflow: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[name][0])
-    parser = argparse.ArgumentParser(prog=f"ferflow {name}", description=COMMANDS[name][1])
-    add = getattr(module, f"add_arguments_{name.replace('-', '_')}", None) or module.add_arguments
     run = getattr(module, f"run_{name.replace('-', '_')}", None) or module.run
-    add(parser)
-    args = parser.parse_args(rest)
+    args = parser_for(name).parse_args(rest)
     try:
         return int(run(args) or 0)
     except FerflowError as exc:

@@ -16,7 +16,7 @@ import numpy as np
 from ferflow.classes import CLASS_NAMES
 from ferflow.errors import FerflowError
 from ferflow.storage import Split, load_split, read_json
-from ferflow.tsne import embed_2d, read_coords, write_coords
+from ferflow.tsne import add_tsne_arguments, embed_2d, read_coords, write_coords
 
 
 # --------------------------------------------------------------------------------------------- figures
@@ -95,21 +95,21 @@ def add_arguments_plot_data(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="figure", required=True)
     samples = sub.add_parser("samples", help="sample faces per class from a split file (Figure 1)")
     samples.add_argument("--split", required=True, help="split file (.npz), e.g. the raw stage's train.npz")
-    samples.add_argument("--per-class", type=int, default=8)
-    samples.add_argument("--seed", type=int, default=42)
+    samples.add_argument("--per-class", type=int, default=8, help="faces shown per class")
+    samples.add_argument("--seed", type=int, default=42, help="seed of the choice of faces")
     dist = sub.add_parser("distribution", help="class distributions of data stages from their summary.json (Figure 2)")
     dist.add_argument("--summary", type=_summary_arg, action="append", required=True, metavar="NAME=PATH",
                       help="a stage's summary.json, in stage order (repeat)")
     tsne = sub.add_parser("tsne", help="plot t-SNE coordinates written by tsne-raw or embed (Figure 3)")
     tsne.add_argument("--coords", required=True, help="CSV with columns index,label,class,x,y")
-    tsne.add_argument("--title", default="t-SNE of raw test pixels")
+    tsne.add_argument("--title", default="t-SNE of raw test pixels", help="figure title")
     for p in (samples, dist, tsne):
-        p.add_argument("--output", required=True, help="figure path (.png, .svg or .pdf)")
-        p.add_argument("--dpi", type=int, default=150)
+        p.add_argument("--out", required=True, help="figure path (.png, .svg or .pdf)")
+        p.add_argument("--dpi", type=int, default=150, help="resolution of raster figures")
 
 
 def run_plot_data(args: argparse.Namespace) -> int:
-    out = Path(args.output)
+    out = Path(args.out)
     if args.figure == "samples":
         if args.per_class < 1:
             raise FerflowError(f"--per-class must be >= 1, got {args.per_class}")
@@ -129,12 +129,8 @@ def run_plot_data(args: argparse.Namespace) -> int:
 
 def add_arguments_tsne_raw(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", required=True, help="split file (.npz), e.g. the raw stage's test.npz")
-    parser.add_argument("--output", required=True, help="CSV of coordinates (index,label,class,x,y)")
-    parser.add_argument("--pca-components", type=int, default=50)
-    parser.add_argument("--perplexity", type=float, default=30.0)
-    parser.add_argument("--max-iter", type=int, default=1000)
-    parser.add_argument("--max-points", type=int, default=3589)
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--out", required=True, help="CSV of coordinates (index,label,class,x,y)")
+    add_tsne_arguments(parser)
 
 
 def run_tsne_raw(args: argparse.Namespace) -> int:
@@ -144,6 +140,6 @@ def run_tsne_raw(args: argparse.Namespace) -> int:
     pixels = split.images.reshape(len(split), -1).astype(np.float32) / 255.0
     coords, labels, index = embed_2d(pixels, split.labels, args.pca_components, args.perplexity,
                                      args.max_iter, args.max_points, args.seed)
-    write_coords(args.output, coords, labels, index)
-    print(f"wrote {args.output}: {len(index)} of {len(split)} images embedded")
+    write_coords(args.out, coords, labels, index)
+    print(f"wrote {args.out}: {len(index)} of {len(split)} images embedded")
     return 0

@@ -23,12 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="a ferflow checkpoint (best.pt)")
     parser.add_argument("--data", required=True, help="labelled images (split .npz, class folders, zip or ICML CSV)")
     parser.add_argument("--out", required=True, help="t-SNE coordinates CSV to write")
-    parser.add_argument("--pca-components", type=int, default=50)
-    parser.add_argument("--perplexity", type=float, default=30.0)
-    parser.add_argument("--max-iter", type=int, default=1000)
-    parser.add_argument("--max-points", type=int, default=3589, help="stratified subsample above this many images")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--batch-size", type=int, default=256)
+    tsne.add_tsne_arguments(parser)
+    parser.add_argument("--batch-size", type=int, default=256, help="images per inference batch")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for inference")
 
 

@@ -22,7 +22,7 @@ def to_rgb(split: Split) -> Split:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--in-dir", required=True, help="grayscale data stage directory")
-    parser.add_argument("--out-dir", required=True, help="RGB data stage directory to write")
+    parser.add_argument("--out", required=True, help="RGB data stage directory to write")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,6 +31,6 @@ def run(args: argparse.Namespace) -> int:
         converted = {name: to_rgb(splits[name]) for name in SPLITS}
     except ValueError as exc:
         raise FerflowError(f"{args.in_dir}: {exc}") from None
-    save_stage(Path(args.out_dir), converted)
-    print(f"wrote {args.out_dir}: " + ", ".join(f"{name} {converted[name].images.shape}" for name in SPLITS))
+    save_stage(Path(args.out), converted)
+    print(f"wrote {args.out}: " + ", ".join(f"{name} {converted[name].images.shape}" for name in SPLITS))
     return 0

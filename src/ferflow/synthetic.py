@@ -319,7 +319,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train", type=int, default=2800, help="training images (fer)")
     parser.add_argument("--test", type=int, default=700, help="test images (fer)")
     parser.add_argument("--per-class", type=int, default=200, help="images per class folder (affectnet)")
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--seed", type=int, default=42, help="seed of the generated faces")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -2,19 +2,31 @@
 
 Shared by the raw-pixel t-SNE of the data figures and the embedding t-SNE of each run, so both follow
 one rule: at most ``max_points`` rows (a stratified, seeded subsample, every class kept in proportion),
-PCA to ``pca_components`` dimensions, then a seeded 2-D t-SNE (PCA initialisation). The coordinates are
-written as CSV by :func:`write_coords` and plotted elsewhere, so a figure setting never recomputes them.
+PCA to ``pca_components`` dimensions, then a seeded 2-D t-SNE (PCA initialisation); from
+``progress.MIN_ITEMS`` points on, scikit-learn logs its progress (every 50 iterations) on stdout. The
+coordinates are written as CSV by :func:`write_coords` and plotted elsewhere, so a figure setting never recomputes them.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 
 import numpy as np
 
+from ferflow import progress
 from ferflow.classes import CLASS_NAMES
 from ferflow.errors import FerflowError
 from ferflow.storage import atomic_path
+
+
+def add_tsne_arguments(parser: argparse.ArgumentParser) -> None:
+    """The t-SNE options shared by ``ferflow tsne-raw`` and ``ferflow embed``."""
+    parser.add_argument("--pca-components", type=int, default=50, help="PCA width before t-SNE")
+    parser.add_argument("--perplexity", type=float, default=30.0, help="t-SNE perplexity")
+    parser.add_argument("--max-iter", type=int, default=1000, help="t-SNE iterations")
+    parser.add_argument("--max-points", type=int, default=3589, help="stratified subsample above this many images")
+    parser.add_argument("--seed", type=int, default=42, help="seed of the subsample, PCA and t-SNE")
 
 
 def stratified_subsample(labels: np.ndarray, max_points: int, seed: int) -> np.ndarray:
@@ -68,6 +80,7 @@ def embed_2d(
         init="pca",
         learning_rate="auto",
         random_state=seed,
+        verbose=2 if m >= progress.MIN_ITEMS else 0,
     )
     coords = tsne.fit_transform(x).astype(np.float32)
     return coords, labels[index], index

@@ -26,7 +26,7 @@ rule download:
     shell:
         "ferflow download --source {params.source:q} {params.sha256} {params.synthetic}"
         " --val-fraction {params.val_fraction} --test-split {params.test_split} --seed {params.seed}"
-        " --cache-dir resources/downloads --out-dir {params.out_dir} > {log} 2>&1"
+        " --cache-dir resources/downloads --out {params.out_dir} > {log} 2>&1"
 
 
 TARGETS.append(lambda: [stage_files("raw")["summary"]])

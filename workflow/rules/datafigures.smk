@@ -22,7 +22,7 @@ rule tsne_raw:
     conda:
         "../../envs/data.yaml"
     shell:
-        "ferflow tsne-raw --split {input} --output {output} --pca-components {params.pca_components}"
+        "ferflow tsne-raw --split {input} --out {output} --pca-components {params.pca_components}"
         " --perplexity {params.perplexity} --max-iter {params.max_iter} --max-points {params.max_points}"
         " --seed {params.seed} > {log} 2>&1"
 
@@ -42,7 +42,7 @@ rule plot_samples:
         "../../envs/data.yaml"
     shell:
         "ferflow plot-data samples --split {input} --per-class {params.per_class} --seed {params.seed}"
-        " --dpi {params.dpi} --output {output} > {log} 2>&1"
+        " --dpi {params.dpi} --out {output} > {log} 2>&1"
 
 
 rule plot_distribution:
@@ -64,7 +64,7 @@ rule plot_distribution:
     conda:
         "../../envs/data.yaml"
     shell:
-        "ferflow plot-data distribution {params.summaries} --dpi {params.dpi} --output {output} > {log} 2>&1"
+        "ferflow plot-data distribution {params.summaries} --dpi {params.dpi} --out {output} > {log} 2>&1"
 
 
 rule plot_tsne_raw:
@@ -79,7 +79,7 @@ rule plot_tsne_raw:
     conda:
         "../../envs/data.yaml"
     shell:
-        "ferflow plot-data tsne --coords {input} --dpi {params.dpi} --output {output} > {log} 2>&1"
+        "ferflow plot-data tsne --coords {input} --dpi {params.dpi} --out {output} > {log} 2>&1"
 
 
 TARGETS.append(

@@ -32,7 +32,7 @@ rule affectnet:
     conda:
         "../../envs/data.yaml"
     shell:
-        "ferflow affectnet --in-dir {params.in_dir} --out-dir {params.out_dir} --source {params.source:q}"
+        "ferflow affectnet --in-dir {params.in_dir} --out {params.out_dir} --source {params.source:q}"
         " --classes {params.classes} --label-policy {params.label_policy} {params.max_per_class}"
         " {params.sha256} {params.synthetic} --seed {params.seed} --workers {threads} --cache-dir resources/downloads > {log} 2>&1"
 
@@ -59,7 +59,7 @@ rule balance:
     conda:
         "../../envs/data.yaml"
     shell:
-        "ferflow balance --in-dir {params.in_dir} --out-dir {params.out_dir}"
+        "ferflow balance --in-dir {params.in_dir} --out {params.out_dir}"
         " --min-per-class {params.min_per_class} --rotation {params.rotation} --shift {params.shift}"
         " --zoom {params.zoom} {params.flip} --seed {params.seed} --threads {threads} > {log} 2>&1"
 
@@ -79,7 +79,7 @@ rule rgb:
     conda:
         "../../envs/data.yaml"
     shell:
-        "ferflow rgb --in-dir {params.in_dir} --out-dir {params.out_dir} > {log} 2>&1"
+        "ferflow rgb --in-dir {params.in_dir} --out {params.out_dir} > {log} 2>&1"
 
 
 TARGETS.append(lambda: [stage_files(model_input_stage())["summary"]])

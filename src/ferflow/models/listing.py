@@ -8,7 +8,7 @@ from ferflow import models
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--in-channels", type=int, default=3, help="input channels (default 3, the study's RGB input)")
+    parser.add_argument("--in-channels", type=int, default=3, help="input channels (3: the study's RGB input)")
 
 
 def rows(in_channels: int = 3) -> list[tuple[str, int, int]]:
