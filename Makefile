@@ -28,10 +28,12 @@ lint: install
 	ruff format --check .
 	snakefmt --check .
 
-# The README's rule graph; needs graphviz's `dot` (apt-get install graphviz).
+# The README's rule graph (config.yaml, the study; every rule feeds the report, drawn without `all`); needs graphviz's `dot` (apt-get install graphviz).
 rulegraph: install
-	snakemake --rulegraph --quiet all > docs/rulegraph.dot
-	dot -Tsvg docs/rulegraph.dot > docs/rulegraph.svg
+	@command -v dot >/dev/null || { echo "make rulegraph: graphviz's dot not found (apt-get install graphviz)" >&2; exit 1; }
+	mkdir -p docs
+	snakemake --rulegraph --quiet all -- report > docs/rulegraph.dot
+	dot -Tsvg docs/rulegraph.dot -o docs/rulegraph.svg
 	rm docs/rulegraph.dot
 
 clean-demo:

@@ -34,9 +34,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plot-study": ("ferflow.figures", "figures across runs: sweep curves, accuracy vs parameters"),
     "tables": ("ferflow.tables", "Tables 1-2 of the study and the finals table (CSV and Markdown)"),
     "report": ("ferflow.report", "the self-contained HTML report"),
-    "predict": ("ferflow.predict", "detect faces in photos and predict their emotions"),
+    "predict": ("ferflow.predict", "detect faces in photos or videos and predict their emotions"),
     "export-onnx": ("ferflow.export", "export a checkpoint to ONNX and check it against PyTorch"),
     "latency": ("ferflow.latency", "CPU inference throughput of PyTorch and ONNX Runtime"),
+    "quantize": ("ferflow.quantize", "int8-quantize an ONNX model (calibrated on val) and compare it with fp32"),
 }
 
 
