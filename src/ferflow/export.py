@@ -1,5 +1,8 @@
 """Export a checkpoint to ONNX (dynamic batch axis) and check it against PyTorch with ONNX Runtime.
 
+Batch normalisation is folded into the preceding convolutions first (:func:`fuse_batchnorm`, torch.fx
+pattern fusion in eval mode), so the graph holds no ``BatchNormalization`` node whichever exporter ran;
+``onnx_check.json`` records the count (``batchnorm_nodes``, 0 expected) read from the exported graph.
 The exporter is ``torch.onnx.export(dynamo=True)`` (torch.export + onnxscript, the default and
 maintained path since torch 2.9); should it fail for an architecture, the legacy TorchScript
 exporter (``dynamo=False`` with ``dynamic_axes``) is used instead, and ``onnx_check.json`` says which.
@@ -7,7 +10,7 @@ The graph has one input ``input`` (``(batch, in_channels, 48, 48)`` float, norma
 and one output ``logits`` (``(batch, 7)``); the checkpoint's classes, image size, channels and
 normalisation are stored as ONNX metadata.
 
-The check runs the whole split through PyTorch (eval, float32) and ONNX Runtime (CPU) in batches of
+The check runs the whole split through the unfused PyTorch model (eval, float32) and ONNX Runtime (CPU) in batches of
 ``--batch-size`` plus one single-image batch (exercising the dynamic axis), reports the largest
 absolute difference of logits and of softmax probabilities, and fails, writing nothing, when any
 prediction differs or the logits differ by more than ``--atol``.
@@ -28,6 +31,7 @@ import onnx
 import onnxruntime as ort
 import torch
 from torch import nn
+from torch.fx.experimental.optimization import fuse
 
 from ferflow import checkpoint
 from ferflow.errors import FerflowError
@@ -58,6 +62,39 @@ def ort_session(path: str | Path, threads: int, optimize: bool = True) -> ort.In
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception classes
         raise FerflowError(f"{path}: ONNX Runtime cannot load the model ({str(exc).splitlines()[0]})") from None
+
+
+def fuse_batchnorm(model: nn.Module) -> nn.Module:
+    """A copy of the eval-mode ``model`` with every Conv→BatchNorm pair folded into one convolution; the
+    model itself when torch.fx cannot trace it (both ONNX exporters then fold batch norm themselves)."""
+    try:
+        return fuse(model, inplace=False)
+    except Exception:  # torch.fx raises many types for untraceable code
+        return model
+
+
+def metadata(ckpt: dict[str, Any]) -> dict[str, str]:
+    """The ONNX metadata that makes an export self-describing, like its checkpoint."""
+    return {"ferflow_arch": ckpt["arch"], "ferflow_classes": json.dumps(ckpt["classes"]),
+            "ferflow_image_size": str(ckpt["image_size"]),
+            "ferflow_in_channels": str(ckpt["arch_kwargs"]["in_channels"]),
+            "ferflow_normalization": json.dumps(ckpt["normalization"])}
+
+
+def read_metadata(session: ort.InferenceSession, path: str | Path) -> dict[str, Any]:
+    """The checkpoint fields (arch, classes, image_size, in_channels, normalization) an export carries."""
+    meta = session.get_modelmeta().custom_metadata_map
+    try:
+        return {"arch": meta["ferflow_arch"], "classes": json.loads(meta["ferflow_classes"]),
+                "image_size": int(meta["ferflow_image_size"]), "in_channels": int(meta["ferflow_in_channels"]),
+                "normalization": json.loads(meta["ferflow_normalization"])}
+    except (KeyError, ValueError):
+        raise FerflowError(f"{path}: not an ONNX model of 'ferflow export-onnx' (ferflow metadata missing)") from None
+
+
+def count_ops(proto: onnx.ModelProto, op_type: str) -> int:
+    """How many nodes of ``op_type`` the model's main graph holds."""
+    return sum(node.op_type == op_type for node in proto.graph.node)
 
 
 def to_onnx(model: nn.Module, example: torch.Tensor, opset: int) -> tuple[onnx.ModelProto, str]:
@@ -128,19 +165,20 @@ def run(args: argparse.Namespace) -> int:
     if split.images.shape[1:3] != (size, size):
         raise FerflowError(f"{args.data}: images are {split.images.shape[1]}×{split.images.shape[2]}, the checkpoint expects {size}×{size}")
     x = to_model_input(split.images, int(ckpt["arch_kwargs"]["in_channels"]))
-    proto, exporter = to_onnx(model, example_input(ckpt, 2), args.opset)
-    meta = {"ferflow_arch": ckpt["arch"], "ferflow_classes": json.dumps(ckpt["classes"]), "ferflow_image_size": str(size),
-            "ferflow_in_channels": str(ckpt["arch_kwargs"]["in_channels"]), "ferflow_normalization": json.dumps(ckpt["normalization"])}
-    onnx.helper.set_model_props(proto, meta)
+    proto, exporter = to_onnx(fuse_batchnorm(model), example_input(ckpt, 2), args.opset)
+    onnx.helper.set_model_props(proto, metadata(ckpt))
     with atomic_path(args.out) as tmp:
         onnx.save_model(proto, tmp)
         onnx.checker.check_model(str(tmp))
         report = compare(model, ort_session(tmp, threads=torch.get_num_threads()), x, args.batch_size)
-        report.update({"exporter": exporter, "opset": args.opset, "checkpoint": str(args.checkpoint), "data": str(args.data),
+        report.update({"exporter": exporter, "opset": args.opset,
+                       "batchnorm_nodes": count_ops(proto, "BatchNormalization"),
+                       "checkpoint": str(args.checkpoint), "data": str(args.data),
                        "atol": args.atol, "torch": torch.__version__, "onnxruntime": ort.__version__})
         print(f"ferflow export-onnx: {report['n_images']} images, exporter {exporter}, opset {args.opset}: "
               f"max |logit diff| {report['max_abs_diff']:.3g}, max |probability diff| {report['max_abs_diff_probabilities']:.3g}, "
-              f"{report['n_mismatches']} prediction mismatch(es)")
+              f"{report['n_mismatches']} prediction mismatch(es), "
+              f"{report['batchnorm_nodes']} BatchNormalization node(s) left")
         if not report["predictions_match"]:
             raise FerflowError(f"{args.out}: ONNX Runtime and PyTorch disagree on {report['n_mismatches']} prediction(s) of {args.data}")
         if report["max_abs_diff"] > args.atol:

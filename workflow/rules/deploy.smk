@@ -1,5 +1,7 @@
-# Deployment of each final model (config export.onnx): ONNX export checked against PyTorch on the
-# model-input test split, then CPU latency of PyTorch and ONNX Runtime. The report embeds both JSONs.
+# Deployment of each final model (config export.onnx): ONNX export (batch norm folded) checked against
+# PyTorch on the model-input test split; with export.quantize: int8, a statically quantized copy
+# calibrated on the validation split and compared with fp32 on the test split; then CPU latency of
+# PyTorch and ONNX Runtime (fp32, int8). The report embeds the JSONs.
 
 
 rule export_onnx:
@@ -23,8 +25,36 @@ rule export_onnx:
         " --check-out {output.check} --opset {params.opset} > {log} 2>&1"
 
 
+rule quantize_onnx:
+    input:
+        onnx=f"{RESULTS}/runs/{{model}}/final/model.onnx",
+        calibration=lambda wc: stage_files(model_input_stage())["val"],
+        data=lambda wc: stage_files(model_input_stage())["test"],
+    output:
+        onnx=f"{RESULTS}/runs/{{model}}/final/model.int8.onnx",
+        check=f"{RESULTS}/runs/{{model}}/final/int8_check.json",
+    params:
+        images=lambda wc: config["export"]["calibration_images"],
+        method=lambda wc: config["export"]["calibration_method"],
+        threads=lambda wc: config["export"]["threads"],
+    log:
+        f"{RESULTS}/logs/quantize_onnx/{{model}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/quantize_onnx/{{model}}.tsv"
+    threads: config["export"]["threads"]
+    conda:
+        "../../envs/deploy.yaml"
+    shell:
+        "ferflow quantize --onnx {input.onnx} --calibration {input.calibration} --data {input.data} --out {output.onnx}"
+        " --check-out {output.check} --calibration-images {params.images} --method {params.method}"
+        " --threads {params.threads} > {log} 2>&1"
+
+
 rule latency:
     input:
+        unpack(
+            lambda wc: {"int8": f"{RESULTS}/runs/{wc.model}/final/model.int8.onnx"} if config["export"]["quantize"] else {}
+        ),
         checkpoint=f"{RESULTS}/runs/{{model}}/final/best.pt",
         onnx=f"{RESULTS}/runs/{{model}}/final/model.onnx",
     output:
@@ -33,6 +63,8 @@ rule latency:
         batch_sizes=lambda wc: " ".join(str(b) for b in config["export"]["latency_batch_sizes"]),
         repeats=lambda wc: config["export"]["latency_repeats"],
         threads=lambda wc: config["export"]["threads"],
+        min_seconds=lambda wc: config["export"]["latency_min_seconds"],
+        int8=lambda wc, input: f"--int8-onnx {input.int8}" if "int8" in input.keys() else "",
     log:
         f"{RESULTS}/logs/latency/{{model}}.log",
     benchmark:
@@ -41,8 +73,9 @@ rule latency:
     conda:
         "../../envs/deploy.yaml"
     shell:
-        "ferflow latency --checkpoint {input.checkpoint} --onnx {input.onnx} --out {output}"
-        " --batch-sizes {params.batch_sizes} --repeats {params.repeats} --threads {params.threads} > {log} 2>&1"
+        "ferflow latency --checkpoint {input.checkpoint} --onnx {input.onnx} {params.int8} --out {output}"
+        " --batch-sizes {params.batch_sizes} --repeats {params.repeats} --min-seconds {params.min_seconds}"
+        " --threads {params.threads} > {log} 2>&1"
 
 
 TARGETS.append(
@@ -50,5 +83,6 @@ TARGETS.append(
         f"{run_dir(m, e)}/{name}"
         for m, e in deployed_runs()
         for name in ("model.onnx", "onnx_check.json", "latency.json")
+        + (("model.int8.onnx", "int8_check.json") if config["export"]["quantize"] else ())
     ]
 )

@@ -1,0 +1,145 @@
+"""Static int8 quantization of an exported ONNX model with ONNX Runtime's tools, checked against fp32.
+
+The fp32 model (``ferflow export-onnx``; batch norm already folded into the convolutions) first goes
+through ``onnxruntime.quantization.shape_inference.quant_pre_process`` (symbolic shape inference and
+ONNX Runtime's basic graph optimisations: constant folding, Conv+BatchNorm and Conv+Add fusion), then
+``quantize_static`` in QDQ format: weights int8 per output channel, activations uint8 (``--activations``;
+uint8×int8 is what the VNNI and AMX int8 kernels take), their ranges calibrated on ``--calibration-images``
+seeded random images of ``--calibration`` (the validation split) with ``--method``. The ferflow metadata
+(classes, image size, channels, normalisation) is copied over, so ``ferflow predict`` and ``ferflow
+latency`` take the int8 model like the fp32 one.
+
+Both models then classify every image of ``--data`` (the test split) in ONNX Runtime; ``int8_check.json``
+holds accuracy and macro-F1 of each, the share of images on which they predict the same class, the
+largest absolute logit difference, the file sizes and the quantization settings. The accuracy drop of
+int8 is printed against the deployment target (≤ 0.5 points); missing it is reported, not an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+from onnxruntime.quantization.shape_inference import quant_pre_process
+
+from ferflow.errors import FerflowError
+from ferflow.evaluate import compute_metrics
+from ferflow.export import INPUT, OUTPUT, count_ops, logits_of, ort_session
+from ferflow.preprocess import to_model_input
+from ferflow.storage import Split, atomic_path, load_split, write_json
+
+METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+           "percentile": CalibrationMethod.Percentile}
+ACTIVATIONS = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
+MAX_ACCURACY_DROP = 0.5  # percentage points: the deployment target
+
+
+class SplitReader(CalibrationDataReader):
+    """Feeds model inputs made from uint8 images to the calibrator, ``batch_size`` at a time."""
+
+    def __init__(self, images: np.ndarray, in_channels: int, batch_size: int) -> None:
+        self.batches = iter([to_model_input(images[i : i + batch_size], in_channels).numpy()
+                             for i in range(0, len(images), batch_size)])
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        batch = next(self.batches, None)
+        return None if batch is None else {INPUT: batch}
+
+
+def input_channels(session: ort.InferenceSession, split: Split, path: str) -> int:
+    """The model's input channels, after checking the split's image size against its input ``(batch, C, H, W)``."""
+    _, channels, height, width = session.get_inputs()[0].shape
+    if len(split) == 0:
+        raise FerflowError(f"{path}: split file holds no images")
+    if split.images.shape[1:3] != (height, width):
+        raise FerflowError(
+            f"{path}: images are {split.images.shape[1]}×{split.images.shape[2]}, the model expects {height}×{width}")
+    return int(channels)
+
+
+def quantize(fp32: str | Path, out: Path, calibration: np.ndarray, in_channels: int, method: str, activations: str,
+             batch_size: int) -> onnx.ModelProto:
+    """Write the int8 QDQ model of ``fp32`` to ``out``; returns it (with the fp32 model's metadata)."""
+    with tempfile.TemporaryDirectory(prefix="ferflow-quantize-") as scratch:
+        prepared = Path(scratch) / "prepared.onnx"
+        quant_pre_process(str(fp32), str(prepared))
+        quantize_static(str(prepared), str(out), SplitReader(calibration, in_channels, batch_size),
+                        quant_format=QuantFormat.QDQ, per_channel=True, weight_type=QuantType.QInt8,
+                        activation_type=ACTIVATIONS[activations], calibrate_method=METHODS[method])
+    proto = onnx.load(str(out))
+    source = onnx.load(str(fp32), load_external_data=False)
+    onnx.helper.set_model_props(proto, {p.key: p.value for p in source.metadata_props})
+    onnx.save_model(proto, str(out))
+    return proto
+
+
+def scores(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    metrics = compute_metrics(labels, logits.argmax(1))
+    return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--onnx", required=True, help="the fp32 model written by 'ferflow export-onnx'")
+    parser.add_argument("--calibration", required=True, help="split file (.npz) to calibrate on: the validation split")
+    parser.add_argument("--data", required=True, help="split file (.npz) to compare fp32 and int8 on: the test split")
+    parser.add_argument("--out", required=True, help="the int8 ONNX model to write (model.int8.onnx)")
+    parser.add_argument("--check-out", required=True, help="the comparison JSON to write (int8_check.json)")
+    parser.add_argument("--calibration-images", type=int, default=1000, metavar="N",
+                        help="seeded random calibration images (default 1000; all when fewer)")
+    parser.add_argument("--method", default="minmax", choices=sorted(METHODS), help="calibration (default minmax)")
+    parser.add_argument("--activations", default="uint8", choices=sorted(ACTIVATIONS), help="default uint8")
+    parser.add_argument("--batch-size", type=int, default=256, help="batch of calibration and comparison (default 256)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the calibration sample (default 0)")
+    parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads (default 2)")
+
+
+def run(args: argparse.Namespace) -> int:
+    for name in ("calibration_images", "batch_size", "threads"):
+        if getattr(args, name) < 1:
+            raise FerflowError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    fp32 = ort_session(args.onnx, args.threads)
+    val, test = load_split(args.calibration), load_split(args.data)
+    in_channels = input_channels(fp32, val, args.calibration)
+    input_channels(fp32, test, args.data)
+    rng = np.random.default_rng(args.seed)
+    chosen = np.sort(rng.choice(len(val), min(args.calibration_images, len(val)), replace=False))
+    x = to_model_input(test.images, in_channels)
+    with atomic_path(args.out) as tmp:
+        proto = quantize(args.onnx, tmp, val.images[chosen], in_channels, args.method, args.activations,
+                         args.batch_size)
+        int8 = ort_session(tmp, args.threads)
+        logits = {name: logits_of(lambda b, s=session: s.run([OUTPUT], {INPUT: b.numpy()})[0], x, args.batch_size)
+                  for name, session in (("fp32", fp32), ("int8", int8))}
+        result = {name: scores(values, test.labels) for name, values in logits.items()}
+        drop = 100 * (result["fp32"]["accuracy"] - result["int8"]["accuracy"])
+        report: dict[str, Any] = {
+            **result,
+            "accuracy_drop_points": round(drop, 3),
+            "max_accuracy_drop_points": MAX_ACCURACY_DROP,
+            "agreement": float((logits["fp32"].argmax(1) == logits["int8"].argmax(1)).mean()),
+            "max_abs_logit_diff": float(np.abs(logits["fp32"] - logits["int8"]).max()),
+            "bytes": {"fp32": Path(args.onnx).stat().st_size, "int8": tmp.stat().st_size},
+            "n_images": len(test),
+            "calibration": {"data": str(args.calibration), "images": len(chosen), "method": args.method,
+                            "seed": args.seed},
+            "quantization": {"format": "QDQ", "weights": "int8 per channel", "activations": args.activations,
+                             "quantized_nodes": count_ops(proto, "DequantizeLinear")},
+            "onnx": str(args.onnx),
+            "data": str(args.data),
+            "onnxruntime": ort.__version__,
+        }
+        met = "met" if drop <= MAX_ACCURACY_DROP else "NOT met"
+        fp, q = result["fp32"], result["int8"]
+        print(f"ferflow quantize: {len(test)} images of {args.data}: accuracy fp32 {100 * fp['accuracy']:.2f} % / "
+              f"int8 {100 * q['accuracy']:.2f} % (drop {drop:.2f} points, target ≤ {MAX_ACCURACY_DROP}: {met}), "
+              f"macro-F1 {100 * fp['macro_f1']:.2f} % / {100 * q['macro_f1']:.2f} %, agreement "
+              f"{100 * report['agreement']:.2f} %, "
+              f"size {report['bytes']['fp32']:,} → {report['bytes']['int8']:,} bytes")
+        write_json(args.check_out, report)
+    return 0
