@@ -33,7 +33,7 @@ def test_every_option_has_help_that_shows_its_default(name: str) -> None:
             label = f"{parser.prog} {action.option_strings[0] if action.option_strings else action.dest}"
             assert action.help, f"{label}: no help text"
             assert "(default " not in action.help, f"{label}: writes its default by hand"
-            if action.option_strings and not action.required and action.default is not None:
+            if action.option_strings and not action.required and action.default not in (None, ""):
                 assert f"(default: {action.default})" in text, f"{label}: default {action.default!r} not shown"
 
 

@@ -38,7 +38,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
                          *(str(root / "runs" / model / e / "history.csv") for e in sweep)]) == 0
     assert cli.main(["plot-study", "params", "--out", str(root / "figures" / "params_vs_accuracy.png"), "--dpi", "30",
                      *(str(root / "runs" / m / e / "metrics.json") for m, e, _, _ in RUNS)]) == 0
-    assert cli.main(["tables", "--out-dir", str(root / "tables"),
+    assert cli.main(["tables", "--out", str(root / "tables"),
                      "--histories", *(str(root / "runs" / m / e / "history.csv") for m, e, _, _ in RUNS if e != "final"),
                      "--metrics", str(root / "runs" / "resnet" / "final" / "metrics.json"),
                      str(root / "runs" / "vgg16" / "baseline" / "metrics.json"), "--baseline", "vgg16"]) == 0

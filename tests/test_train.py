@@ -42,7 +42,7 @@ def stage(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def train_args(stage: Path, out: Path, settings: dict[str, Any], seed: int = 0, model: str = "resnet") -> list[str]:
-    return ["train", "--model", model, "--experiment", "exp", "--data-dir", str(stage), "--out-dir", str(out),
+    return ["train", "--model", model, "--experiment", "exp", "--data-dir", str(stage), "--out", str(out),
             "--settings", json.dumps(settings), "--seed", str(seed)]
 
 

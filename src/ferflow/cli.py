@@ -42,10 +42,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Every option's help ends with its default, unless it has none (required, or None)."""
+    """Every option's help ends with its default, unless it has none (required, None or "") or the help
+    explains it already ("(default: ...)")."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.required or action.default is None:
+        if action.required or action.default in (None, "") or "(default:" in (action.help or ""):
             return action.help
         return super()._get_help_string(action)
 

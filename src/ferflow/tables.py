@@ -30,7 +30,7 @@ FINALS_COLUMNS = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out-dir", required=True, help="folder for sweep_<model>.{csv,md} and finals.{csv,md}")
+    parser.add_argument("--out", required=True, help="folder for sweep_<model>.{csv,md} and finals.{csv,md}")
     parser.add_argument("--histories", nargs="*", default=[], help="history.csv of every sweep run")
     parser.add_argument("--metrics", nargs="*", default=[], help="metrics.json of every run in the finals table")
     parser.add_argument("--baseline", nargs="*", default=[], help="architectures whose runs join every sweep table")
@@ -101,7 +101,7 @@ def write_table(out_dir: Path, name: str, frame: pd.DataFrame, headers: dict[str
 
 
 def run(args: argparse.Namespace) -> int:
-    out_dir = Path(args.out_dir)
+    out_dir = Path(args.out)
     tables = sweep_tables(args.histories, args.baseline) if args.histories else {}
     finals = finals_table(args.metrics)
     for model, frame in tables.items():

@@ -14,7 +14,7 @@ killed after any epoch and restarted therefore ends exactly where an uninterrupt
 whose fingerprint (architecture, settings, seed, data) matches: a job run again over a finished run
 (``--forcerun``, changed code) trains from scratch.
 
-Outputs (``--out-dir``): ``history.csv`` (one row per epoch) and ``best.pt`` (the epoch with the best
+Outputs (``--out``): ``history.csv`` (one row per epoch) and ``best.pt`` (the epoch with the best
 val macro-F1), written when training ends; ``last.pt`` after every epoch.
 """
 
@@ -300,10 +300,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help=f"architecture ({', '.join(models.names())})")
     parser.add_argument("--experiment", required=True, help="experiment name (recorded in best.pt)")
     parser.add_argument("--data-dir", required=True, type=Path, help="data stage directory holding train.npz and val.npz")
-    parser.add_argument("--out-dir", required=True, type=Path, help="run directory: history.csv, best.pt, last.pt")
+    parser.add_argument("--out", required=True, type=Path, help="run directory: history.csv, best.pt, last.pt")
     parser.add_argument("--settings", default="{}", help="training settings as a JSON object (defaults filled in)")
     parser.add_argument("--model-options", default="{}", help="architecture options as a JSON object, e.g. {\"pretrained\": true}")
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--seed", type=int, default=42, help="seed of the weights, batches and augmentation")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="override the settings' device")
     parser.add_argument("--threads", type=int, help="override the settings' CPU threads")
 
@@ -340,7 +340,7 @@ def run(args: argparse.Namespace) -> int:
     plateau = settings["plateau"]
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(engine.optimizer, mode="min", factor=plateau["factor"],
                                                            patience=plateau["patience"]) if plateau else None
-    out_dir: Path = args.out_dir
+    out_dir: Path = args.out
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in out_dir.glob(".*.tmp"):  # partial writes of a killed run
         stale.unlink()

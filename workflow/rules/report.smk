@@ -120,7 +120,7 @@ rule tables:
     conda:
         "../../envs/report.yaml"
     shell:
-        "ferflow tables --out-dir {params.out_dir} --histories {input.histories} --metrics {input.metrics}"
+        "ferflow tables --out {params.out_dir} --histories {input.histories} --metrics {input.metrics}"
         " --baseline {params.baseline} > {log} 2>&1"
 
 

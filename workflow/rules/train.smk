@@ -35,7 +35,7 @@ rule train:
         "../../envs/train.yaml"
     shell:
         "ferflow train --model {wildcards.model} --experiment {wildcards.experiment} --data-dir {params.data_dir:q}"
-        " --out-dir {params.out_dir:q} --settings {params.settings:q} --model-options {params.options:q}"
+        " --out {params.out_dir:q} --settings {params.settings:q} --model-options {params.options:q}"
         " --seed {params.seed} --threads {threads} >> {log} 2>&1"
 
 
