@@ -259,7 +259,8 @@ def resolve_source(source: str, sha256: str | None, cache_dir: str | os.PathLike
                 raise FerflowError(f"{path}: a sha256 was given but the source is a folder (it applies to archives)")
             return path
         if not path.is_file():
-            raise FerflowError(f"{path}: source not found (expected kaggle:<owner>/<dataset>, an http(s) URL, or a local zip, tar.gz or folder)")
+            expected = "kaggle:<owner>/<dataset>, an http(s) URL, or a local zip, tar.gz or folder"
+            raise FerflowError(f"{path}: source not found (expected {expected})")
     digest = check_sha256(path, sha256)
     if path.suffix.lower() == ".csv" or (not extract_zip and archive_kind(path) == "zip"):
         return path
@@ -301,7 +302,8 @@ def acquire(args: argparse.Namespace) -> dict[str, Split]:
     local = resolve_source(args.source, args.sha256, args.cache_dir, extract_zip=False)
     data = load_labelled(local, args.test_split, strict=True)
     if "train" not in data or "test" not in data:
-        raise FerflowError(f"{local}: expected train/<class>/ and test/<class>/ folders or an ICML CSV, found {', '.join(sorted(data)) or 'no split'}")
+        found = ", ".join(sorted(data)) or "no split"
+        raise FerflowError(f"{local}: expected train/<class>/ and test/<class>/ folders or an ICML CSV, found {found}")
     if len(data["test"]) == 0:
         raise FerflowError(f"{local}: no {args.test_split} images in the test split")
     check_classes(data, str(local))

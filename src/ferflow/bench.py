@@ -126,8 +126,9 @@ def run(args: argparse.Namespace) -> int:
     if len(train) < (args.warmup + per_round) * 64:
         raise FerflowError(f"{args.data}: {len(train)} training images, too few for {args.warmup + per_round} batches of 64")
     data = DeviceData.of(train, device, in_channels=3)
-    print(f"{args.model}: {args.rounds} rounds of {per_round} timed batches of 64 per loop, each after {args.warmup} warm-up "
-          f"batches; loops alternate so that both see the same machine load; {args.threads} thread(s), device {device}")
+    print(f"{args.model}: {args.rounds} rounds of {per_round} timed batches of 64 per loop, "
+          f"each after {args.warmup} warm-up batches; loops alternate so that both see the same machine load; "
+          f"{args.threads} thread(s), device {device}")
     print(f"ferflow decoded {len(train)} training images into memory once, in {load_seconds:.1f} s (not timed); "
           f"the reference loop decodes JPEGs in every batch")
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
@@ -153,8 +154,9 @@ def run(args: argparse.Namespace) -> int:
             rates["ferflow"].append(timed(EpochBatches(data, settings, epoch_generator(args.seed, r), engine.channels_last),
                                           ours, per_round, args.warmup))
             rates["reference"].append(timed(loader, reference, per_round, args.warmup))
-            print(f"round {r + 1}: ferflow {rates['ferflow'][-1]:.1f} images/s, reference {rates['reference'][-1]:.1f} images/s, "
-                  f"ratio {rates['ferflow'][-1] / rates['reference'][-1]:.2f}x", flush=True)
+            ours_rate, reference_rate = rates["ferflow"][-1], rates["reference"][-1]
+            print(f"round {r + 1}: ferflow {ours_rate:.1f} images/s, reference {reference_rate:.1f} images/s, "
+                  f"ratio {ours_rate / reference_rate:.2f}x", flush=True)
         rates["ferflow input"].append(timed(EpochBatches(data, settings, epoch_generator(args.seed, 0), engine.channels_last),
                                             lambda x, y: sync(), per_round, args.warmup))
         rates["reference input"].append(timed(loader, lambda x, y: None, per_round, args.warmup))

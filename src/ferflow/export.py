@@ -151,9 +151,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="split file (.npz) to check the export on, e.g. the test split")
     parser.add_argument("--out", required=True, help="the ONNX model to write")
     parser.add_argument("--check-out", required=True, help="the JSON check report to write")
-    parser.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
-    parser.add_argument("--batch-size", type=int, default=256, help="batch size of the check (default 256)")
-    parser.add_argument("--atol", type=float, default=1e-3, help="largest allowed absolute logit difference (default 1e-3)")
+    parser.add_argument("--opset", type=int, default=18, help="ONNX opset")
+    parser.add_argument("--batch-size", type=int, default=256, help="batch size of the check")
+    parser.add_argument("--atol", type=float, default=1e-3, help="largest allowed absolute logit difference")
 
 
 def run(args: argparse.Namespace) -> int:

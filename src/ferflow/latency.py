@@ -180,10 +180,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--int8-onnx", help="also time the int8 model written by 'ferflow quantize'")
     parser.add_argument("--out", required=True, help="latency.json to write")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 256], metavar="B", help="default: 1 256")
-    parser.add_argument("--repeats", type=int, default=30, help="least timed runs per measurement (default 30)")
-    parser.add_argument("--min-seconds", type=float, default=1.0, help="least timed seconds (default 1)")
-    parser.add_argument("--warmup", type=int, default=5, help="untimed runs before timing (default 5)")
-    parser.add_argument("--threads", type=int, default=2, help="intra-op threads of both engines (default 2)")
+    parser.add_argument("--repeats", type=int, default=30, help="least timed runs per measurement")
+    parser.add_argument("--min-seconds", type=float, default=1.0, help="least timed seconds")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed runs before timing")
+    parser.add_argument("--threads", type=int, default=2, help="intra-op threads of both engines")
 
 
 def run(args: argparse.Namespace) -> int:

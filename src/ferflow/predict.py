@@ -211,8 +211,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--annotate", metavar="OUT_DIR", help="write each photo with boxes and labels drawn here")
     parser.add_argument("--no-detect", action="store_true", help="every image is already a face crop: skip detection")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a photo has no face or cannot be read")
-    parser.add_argument("--margin", type=float, default=0.125, help="widen each face box by this fraction of its side on each side (default 0.125)")
-    parser.add_argument("--min-face", type=int, default=30, metavar="N", help="smallest face side in pixels to detect (default 30)")
+    parser.add_argument("--margin", type=float, default=0.125, help="widen each face box by this fraction of its side on each side")
+    parser.add_argument("--min-face", type=int, default=30, metavar="N", help="smallest face side in pixels to detect")
 
 
 def run(args: argparse.Namespace) -> int:

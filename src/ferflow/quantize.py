@@ -91,12 +91,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="the int8 ONNX model to write (model.int8.onnx)")
     parser.add_argument("--check-out", required=True, help="the comparison JSON to write (int8_check.json)")
     parser.add_argument("--calibration-images", type=int, default=1000, metavar="N",
-                        help="seeded random calibration images (default 1000; all when fewer)")
-    parser.add_argument("--method", default="minmax", choices=sorted(METHODS), help="calibration (default minmax)")
-    parser.add_argument("--activations", default="uint8", choices=sorted(ACTIVATIONS), help="default uint8")
-    parser.add_argument("--batch-size", type=int, default=256, help="batch of calibration and comparison (default 256)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the calibration sample (default 0)")
-    parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads (default 2)")
+                        help="seeded random calibration images (all when fewer)")
+    parser.add_argument("--method", default="minmax", choices=sorted(METHODS), help="calibration")
+    parser.add_argument("--activations", default="uint8", choices=sorted(ACTIVATIONS), help="activation type")
+    parser.add_argument("--batch-size", type=int, default=256, help="batch of calibration and comparison")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the calibration sample")
+    parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads")
 
 
 def run(args: argparse.Namespace) -> int:

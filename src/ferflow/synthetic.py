@@ -303,7 +303,8 @@ def write_affectnet_like(root: str | os.PathLike[str], per_class: int, seed: int
 
 
 def write_fer_folders(out: Path, splits: dict[str, Split]) -> None:
-    """Write splits as Kaggle-style class folders: ``train/<class>/Training_<n>.png``, ``test/<class>/PublicTest_<n>.png``."""
+    """Write splits as Kaggle-style class folders: ``train/<class>/Training_<n>.png``,
+    ``test/<class>/PublicTest_<n>.png``."""
     prefix = {"train": "Training", "test": "PublicTest"}
     for split, data in splits.items():
         for name in CLASS_NAMES:
