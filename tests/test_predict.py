@@ -8,32 +8,19 @@ import pickle
 import zipfile
 from pathlib import Path
 
-import cv2
 import numpy as np
+import onnx
 import pytest
 import torch
 from PIL import Image
 
+from clips import drawn_face
 from ferflow import checkpoint, models
 from ferflow.classes import CLASS_NAMES
 from ferflow.cli import main
+from ferflow.storage import Split, save_split
 
 Box = tuple[int, int, int, int]
-
-
-def drawn_face(side: int) -> np.ndarray:
-    """A cartoon face (oval, brows, eyes, nose, mouth) that the Haar cascade takes for a face."""
-    img = np.full((side, side), 90, np.uint8)
-    c = side // 2
-    cv2.ellipse(img, (c, int(c * 1.05)), (int(side * 0.36), int(side * 0.46)), 0, 0, 360, 200, -1)
-    img = cv2.GaussianBlur(img, (0, 0), side / 40)
-    for dx in (-1, 1):
-        ex, ey = c + dx * int(side * 0.16), int(side * 0.42)
-        cv2.ellipse(img, (ex, ey - int(side * 0.07)), (int(side * 0.10), int(side * 0.025)), 0, 0, 360, 70, -1)
-        cv2.ellipse(img, (ex, ey), (int(side * 0.07), int(side * 0.035)), 0, 0, 360, 40, -1)
-    cv2.ellipse(img, (c, int(side * 0.62)), (int(side * 0.04), int(side * 0.08)), 0, 0, 360, 150, -1)
-    cv2.ellipse(img, (c, int(side * 0.76)), (int(side * 0.13), int(side * 0.035)), 0, 0, 360, 60, -1)
-    return cv2.GaussianBlur(img, (0, 0), side / 80)
 
 
 def background(rng: np.random.Generator, width: int = 800, height: int = 600) -> np.ndarray:
@@ -238,3 +225,49 @@ def test_crop_face_widens_box_and_pads_at_the_border():
     crop = crop_face(gray, (0, 10, 40, 40), margin=0.25)  # 60-px square centred on (20, 30): 10 px left of the photo
     assert crop.shape == (60, 60)
     assert np.array_equal(crop[:, 10:], gray[0:60, 0:50]) and np.array_equal(crop[:, 0], gray[0:60, 0])
+
+
+def test_faces_batched_across_photos_match_one_at_a_time(photos, ckpt, capsys, tmp_path):
+    """Faces gathered across photos into batches get the same boxes and probabilities as batch size 1."""
+    root, _ = photos
+    for k, side in enumerate((100, 140)):  # more photos with faces, so that batches span photos
+        Image.fromarray(np.repeat(drawn_face(side)[..., None], 3, -1)).save(tmp_path / f"face{k}.png")
+    Image.open(root / "scene.jpg").save(tmp_path / "scene.jpg")
+    documents = {}
+    for batch in ("1", "64"):
+        code, out, err = run_cli(capsys, str(tmp_path), "--checkpoint", str(ckpt), "--json", "--batch-size", batch)
+        assert code == 0 and "images/s" in err
+        documents[batch] = json.loads(out)["images"]
+    assert [len(i["faces"]) for i in documents["64"]] == [1, 1, 3]
+    for one, many in zip(documents["1"], documents["64"]):
+        assert [f["box"] for f in one["faces"]] == [f["box"] for f in many["faces"]]
+        for a, b in zip(one["faces"], many["faces"]):
+            assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-5)
+
+
+def test_onnx_export_predicts_like_its_checkpoint(photos, ckpt, capsys, tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (8, 48, 48, 3), dtype=np.uint8)
+    save_split(tmp_path / "test.npz", Split(images, np.zeros(8), list("abcdefgh")))
+    onnx_path = tmp_path / "model.onnx"
+    assert main(["export-onnx", "--checkpoint", str(ckpt), "--data", str(tmp_path / "test.npz"),
+                 "--out", str(onnx_path), "--check-out", str(tmp_path / "check.json")]) == 0
+    capsys.readouterr()
+    root, _ = photos
+    faces = {}
+    for model in (ckpt, onnx_path):
+        code, out, _ = run_cli(capsys, str(root / "scene.jpg"), "--checkpoint", str(model), "--json")
+        assert code == 0
+        doc = json.loads(out)
+        assert doc["arch"] == "resnet" and doc["classes"] == list(CLASS_NAMES)
+        faces[model] = doc["images"][0]["faces"]
+    assert len(faces[ckpt]) == 3 and [f["box"] for f in faces[ckpt]] == [f["box"] for f in faces[onnx_path]]
+    for a, b in zip(faces[ckpt], faces[onnx_path]):
+        assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-4)
+
+    # an ONNX model without ferflow's metadata is refused with its name
+    proto = onnx.load(onnx_path)
+    del proto.metadata_props[:]
+    onnx.save(proto, tmp_path / "bare.onnx")
+    code, _, err = run_cli(capsys, str(root / "scene.jpg"), "--checkpoint", str(tmp_path / "bare.onnx"))
+    assert code == 1 and "bare.onnx" in err and "metadata missing" in err

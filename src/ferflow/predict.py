@@ -1,4 +1,5 @@
-"""Predict emotions on ordinary photos: Haar-cascade face detection, then the checkpoint's classifier.
+"""Predict emotions on ordinary photos (and, through :mod:`ferflow.video`, on videos and cameras):
+Haar-cascade face detection, then the classifier of a checkpoint or of its ONNX export.
 
 Each photo (any size, any Pillow-readable format, EXIF orientation applied) is turned into grayscale
 with :func:`ferflow.preprocess.to_grayscale_array`, faces are found with OpenCV's frontal-face Haar
@@ -8,6 +9,12 @@ default 0.125), cropped with edge padding where it leaves the photo, and convert
 training images (:func:`~ferflow.preprocess.to_face48` → :func:`~ferflow.preprocess.to_model_input`).
 ``--no-detect`` treats every image as a face crop (centre square). Boxes are ``[x, y, w, h]`` in
 pixels of the (orientation-corrected) photo.
+
+The classifier (``--checkpoint``) is a ferflow checkpoint run in PyTorch, or, for a ``.onnx`` file, an
+export of ``ferflow export-onnx`` or ``ferflow quantize`` run in ONNX Runtime (its metadata carries the
+classes and input format). Faces are classified in batches of ``--batch-size`` gathered across photos,
+and the run ends with its throughput in images/s. A video file or ``--camera`` is handed to
+:func:`ferflow.video.run_video`.
 
 Exit status: 0, also when a photo has no face (reported, empty result) or a file cannot be read
 (reported, skipped); with ``--strict`` either makes it 1. A checkpoint that is not a ferflow
@@ -19,25 +26,30 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
+import onnxruntime as ort
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm import tqdm
 
 from ferflow import checkpoint
 from ferflow.errors import FerflowError
+from ferflow.export import INPUT, OUTPUT, fuse_batchnorm, ort_session, read_metadata, softmax
 from ferflow.preprocess import NORMALIZATION, to_face48, to_grayscale_array, to_model_input
 from ferflow.storage import atomic_path
+from ferflow.tracking import BoxT
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
+VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"})
 CASCADE = "haarcascade_frontalface_default.xml"
 DETECT_MAX_SIDE = 1600  # larger photos are downscaled for detection only (boxes are mapped back)
-BoxT = tuple[int, int, int, int]
 
 
 @dataclass
@@ -102,17 +114,18 @@ def load_photo(path: Path) -> Image.Image:
 
 
 class FaceDetector:
-    """OpenCV's frontal-face Haar cascade on a grayscale array."""
+    """OpenCV's frontal-face Haar cascade on a grayscale array, downscaled to at most ``max_side`` pixels."""
 
-    def __init__(self, min_face: int = 30, scale_factor: float = 1.1, min_neighbors: int = 5) -> None:
+    def __init__(self, min_face: int = 30, scale_factor: float = 1.1, min_neighbors: int = 5,
+                 max_side: int = DETECT_MAX_SIDE) -> None:
         self.cascade = cv2.CascadeClassifier(cv2.data.haarcascades + CASCADE)
         if self.cascade.empty():
             raise FerflowError(f"{cv2.data.haarcascades + CASCADE}: OpenCV's Haar cascade is missing (opencv-python-headless 4.x ships it)")
-        self.min_face, self.scale_factor, self.min_neighbors = min_face, scale_factor, min_neighbors
+        self.min_face, self.scale_factor, self.min_neighbors, self.max_side = min_face, scale_factor, min_neighbors, max_side
 
     def __call__(self, gray: np.ndarray) -> list[BoxT]:
         """Face boxes ``(x, y, w, h)`` sorted left to right, then top to bottom."""
-        scale = min(1.0, DETECT_MAX_SIDE / max(gray.shape))
+        scale = min(1.0, self.max_side / max(gray.shape))
         small = gray if scale == 1.0 else cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         side = max(1, round(self.min_face * scale))
         boxes = self.cascade.detectMultiScale(small, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
@@ -132,53 +145,106 @@ def crop_face(gray: np.ndarray, box: BoxT, margin: float) -> np.ndarray:
 
 
 class Predictor:
-    """A checkpoint's model with its input conversion; ``__call__`` maps face crops to probabilities."""
+    """A classifier with its input conversion: a ferflow checkpoint (PyTorch, batch norm folded) or, for a
+    ``.onnx`` path, its export (ONNX Runtime). ``__call__`` maps face crops to probabilities."""
 
-    def __init__(self, checkpoint_path: str | Path) -> None:
-        self.model, ckpt = checkpoint.load_model(checkpoint_path)
-        if ckpt["normalization"] != NORMALIZATION:
-            raise FerflowError(f"{checkpoint_path}: normalization {ckpt['normalization']} differs from ferflow's {NORMALIZATION}")
-        self.classes: list[str] = list(ckpt["classes"])
-        self.image_size: int = int(ckpt["image_size"])
-        self.in_channels: int = int(ckpt["arch_kwargs"]["in_channels"])
-        self.arch: str = ckpt["arch"]
+    def __init__(self, model_path: str | Path, threads: int | None = None, batch_size: int = 64) -> None:
+        self.session: ort.InferenceSession | None = None
+        if Path(model_path).suffix.lower() == ".onnx":
+            self.session = ort_session(model_path, threads or 0)  # 0: ONNX Runtime's default
+            fields = read_metadata(self.session, model_path)
+        else:
+            model, fields = checkpoint.load_model(model_path)
+            fields = {**fields, "in_channels": fields["arch_kwargs"]["in_channels"]}
+            self.model = fuse_batchnorm(model)
+        if fields["normalization"] != NORMALIZATION:
+            raise FerflowError(
+                f"{model_path}: normalization {fields['normalization']} differs from ferflow's {NORMALIZATION}")
+        self.classes: list[str] = list(fields["classes"])
+        self.image_size: int = int(fields["image_size"])
+        self.in_channels: int = int(fields["in_channels"])
+        self.arch: str = fields["arch"]
+        self.batch_size = batch_size
+
+    def probabilities(self, faces: np.ndarray) -> np.ndarray:
+        """Class probabilities ``(N, classes)`` of uint8 ``(N, size, size)`` faces, ``batch_size`` at a time."""
+        out = []
+        for start in range(0, len(faces), self.batch_size):
+            x = to_model_input(faces[start : start + self.batch_size], self.in_channels)
+            if self.session is not None:
+                out.append(softmax(self.session.run([OUTPUT], {INPUT: x.numpy()})[0]))
+            else:
+                with torch.inference_mode():
+                    out.append(torch.softmax(self.model(x), dim=1).numpy())
+        return np.concatenate(out)
+
+    def crop_probabilities(self, crops: list[np.ndarray]) -> np.ndarray:
+        """Class probabilities ``(N, classes)`` of grayscale face crops of any size."""
+        if not crops:
+            return np.zeros((0, len(self.classes)), np.float32)
+        return self.probabilities(np.stack([to_face48(Image.fromarray(c), self.image_size) for c in crops]))
 
     def __call__(self, crops: list[np.ndarray]) -> list[dict[str, float]]:
-        faces = np.stack([to_face48(Image.fromarray(c), self.image_size) for c in crops])
-        with torch.inference_mode():
-            probs = torch.softmax(self.model(to_model_input(faces, self.in_channels)), dim=1).numpy()
-        return [{name: round(float(p), 6) for name, p in zip(self.classes, row)} for row in probs]
+        return [{name: round(float(p), 6) for name, p in zip(self.classes, row)}
+                for row in self.crop_probabilities(crops)]
 
 
-def predict_photo(image: Image.Image, predictor: Predictor, detector: FaceDetector | None, margin: float) -> list[Face]:
-    """The faces of one photo (``detector=None``: the whole photo is one face crop)."""
-    gray = to_grayscale_array(image)
+def find_faces(gray: np.ndarray, detector: FaceDetector | None, margin: float) -> tuple[list[BoxT], list[np.ndarray]]:
+    """Face boxes and crops of one grayscale photo (``detector=None``: the whole photo is one face crop)."""
     if detector is None:
         side = min(gray.shape)
-        boxes: list[BoxT] = [((gray.shape[1] - side) // 2, (gray.shape[0] - side) // 2, side, side)]
-        crops = [gray]
-    else:
-        boxes = detector(gray)
-        crops = [crop_face(gray, b, margin) for b in boxes]
-    if not boxes:
-        return []
-    return [Face(box, probs) for box, probs in zip(boxes, predictor(crops))]
+        return [((gray.shape[1] - side) // 2, (gray.shape[0] - side) // 2, side, side)], [gray]
+    boxes = detector(gray)
+    return boxes, [crop_face(gray, b, margin) for b in boxes]
 
 
-def annotate(image: Image.Image, faces: list[Face], out_path: Path) -> None:
-    """Write ``image`` with each face's box and top emotion drawn (atomically)."""
-    canvas = np.array(image.convert("RGB"))
+def predict_photos(photos: list[tuple[Path, Path]], predictor: Predictor, detector: FaceDetector | None, margin: float,
+                   keep_images: bool) -> Iterator[tuple[PhotoResult, Path, Image.Image | None]]:
+    """``(result, relative path, photo if keep_images)`` of every photo, in order. Faces are gathered
+    across photos and classified together once ``predictor.batch_size`` faces (or photos) are waiting."""
+    pending: list[tuple[PhotoResult, Path, Image.Image | None, list[BoxT], list[np.ndarray]]] = []
+
+    def flush() -> Iterator[tuple[PhotoResult, Path, Image.Image | None]]:
+        probabilities = iter(predictor([crop for *_, crops in pending for crop in crops]))
+        for result, rel, image, boxes, _ in pending:
+            result.faces = [Face(box, next(probabilities)) for box in boxes]
+            yield result, rel, image
+        pending.clear()
+
+    for path, rel in photos:
+        result = PhotoResult(path)
+        try:
+            image = load_photo(path)
+        except FerflowError as exc:
+            result.error = str(exc)
+            print(f"ferflow predict: warning: {exc}; skipped", file=sys.stderr)
+            pending.append((result, rel, None, [], []))
+        else:
+            result.size = image.size
+            boxes, crops = find_faces(to_grayscale_array(image), detector, margin)
+            pending.append((result, rel, image if keep_images else None, boxes, crops))
+        if len(pending) >= predictor.batch_size or sum(len(p[4]) for p in pending) >= predictor.batch_size:
+            yield from flush()
+    yield from flush()
+
+
+def draw_faces(canvas: np.ndarray, boxes: list[BoxT], labels: list[str]) -> None:
+    """Draw each box with its label on a filled tag above it (green; in place on an RGB or BGR array)."""
     thickness = max(2, round(max(canvas.shape[:2]) / 400))
     font_scale = max(0.5, max(canvas.shape[:2]) / 1200)
-    for face in faces:
-        x, y, w, h = face.box
+    for (x, y, w, h), label in zip(boxes, labels):
         cv2.rectangle(canvas, (x, y), (x + w, y + h), (0, 255, 0), thickness)
-        label = f"{face.emotion} {face.probabilities[face.emotion]:.2f}"
         (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
         top = y - th - base - thickness if y - th - base - thickness >= 0 else y + h
         cv2.rectangle(canvas, (x, top), (x + tw, top + th + base + thickness), (0, 255, 0), -1)
         cv2.putText(canvas, label, (x, top + th + thickness // 2), cv2.FONT_HERSHEY_SIMPLEX, font_scale, (0, 0, 0),
                     max(1, thickness // 2), cv2.LINE_AA)
+
+
+def annotate(image: Image.Image, faces: list[Face], out_path: Path) -> None:
+    """Write ``image`` with each face's box and top emotion drawn (atomically)."""
+    canvas = np.array(image.convert("RGB"))
+    draw_faces(canvas, [f.box for f in faces], [f"{f.emotion} {f.probabilities[f.emotion]:.2f}" for f in faces])
     fmt = Image.registered_extensions()[out_path.suffix.lower()]
     with atomic_path(out_path) as tmp:
         Image.fromarray(canvas).save(tmp, format=fmt)
@@ -205,21 +271,53 @@ def format_result(result: PhotoResult, classes: list[str]) -> list[str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER", help="photos, or folders searched recursively for images")
-    parser.add_argument("--checkpoint", required=True, help="a ferflow checkpoint (best.pt)")
-    parser.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
-    parser.add_argument("--annotate", metavar="OUT_DIR", help="write each photo with boxes and labels drawn here")
-    parser.add_argument("--no-detect", action="store_true", help="every image is already a face crop: skip detection")
+    parser.add_argument("inputs", nargs="*", metavar="IMAGE_FOLDER_OR_VIDEO",
+                        help="photos, folders searched recursively for images, or one video file")
+    parser.add_argument("--checkpoint", required=True, help="a ferflow checkpoint (best.pt) or its ONNX export (.onnx)")
+    parser.add_argument("--json", action="store_true", help="print one JSON document instead of the table (photos)")
+    parser.add_argument("--annotate", metavar="OUT", help="photos: write each with boxes and labels drawn into this "
+                        "folder; video: the annotated video (.mp4, .avi)")
+    parser.add_argument("--no-detect", action="store_true",
+                        help="every image is already a face crop: skip detection (photos)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a photo has no face or cannot be read")
     parser.add_argument("--margin", type=float, default=0.125, help="widen each face box by this fraction of its side on each side")
     parser.add_argument("--min-face", type=int, default=30, metavar="N", help="smallest face side in pixels to detect")
+    parser.add_argument("--batch-size", type=int, default=64, help="faces classified together")
+    parser.add_argument("--threads", type=int, help="CPU threads of PyTorch, ONNX Runtime and OpenCV (default: theirs)")
+    video = parser.add_argument_group("video and camera")
+    video.add_argument("--camera", type=int, metavar="INDEX", help="read frames from this camera instead of a file")
+    sampling = video.add_mutually_exclusive_group()
+    sampling.add_argument("--every", type=int, metavar="N", help="classify every N-th frame (default: every frame)")
+    sampling.add_argument("--fps", type=float, help="classify this many frames per second of video")
+    video.add_argument("--csv", help="the per-face CSV to write (default: <video name>.emotions.csv here)")
+    video.add_argument("--plot", help="the PNG of each face's probabilities over time "
+                       "(default: <video name>.emotions.png here)")
+    video.add_argument("--detect-side", type=int, default=320, metavar="PX",
+                       help="frames are downscaled to this longest side for detection")
+    video.add_argument("--max-frames", type=int, metavar="N",
+                       help="stop after N frames (a camera runs until Ctrl+C otherwise)")
+
+
+def is_video(path: str) -> bool:
+    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
 
 
 def run(args: argparse.Namespace) -> int:
+    for name in ("min_face", "batch_size", "threads", "every", "detect_side", "max_frames"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise FerflowError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
     if args.margin < 0:
         raise FerflowError(f"--margin must be >= 0, got {args.margin}")
-    if args.min_face < 1:
-        raise FerflowError(f"--min-face must be >= 1, got {args.min_face}")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+        cv2.setNumThreads(args.threads)
+    if args.camera is not None or any(is_video(i) for i in args.inputs):
+        from ferflow.video import run_video  # ferflow.video builds on this module
+
+        return run_video(args)
+    if not args.inputs:
+        raise FerflowError("no input: give photos, folders, a video file or --camera")
     photos = find_images(args.inputs)
     out_dir = Path(args.annotate) if args.annotate else None
     if out_dir is not None:
@@ -227,24 +325,20 @@ def run(args: argparse.Namespace) -> int:
         clash = next((t for t in targets if targets.count(t) > 1), None)
         if clash is not None:
             raise FerflowError(f"{clash}: several inputs would be annotated to the same file; annotate them separately")
-    predictor = Predictor(args.checkpoint)
+    predictor = Predictor(args.checkpoint, args.threads, args.batch_size)
     detector = None if args.no_detect else FaceDetector(min_face=args.min_face)
     results: list[PhotoResult] = []
-    for path, rel in tqdm(photos, desc="predict", unit="photo", file=sys.stderr, disable=len(photos) < 2):
-        result = PhotoResult(path)
-        try:
-            image = load_photo(path)
-        except FerflowError as exc:
-            result.error = str(exc)
-            print(f"ferflow predict: warning: {exc}; skipped", file=sys.stderr)
-        else:
-            result.size = image.size
-            result.faces = predict_photo(image, predictor, detector, args.margin)
-            if out_dir is not None:
-                annotate(image, result.faces, annotation_path(out_dir, rel))
+    began = time.perf_counter()
+    progress = tqdm(total=len(photos), desc="predict", unit="photo", file=sys.stderr, disable=len(photos) < 2)
+    for result, rel, image in predict_photos(photos, predictor, detector, args.margin, keep_images=out_dir is not None):
+        if out_dir is not None and image is not None:
+            annotate(image, result.faces, annotation_path(out_dir, rel))
         results.append(result)
         if not args.json:
             tqdm.write("\n".join(format_result(result, predictor.classes)), file=sys.stdout)
+        progress.update()
+    progress.close()
+    seconds = time.perf_counter() - began
     if args.json:
         doc = {"checkpoint": str(args.checkpoint), "arch": predictor.arch, "classes": predictor.classes,
                "detector": None if args.no_detect else CASCADE, "margin": args.margin,
@@ -253,6 +347,6 @@ def run(args: argparse.Namespace) -> int:
     unreadable = sum(r.error is not None for r in results)
     faceless = sum(r.error is None and not r.faces for r in results)
     n_faces = sum(len(r.faces) for r in results)
-    print(f"ferflow predict: {n_faces} face(s) in {len(results)} file(s); {faceless} without a face, {unreadable} unreadable",
-          file=sys.stderr)
+    print(f"ferflow predict: {n_faces} face(s) in {len(results)} file(s); {faceless} without a face, "
+          f"{unreadable} unreadable; {seconds:.2f} s, {len(results) / seconds:.1f} images/s", file=sys.stderr)
     return 1 if args.strict and (faceless or unreadable) else 0
