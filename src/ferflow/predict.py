@@ -44,12 +44,13 @@ from ferflow.errors import FerflowError
 from ferflow.export import INPUT, OUTPUT, fuse_batchnorm, ort_session, read_metadata, softmax
 from ferflow.preprocess import NORMALIZATION, to_face48, to_grayscale_array, to_model_input
 from ferflow.storage import atomic_path
-from ferflow.tracking import BoxT
+from ferflow.tracking import BoxT, iou
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"})
 CASCADE = "haarcascade_frontalface_default.xml"
 DETECT_MAX_SIDE = 1600  # larger photos are downscaled for detection only (boxes are mapped back)
+NEAR_SIDE = 40  # a tracked face's side in pixels when it is searched for again near its last box
 
 
 @dataclass
@@ -132,6 +133,27 @@ class FaceDetector:
                                               minSize=(side, side))
         found = [tuple(int(round(v / scale)) for v in box) for box in np.asarray(boxes).reshape(-1, 4)]
         return sorted(found, key=lambda b: (b[0], b[1]))  # type: ignore[return-value]
+
+    def near(self, gray: np.ndarray, boxes: list[BoxT]) -> list[BoxT]:
+        """Faces 0.7 to 1.4 times as large as each of ``boxes`` (faces seen in the previous video frame),
+        searched in a window widened by half the box's side on each side, downscaled so that the face
+        spans about ``NEAR_SIDE`` pixels; duplicates (found in two windows) are merged. Sorted like
+        :meth:`__call__`."""
+        found: list[BoxT] = []
+        for x, y, w, h in boxes:
+            x0, y0 = max(0, x - w // 2), max(0, y - h // 2)
+            window = gray[y0 : y + h + h // 2, x0 : x + w + w // 2]
+            scale = min(1.0, NEAR_SIDE / max(w, h))
+            if scale < 1.0:
+                window = cv2.resize(window, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            small, large = max(24, round(0.7 * max(w, h) * scale)), round(1.4 * max(w, h) * scale) + 1
+            hits = self.cascade.detectMultiScale(window, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
+                                                 minSize=(small, small), maxSize=(large, large))
+            for bx, by, bw, bh in np.asarray(hits).reshape(-1, 4):
+                box = (round(bx / scale) + x0, round(by / scale) + y0, round(bw / scale), round(bh / scale))
+                if all(iou(box, other) < 0.5 for other in found):
+                    found.append(box)
+        return sorted(found, key=lambda b: (b[0], b[1]))
 
 
 def crop_face(gray: np.ndarray, box: BoxT, margin: float) -> np.ndarray:
@@ -293,7 +315,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     video.add_argument("--plot", help="the PNG of each face's probabilities over time "
                        "(default: <video name>.emotions.png here)")
     video.add_argument("--detect-side", type=int, default=320, metavar="PX",
-                       help="frames are downscaled to this longest side for detection")
+                       help="frames are downscaled to this longest side for detection over the whole frame")
+    video.add_argument("--redetect", type=int, default=5, metavar="N",
+                       help="search the whole frame every N analysed frames, and only around the tracked faces in "
+                       "between (1: always the whole frame)")
     video.add_argument("--max-frames", type=int, metavar="N",
                        help="stop after N frames (a camera runs until Ctrl+C otherwise)")
 
@@ -303,7 +328,7 @@ def is_video(path: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    for name in ("min_face", "batch_size", "threads", "every", "detect_side", "max_frames"):
+    for name in ("min_face", "batch_size", "threads", "every", "detect_side", "redetect", "max_frames"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise FerflowError(f"--{name.replace('_', '-')} must be >= 1, got {value}")

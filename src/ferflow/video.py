@@ -2,11 +2,13 @@
 
 Frames are read with OpenCV (any file it can decode). Every frame is grabbed; a frame is sampled
 (decoded into pixels and analysed) every ``--every`` frames, or ``--fps`` times per second of video
-time (for a camera, wall-clock time since the start). A sampled frame is converted to grayscale,
-faces are found with the photo path's Haar cascade on a copy downscaled to ``--detect-side`` pixels
-(boxes are mapped back), all faces of the frame are classified in one batch, and
-:class:`ferflow.tracking.IouTracker` keeps each face's id while its boxes overlap from one sampled
-frame to the next.
+time (for a camera, wall-clock time since the start). A sampled frame is converted to grayscale and
+faces are found with the photo path's Haar cascade: over the whole frame, downscaled to ``--detect-side``
+pixels (boxes mapped back), every ``--redetect`` analysed frames and whenever no face is tracked or a
+tracked face was missed; in between only around the faces of the previous analysed frame
+(:meth:`ferflow.predict.FaceDetector.near`), a fraction of the cost. All faces of the frame are
+classified in one batch, and :class:`ferflow.tracking.IouTracker` keeps each face's id while its
+boxes overlap from one analysed frame to the next.
 
 Outputs, each written under a temporary name and renamed when complete: the CSV (``--csv``), one row
 per face per sampled frame: ``time_s, frame, face_id, x, y, w, h, emotion`` and the probability of each
@@ -205,7 +207,11 @@ def run_video(args: argparse.Namespace) -> int:
             try:
                 for index, time_s, frame in frames(capture, camera, sampler, args.max_frames, progress):
                     gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-                    boxes = detector(gray)
+                    tracked = tracker.tracks
+                    if n_sampled % args.redetect == 0 or not tracked or any(t.missed for t in tracked):
+                        boxes = detector(gray)
+                    else:
+                        boxes = detector.near(gray, [t.box for t in tracked])
                     probs = predictor.crop_probabilities([crop_face(gray, b, args.margin) for b in boxes])
                     ids = tracker.update(boxes)
                     rows += [FaceRow(time_s, index, i, b, p) for i, b, p in zip(ids, boxes, probs)]
