@@ -36,6 +36,7 @@ validate_config(config, "workflow/schemas/config.schema.yaml")
 wildcard_constraints:
     model=r"[A-Za-z0-9]+",
     experiment=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    seed=r"\d+",
 
 
 include: "workflow/rules/acquire.smk"

@@ -77,7 +77,7 @@ def main() -> int:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     name = model if args.checkpoint else "random-init resnet"
     met = "met" if fps >= TARGET_FPS else "NOT met"
-    print(f"{args.frames} frames of 640×480 in {seconds:.2f} s with {args.threads} thread(s) ({name}): {fps:.1f} frames/s "
+    print(f"{args.frames} frames of 640×480 in {seconds:.2f} s, {args.threads} thread(s) ({name}): {fps:.1f} frames/s "
           f"end to end; reference ≥ {TARGET_FPS:.0f} frames/s: {met} (load average {load:.2f})")
     print(f"CPU time {cpu:.2f} s: {1000 * cpu / args.frames:.2f} CPU ms per frame, "
           f"{args.frames / cpu:.1f} frames per CPU second")

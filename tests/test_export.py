@@ -146,10 +146,12 @@ def test_time_runs_honours_least_repeats_and_least_seconds():
 def test_latency_json(exported, quantized, tmp_path, capsys):
     out = tmp_path / "latency.json"
     code = main(["latency", "--checkpoint", str(exported["ckpt"]), "--onnx", str(exported["onnx"]), "--out", str(out),
-                 "--int8-onnx", str(quantized["int8"]), "--batch-sizes", "1", "3", "--repeats", "3", "--warmup", "1",
-                 "--threads", "1", "--min-seconds", "0"])
+                 "--int8-onnx", str(quantized["int8"]), "--int8-check", str(quantized["check"]), "--batch-sizes", "1", "3",
+                 "--repeats", "3", "--warmup", "1", "--threads", "1", "--min-seconds", "0"])
     assert code == 0
     doc = json.loads(out.read_text())
+    comparison = json.loads(quantized["check"].read_text())
+    assert doc["int8_comparison"] == {k: comparison[k] for k in ("fp32", "int8", "accuracy_drop_points", "agreement", "bytes")}
     assert doc["threads"] == 1 and doc["repeats"] == 3 and doc["int8_onnx"] == str(quantized["int8"])
     assert [(r["engine"], r["batch_size"]) for r in doc["rows"]] == [
         ("pytorch", 1), ("onnxruntime", 1), ("onnxruntime-int8", 1), ("pytorch", 3), ("onnxruntime", 3), ("onnxruntime-int8", 3)]
@@ -169,6 +171,17 @@ def test_latency_json(exported, quantized, tmp_path, capsys):
         flags = next(line.split(":", 1)[1].split() for line in cpuinfo.read_text().splitlines() if line.startswith("flags"))
         assert capability["avx2"] == ("avx2" in flags) and capability["avx512_vnni"] == ("avx512_vnni" in flags)
         assert capability["amx"] == any(f.startswith("amx") for f in flags)
+
+
+def test_latency_refuses_a_foreign_int8_check_and_writes_nothing(exported, quantized, tmp_path, capsys):
+    foreign = tmp_path / "check.json"
+    foreign.write_text('{"accuracy": 0.5}')
+    out = tmp_path / "latency.json"
+    code = main(["latency", "--checkpoint", str(exported["ckpt"]), "--onnx", str(exported["onnx"]), "--out", str(out),
+                 "--int8-onnx", str(quantized["int8"]), "--int8-check", str(foreign), "--batch-sizes", "1",
+                 "--repeats", "1", "--warmup", "0", "--min-seconds", "0"])
+    assert code == 1 and "check.json: not a comparison" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_latency_refuses_onnx_of_another_shape(exported, tmp_path, capsys):

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
 
 from fake_results import write_run
 from ferflow import cli
+from ferflow.figures import params_figure, sweep_figure
 
 RUN_FIGURES = ("curves", "per_class", "confusion", "tsne")
 
@@ -55,11 +58,11 @@ def test_bad_history_is_refused_without_output(tmp_path: Path, capsys: pytest.Ca
 
 def test_study_figures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     results = tmp_path / "results"
-    runs = [write_run(results, "resnet", e, seed=i, parameters=481551) for i, e in enumerate(["a", "b", "final"])]
+    runs = [write_run(results, "resnet", e, seed=s, parameters=481551) for e in ["a", "b", "final"] for s in (1, 2)]
     runs.append(write_run(results, "vgg16", "baseline", seed=9, parameters=14_800_000))
     sweep = tmp_path / "sweep_resnet.png"
     assert cli.main(["plot-study", "sweep", "--out", str(sweep), "--dpi", "40",
-                     *(str(r / "history.csv") for r in runs[:2])]) == 0
+                     *(str(r / "history.csv") for r in runs[:4])]) == 0
     params = tmp_path / "params_vs_accuracy.svg"
     assert cli.main(["plot-study", "params", "--out", str(params), "--dpi", "40",
                      *(str(r / "metrics.json") for r in runs)]) == 0
@@ -72,3 +75,32 @@ def test_study_figures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     out = tmp_path / "again.png"
     assert cli.main(["plot-study", "params", "--out", str(out), str(stale)]) == 1
     assert "parameters" in capsys.readouterr().err and not out.exists()
+
+
+def test_sweep_figure_draws_the_mean_over_seeds_and_their_spread(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    three = [write_run(results, "resnet", "a", seed=s, parameters=1) for s in (1, 2, 3)]
+    one = write_run(results, "resnet", "b", seed=1, parameters=1, epochs=3)
+    fig = sweep_figure([str(r / "history.csv") for r in [*three, one]], "t")
+    ax = fig.axes[1]  # validation macro-F1
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    f1s = np.array([pd.read_csv(r / "history.csv")["val_macro_f1"] for r in three])
+    assert np.allclose(lines["a (3 seeds)"].get_ydata(), f1s.mean(axis=0))
+    assert list(lines["b (1 seed)"].get_xdata()) == [1, 2, 3]
+    (band,) = ax.collections  # only the experiment with several seeds has a band
+    ys = band.get_paths()[0].vertices[:, 1]
+    assert np.isclose(ys.max(), f1s.max()) and np.isclose(ys.min(), f1s.min())
+
+
+def test_params_figure_shows_each_experiment_as_mean_and_std_over_seeds(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    runs = [write_run(results, "resnet", "final", seed=s, parameters=481551) for s in (1, 2, 3)]
+    fig = params_figure([str(r / "metrics.json") for r in runs], "t")
+    accuracies = [json.loads((r / "metrics.json").read_text())["accuracy"] for r in runs]
+    (container,) = fig.axes[0].containers
+    line, _, (bars,) = container
+    assert line.get_ydata()[0] == pytest.approx(np.mean(accuracies))
+    segment = bars.get_segments()[0][:, 1]
+    assert segment.max() - segment.min() == pytest.approx(2 * np.std(accuracies, ddof=1))
+    dots = fig.axes[0].collections[0].get_offsets()[:, 1]
+    assert sorted(dots) == pytest.approx(sorted(accuracies))

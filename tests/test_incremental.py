@@ -44,7 +44,8 @@ def test_finished_run_is_up_to_date(tiny_run: Path) -> None:
 def test_figure_setting_replans_only_figures_and_report(tiny_run: Path) -> None:
     jobs = planned_rules(tiny_run, "--configfile", tiny_with(tiny_run, "dpi.yaml", {"figures": {"dpi": 61}}))
     assert set(jobs) == FIGURE_RULES | {"report"}, jobs
-    runs = len(list((tiny_run / "results" / "tiny" / "runs").glob("*/*/metrics.json")))
+    runs = len(list((tiny_run / "results" / "tiny" / "runs").glob("*/*/seed*/metrics.json")))
+    assert runs == 4  # two experiments, two seeds
     assert jobs["plot_run"] == runs and jobs["report"] == 1
 
 
@@ -52,6 +53,14 @@ def test_tsne_setting_replans_tsne_and_what_follows_not_training(tiny_run: Path)
     jobs = planned_rules(tiny_run, "--configfile", tiny_with(tiny_run, "tsne.yaml", {"tsne": {"perplexity": 7}}))
     assert set(jobs) == {"tsne_raw", "plot_tsne_raw", "embed", "plot_run", "report"}, jobs
     assert not {"train", "evaluate", "tables", "plot_sweep", "plot_params"} & set(jobs)
+
+
+def test_runtime_settings_replan_nothing_but_a_training_setting_retrains(tiny_run: Path) -> None:
+    """`train.threads` and `train.device` say how a run computes, not what it computes: no job reruns."""
+    runtime = tiny_with(tiny_run, "runtime.yaml", {"train": {"threads": 1, "device": "cpu"}})
+    assert planned_rules(tiny_run, "--configfile", runtime) == {}
+    jobs = planned_rules(tiny_run, "--configfile", tiny_with(tiny_run, "batch.yaml", {"train": {"batch_size": 32}}))
+    assert jobs["train"] == 4 and jobs["report"] == 1
 
 
 def test_snakemake_report(tiny_run: Path, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -16,64 +17,106 @@ from ferflow import cli
 from ferflow.report import embed_figure
 
 STAGES = ["raw", "affectnet", "balanced", "rgb"]
-RUNS = [("resnet", "adam_a", 1, 481551), ("resnet", "adam_b", 2, 481551), ("resnet", "final", 3, 481551),
-        ("vgg16", "baseline", 4, 14_800_000)]
+# (model, experiment, seeds, parameters); seed 2 of resnet/final collapsed (predicts "happy" for all of val)
+EXPERIMENTS = [("resnet", "adam_a", (1, 2), 481551), ("resnet", "adam_b", (3, 4), 481551),
+               ("resnet", "final", (1, 2), 481551), ("vgg16", "baseline", (5,), 14_800_000)]
+RUNS = [(m, e, s, p) for m, e, seeds, p in EXPERIMENTS for s in seeds]
+
+
+def run_dir(root: Path, model: str, experiment: str, seed: int) -> Path:
+    return root / "runs" / model / experiment / f"seed{seed}"
 
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A results tree as the pipeline leaves it before the report rule: runs, figures, tables."""
+    """A results tree as the pipeline leaves it before the report rule: runs, figures, tables, deployment."""
     root = tmp_path_factory.mktemp("results") / "results" / "fake"
     write_data(root, STAGES, "png")
     for model, experiment, seed, parameters in RUNS:
-        run = write_run(root, model, experiment, seed, parameters)
+        run = write_run(root, model, experiment, seed, parameters, collapsed=(experiment, seed) == ("final", 2))
+        (run / "best.pt").write_bytes(f"{model}/{experiment}/{seed}".encode())
         figures = run / "figures"
         assert cli.main(["plot-run", "--history", str(run / "history.csv"), "--metrics", str(run / "metrics.json"),
                          "--tsne", str(run / "tsne.csv"), "--curves", str(figures / "curves.png"),
                          "--per-class", str(figures / "per_class.png"), "--confusion", str(figures / "confusion.png"),
                          "--tsne-figure", str(figures / "tsne.png"), "--dpi", "30"]) == 0
-    write_deploy(root / "runs" / "resnet" / "final")
+    deployed = root / "runs" / "resnet" / "final"
+    assert cli.main(["deploy-seed", "--runs", *(str(run_dir(root, "resnet", "final", s)) for s in (1, 2)),
+                     "--out", str(deployed / "best.pt"), "--record", str(deployed / "deployed.json")]) == 0
+    write_deploy(deployed)
     for model, sweep in (("resnet", ["adam_a", "adam_b"]), ("vgg16", ["baseline"])):
         assert cli.main(["plot-study", "sweep", "--out", str(root / "figures" / f"sweep_{model}.png"), "--dpi", "30",
-                         *(str(root / "runs" / model / e / "history.csv") for e in sweep)]) == 0
+                         *(str(run_dir(root, m, e, s) / "history.csv") for m, e, s, _ in RUNS if e in sweep)]) == 0
     assert cli.main(["plot-study", "params", "--out", str(root / "figures" / "params_vs_accuracy.png"), "--dpi", "30",
-                     *(str(root / "runs" / m / e / "metrics.json") for m, e, _, _ in RUNS)]) == 0
-    assert cli.main(["tables", "--out", str(root / "tables"),
-                     "--histories", *(str(root / "runs" / m / e / "history.csv") for m, e, _, _ in RUNS if e != "final"),
-                     "--metrics", str(root / "runs" / "resnet" / "final" / "metrics.json"),
-                     str(root / "runs" / "vgg16" / "baseline" / "metrics.json"), "--baseline", "vgg16"]) == 0
+                     *(str(run_dir(root, m, e, s) / "metrics.json") for m, e, s, _ in RUNS)]) == 0
+    assert cli.main(["tables", "--out", str(root / "tables"), "--baseline", "vgg16",
+                     "--runs", *(str(run_dir(root, m, e, s)) for m, e, s, _ in RUNS)]) == 0
     return root
 
 
 def report_args(root: Path, out: Path) -> list[str]:
     return ["report", "--results", str(root), "--out", str(out), "--format", "png", "--stages", *STAGES,
-            "--sweeps", "resnet", "vgg16", "--runs", *(f"{m}/{e}" for m, e, _, _ in RUNS), "--deploy", "resnet/final"]
+            "--sweeps", "resnet", "vgg16", "--experiments", *(f"{m}/{e}" for m, e, _, _ in EXPERIMENTS),
+            "--deploy", "resnet"]
 
 
-def test_sweep_tables_match_histories(results: Path) -> None:
+def best_rows(root: Path, model: str, experiment: str) -> pd.DataFrame:
+    """Each seed's history row at its best val macro-F1."""
+    rows = []
+    for m, e, seed, _ in RUNS:
+        if (m, e) == (model, experiment):
+            history = pd.read_csv(run_dir(root, m, e, seed) / "history.csv")
+            rows.append(history.loc[history["val_macro_f1"].idxmax()])
+    return pd.DataFrame(rows)
+
+
+def test_sweep_tables_give_mean_and_std_over_seeds(results: Path) -> None:
     table = pd.read_csv(results / "tables" / "sweep_resnet.csv")
     assert list(zip(table["model"], table["experiment"])) == [("resnet", "adam_a"), ("resnet", "adam_b"), ("vgg16", "baseline")]
+    assert list(table["seeds"]) == [2, 2, 1] and list(table["collapsed"]) == [0, 0, 0]
     for _, row in table.iterrows():
-        history = pd.read_csv(results / "runs" / row["model"] / row["experiment"] / "history.csv")
-        best = history.loc[history["val_macro_f1"].idxmax()]
-        assert row["best_epoch"] == best["epoch"] and row["epochs"] == len(history)
+        best = best_rows(results, row["model"], row["experiment"])
         for column in ("val_acc", "val_macro_f1", "val_f1_happy", "val_f1_disgust"):
-            assert row[column] == pytest.approx(best[column], abs=1e-5), column
+            assert row[f"{column}_mean"] == pytest.approx(best[column].mean(), abs=1e-5), column
+            if len(best) > 1:
+                assert row[f"{column}_std"] == pytest.approx(best[column].std(ddof=1), abs=1e-5), column
+            else:
+                assert pd.isna(row[f"{column}_std"])
+    a = table.loc[0]
+    accuracies = [json.loads((run_dir(results, "resnet", "adam_a", s) / "metrics.json").read_text())["accuracy"]
+                  for s in (1, 2)]
+    assert a["test_acc_mean"] == pytest.approx(np.mean(accuracies), abs=1e-5)
+    assert a["test_acc_std"] == pytest.approx(np.std(accuracies, ddof=1), abs=1e-5)
     assert list(pd.read_csv(results / "tables" / "sweep_vgg16.csv")["experiment"]) == ["baseline"]
     markdown = (results / "tables" / "sweep_resnet.md").read_text()
-    assert f"| {table.loc[0, 'val_acc']:.4f} |" in markdown and markdown.count("\n| ") == 4  # header + 3 rows
+    assert f"| {a['val_acc_mean']:.4f} ± {a['val_acc_std']:.4f} |" in markdown
+    assert markdown.count("\n| ") == 4 and "| 0 of 2 |" in markdown  # header + 3 rows
 
 
-def test_finals_table_matches_metrics(results: Path) -> None:
+def test_finals_table_counts_collapsed_seeds(results: Path) -> None:
     finals = pd.read_csv(results / "tables" / "finals.csv")
     assert list(zip(finals["model"], finals["experiment"])) == [("resnet", "final"), ("vgg16", "baseline")]
+    assert list(finals["collapsed"]) == [1, 0] and list(finals["seeds"]) == [2, 1]
     for _, row in finals.iterrows():
-        metrics = json.loads((results / "runs" / row["model"] / row["experiment"] / "metrics.json").read_text())
-        assert row["parameters"] == metrics["parameters"]
-        assert row["test_acc"] == pytest.approx(metrics["accuracy"], abs=1e-5)
-        assert row["test_macro_f1"] == pytest.approx(metrics["macro_f1"], abs=1e-5)
-        assert row["test_f1_disgust"] == pytest.approx(metrics["per_class"]["disgust"]["f1"], abs=1e-5)
-    assert "| 14,800,000 |" in (results / "tables" / "finals.md").read_text()
+        seeds = [s for m, e, s, _ in RUNS if (m, e) == (row["model"], row["experiment"])]
+        metrics = [json.loads((run_dir(results, row["model"], row["experiment"], s) / "metrics.json").read_text())
+                   for s in seeds]
+        assert row["parameters"] == metrics[0]["parameters"]
+        assert row["test_macro_f1_mean"] == pytest.approx(np.mean([m["macro_f1"] for m in metrics]), abs=1e-5)
+        disgust = [m["per_class"]["disgust"]["f1"] for m in metrics]
+        assert row["test_f1_disgust_mean"] == pytest.approx(np.mean(disgust), abs=1e-5)
+    markdown = (results / "tables" / "finals.md").read_text()
+    assert "| 14,800,000 |" in markdown and "| 1 of 2 |" in markdown
+
+
+def test_seed_table_has_one_row_per_run_and_names_the_collapse(results: Path) -> None:
+    seeds = pd.read_csv(results / "tables" / "seeds.csv")
+    assert list(zip(seeds["model"], seeds["experiment"], seeds["seed"])) == [(m, e, s) for m, e, s, _ in RUNS]
+    collapsed = seeds[seeds["collapsed"]]
+    assert list(zip(collapsed["experiment"], collapsed["seed"])) == [("final", 2)]
+    assert collapsed.iloc[0]["collapse"] == "predicts happy for 100% of val" and collapsed.iloc[0]["val_top_share"] == 1
+    healthy = seeds[~seeds["collapsed"]]
+    assert (healthy["val_top_share"] < 0.95).all() and (healthy["val_dead_units"] < 0.9).all()
 
 
 def test_report_is_one_self_contained_file(results: Path, tmp_path: Path) -> None:
@@ -85,12 +128,20 @@ def test_report_is_one_self_contained_file(results: Path, tmp_path: Path) -> Non
     assert links and all(link.startswith(("data:", "#")) for link in links), [l[:40] for l in links if not l.startswith(("data:", "#"))]
     assert "url(" not in document and "@import" not in document
     images = re.findall(r'<img src="data:image/png;base64,([^"]+)"', document)
-    assert len(images) == 3 + 1 + 2 + 4 * len(RUNS)  # data, params, sweeps, per-run figures
+    assert len(images) == 3 + 1 + 2 + 4 * len(EXPERIMENTS)  # data, params, sweeps, one seed's figures per experiment
     assert all(base64.b64decode(image)[:8] == b"\x89PNG\r\n\x1a\n" for image in images)
     finals = pd.read_csv(results / "tables" / "finals.csv")
-    assert f"{finals.loc[0, 'test_acc']:.4f}" in document and "14,800,000" in document
-    for model, experiment, _, _ in RUNS:
+    assert f"{finals.loc[0, 'test_acc_mean']:.4f} ± {finals.loc[0, 'test_acc_std']:.4f}" in document
+    assert "14,800,000" in document
+    seeds = pd.read_csv(results / "tables" / "seeds.csv")
+    final = seeds[seeds["experiment"] == "final"]
+    hover = " · ".join(f"seed {s}: {v:.4f}" for s, v in zip(final["seed"], final["test_acc"]))
+    assert f'title="{hover}"' in document
+    assert "resnet/final: 1 of 2 seeds collapsed" in document
+    for model, experiment, _, _ in EXPERIMENTS:
         assert f'id="run-{model}-{experiment}"' in document
+    # the final's figures are those of its deployed seed (seed 1: seed 2 collapsed)
+    assert "Deployed: seed 1 of final" in document and "Figures of seed 1: best val macro-F1" in document
     assert "onnxruntime" in document and "predictions match" in document
     summary = json.loads((results / "data" / "balanced" / "summary.json").read_text())
     assert f"<td>{summary['train']['disgust']}</td>" in document
@@ -111,7 +162,7 @@ def test_svg_figures_are_embedded(tmp_path: Path) -> None:
 def test_missing_input_is_named(results: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "index.html"
     args = report_args(results, out)
-    args[args.index("--runs") + 1] = "resnet/never_ran"
+    args[args.index("--deploy") + 1] = "mobilenetv2"
     assert cli.main(args) == 1
     err = capsys.readouterr().err
-    assert err.startswith("ferflow report: error: ") and "never_ran" in err and not out.exists()
+    assert err.startswith("ferflow report: error: ") and "mobilenetv2/final/deployed.json" in err and not out.exists()

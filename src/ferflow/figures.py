@@ -6,8 +6,10 @@ from metrics.json, the same evaluation as the confusion matrix), the confusion m
 row-normalised, and the t-SNE of the penultimate embeddings (Figures 11–12, 19–20).
 
 ``ferflow plot-study sweep`` draws an architecture's sweep: validation accuracy and macro-F1 per epoch,
-one line per experiment (Figures 5–6, 13–14). ``ferflow plot-study params`` plots every run's test
-accuracy and macro-F1 against its parameter count (recorded in metrics.json by ``ferflow evaluate``).
+one line per experiment, the mean over its seeds with a band from the lowest to the highest seed
+(Figures 5–6, 13–14). ``ferflow plot-study params`` plots test accuracy and macro-F1 against parameter
+count (recorded in metrics.json by ``ferflow evaluate``): one small dot per seed, and per experiment its
+mean with an error bar of one standard deviation.
 
 The format follows the output suffix (png, svg, pdf); ``--dpi`` sets the resolution.
 """
@@ -15,6 +17,7 @@ The format follows the output suffix (png, svg, pdf); ``--dpi`` sets the resolut
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,8 +27,9 @@ from matplotlib.ticker import MaxNLocator
 
 from ferflow.classes import CLASS_NAMES
 from ferflow.errors import FerflowError
+from ferflow.layout import FINAL, run_of
 from ferflow.plotting import plt, save_figure, scatter_by_class
-from ferflow.results import best_epoch, read_history, read_metrics, run_of
+from ferflow.results import best_epoch, read_history, read_metrics
 from ferflow.tsne import read_coords
 
 SCORE_COLORS = {"precision": "#4c72b0", "recall": "#dd8452", "f1": "#55a868"}
@@ -41,19 +45,19 @@ def add_arguments_plot_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--confusion", help="output: confusion matrix heatmaps")
     parser.add_argument("--tsne-figure", help="output: embedding t-SNE scatter")
     parser.add_argument("--title", default="", help="figure title prefix (default: <model>/<experiment>)")
-    parser.add_argument("--dpi", type=int, default=150)
+    parser.add_argument("--dpi", type=int, default=150, help="resolution of raster figures (figures.dpi)")
 
 
 def add_arguments_plot_study(parser: argparse.ArgumentParser) -> None:
     kinds = parser.add_subparsers(dest="kind", required=True)
     sweep = kinds.add_parser("sweep", help="validation curves of an architecture's sweep experiments")
-    sweep.add_argument("histories", nargs="+", help="history.csv of each experiment (named by its folder)")
+    sweep.add_argument("histories", nargs="+", help="history.csv of every seed of each experiment (runs/<m>/<e>/seed<k>/)")
     params = kinds.add_parser("params", help="test accuracy and macro-F1 against parameter count")
-    params.add_argument("metrics", nargs="+", help="metrics.json of each run")
+    params.add_argument("metrics", nargs="+", help="metrics.json of every run (runs/<m>/<e>/seed<k>/)")
     for sub in (sweep, params):
         sub.add_argument("--out", required=True, help="figure to write (png, svg or pdf)")
-        sub.add_argument("--title", default="")
-        sub.add_argument("--dpi", type=int, default=150)
+        sub.add_argument("--title", default="", help="figure title (default: one naming the architecture or study)")
+        sub.add_argument("--dpi", type=int, default=150, help="resolution of raster figures (figures.dpi)")
 
 
 def epoch_axis(ax: plt.Axes, last_epoch: int) -> None:
@@ -136,17 +140,25 @@ def tsne_figure(coordinates: tuple[np.ndarray, np.ndarray], title: str) -> plt.F
 
 
 def sweep_figure(histories: list[str], title: str) -> plt.Figure:
-    """Validation accuracy and macro-F1 per epoch of each experiment (named by its run folder)."""
+    """Validation accuracy and macro-F1 per epoch of each experiment: the mean over its seeds (runs that
+    stopped early count until their last epoch) and the band between the lowest and highest seed."""
+    runs: dict[str, list[pd.DataFrame]] = {}
+    for path in histories:
+        runs.setdefault(run_of(path).experiment, []).append(read_history(path))
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
     last_epoch = 1
-    for path in histories:
-        history = read_history(path)
-        last_epoch = max(last_epoch, int(history["epoch"].max()))
-        experiment = run_of(path)[1]
+    for experiment, frames in runs.items():
+        stacked = pd.concat(frames).groupby("epoch")
+        last_epoch = max(last_epoch, max(int(f["epoch"].max()) for f in frames))
         for ax, key in zip(axes, ("val_acc", "val_macro_f1")):
-            ax.plot(history["epoch"], history[key], marker="o", markersize=3, label=experiment)
+            values = stacked[key]
+            line, = ax.plot(values.mean().index, values.mean(), marker="o", markersize=3,
+                            label=f"{experiment} ({len(frames)} seed{'s' if len(frames) > 1 else ''})")
+            if len(frames) > 1:
+                ax.fill_between(values.min().index, values.min(), values.max(), color=line.get_color(), alpha=0.15,
+                                linewidth=0)
     for ax, label in zip(axes, ("Validation accuracy", "Validation macro-F1")):
-        ax.set_title(label)
+        ax.set_title(f"{label} (mean, band: min–max over seeds)")
         epoch_axis(ax, last_epoch)
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize="small", frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
@@ -156,35 +168,40 @@ def sweep_figure(histories: list[str], title: str) -> plt.Figure:
 
 
 def params_figure(metrics_paths: list[str], title: str) -> plt.Figure:
-    """Test accuracy and macro-F1 of every run against its parameter count (log scale).
-
-    Colour: architecture; marker: star for final runs, circle for sweep runs.
-    """
+    """Test accuracy and macro-F1 against parameter count (log scale): a small dot per seed, and per
+    experiment its mean with a ±1 std error bar. Colour: architecture; marker: star for finals, circle
+    for sweep experiments."""
     rows = []
     for path in metrics_paths:
         metrics = read_metrics(path)
-        model, experiment = run_of(path)
+        run = run_of(path)
         if "parameters" not in metrics:
             raise FerflowError(f"{path}: metrics lack the key parameters (re-run ferflow evaluate)")
-        rows.append({"arch": metrics.get("arch", model), "experiment": experiment, "parameters": metrics["parameters"],
-                     "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]})
+        rows.append({"arch": metrics.get("arch", run.model), "experiment": run.experiment,
+                     "parameters": metrics["parameters"], "accuracy": metrics["accuracy"],
+                     "macro_f1": metrics["macro_f1"]})
     frame = pd.DataFrame(rows)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     for ax, key, label in ((axes[0], "accuracy", "Test accuracy"), (axes[1], "macro_f1", "Test macro-F1")):
         for k, (arch, group) in enumerate(frame.groupby("arch", sort=False)):
             color = colors[k % len(colors)]
-            final = group["experiment"] == "final"
-            ax.scatter(group.loc[~final, "parameters"], group.loc[~final, key], color=color, marker="o", s=30,
-                       alpha=0.7, label=f"{arch} sweep" if (~final).any() else None)
-            ax.scatter(group.loc[final, "parameters"], group.loc[final, key], color=color, marker="*", s=160,
-                       edgecolors="black", linewidths=0.5, label=f"{arch} final" if final.any() else None)
-            top = group.loc[group[key].idxmax()]
-            ax.annotate(f"{arch}\n{int(top['parameters']):,}", (top["parameters"], top[key]),
+            ax.scatter(group["parameters"], group[key], color=color, marker=".", s=18, alpha=0.5)
+            means = group.groupby("experiment", sort=False).agg(parameters=("parameters", "first"),
+                                                                mean=(key, "mean"), std=(key, "std")).fillna(0.0)
+            final = means.index == FINAL
+            for is_final, marker, size, kind in ((False, "o", 6, "sweep"), (True, "*", 14, "final")):
+                chosen = means[final == is_final]
+                if len(chosen):
+                    ax.errorbar(chosen["parameters"], chosen["mean"], yerr=chosen["std"], fmt=marker, color=color,
+                                markersize=size, markeredgecolor="black" if is_final else color, markeredgewidth=0.5,
+                                capsize=3, alpha=0.85, label=f"{arch} {kind}")
+            top = means.loc[means["mean"].idxmax()]
+            ax.annotate(f"{arch}\n{int(top['parameters']):,}", (top["parameters"], top["mean"]),
                         textcoords="offset points", xytext=(8, 4), fontsize=8)
         ax.set_xscale("log")
         ax.set_xlabel("parameters")
-        ax.set_title(label)
+        ax.set_title(f"{label} (dots: seeds; bars: mean ± std)")
         ax.grid(alpha=0.3, which="both")
         ax.margins(x=0.3, y=0.15)
     axes[1].legend(fontsize="small", frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
@@ -199,10 +216,18 @@ def _require(value: str | None, option: str, needed_for: str) -> str:
     return value
 
 
+def run_title(path: str) -> str:
+    """``<model>/<experiment>/seed<k>`` of a file in a run folder, else the name of its folder."""
+    try:
+        return run_of(path).name
+    except FerflowError:
+        return Path(path).parent.name
+
+
 def run_plot_run(args: argparse.Namespace) -> int:
     """Read every needed input first (so a bad one leaves no figure behind), then draw each requested figure."""
     source = args.history or args.metrics or args.tsne
-    title = args.title or ("/".join(run_of(source)) if source else "")
+    title = args.title or (run_title(source) if source else "")
     history = read_history(_require(args.history, "--history", "--curves")) if args.curves else None
     needs_metrics = args.per_class or args.confusion
     metrics = read_metrics(_require(args.metrics, "--metrics", "--per-class/--confusion")) if needs_metrics else None
@@ -221,7 +246,7 @@ def run_plot_run(args: argparse.Namespace) -> int:
 
 def run_plot_study(args: argparse.Namespace) -> int:
     if args.kind == "sweep":
-        fig = sweep_figure(args.histories, args.title or f"{run_of(args.histories[0])[0]} sweep")
+        fig = sweep_figure(args.histories, args.title or f"{run_of(args.histories[0]).model} sweep")
     else:
         fig = params_figure(args.metrics, args.title or "Test scores against model size")
     _save(fig, args.out, args.dpi)

@@ -10,7 +10,9 @@ exported), in eval mode, channels_last, under ``inference_mode`` with ``torch.se
 ONNX Runtime uses the CPU provider with ``intra_op_num_threads=threads``, sequential execution and all
 graph optimisations. The deployment target (batch-1 median ≤ 0.5 ms on 2 threads) is printed next to
 every batch-1 figure and stored in the JSON, with what the CPU offers for it (:func:`cpu_capability`:
-PyTorch's kernel level, and AVX2, AVX-512, VNNI and AMX from the CPU flags).
+PyTorch's kernel level, and AVX2, AVX-512, VNNI and AMX from the CPU flags). With ``--int8-check``
+(the comparison JSON of ``ferflow quantize``) the accuracy side of the int8 trade is copied into
+``int8_comparison``, so that one file holds the deployment table the report shows.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import torch
 from ferflow import checkpoint, models
 from ferflow.errors import FerflowError
 from ferflow.export import INPUT, OUTPUT, example_input, fuse_batchnorm, ort_session
-from ferflow.storage import write_json
+from ferflow.storage import read_json, write_json
 
 TARGET = {"batch_size": 1, "threads": 2, "max_ms": 0.5}
 CPU_FLAGS = {"avx2": ("avx2",), "avx512": ("avx512f",), "avx512_vnni": ("avx512_vnni",), "avx_vnni": ("avx_vnni",),
@@ -178,6 +180,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="a ferflow checkpoint (best.pt)")
     parser.add_argument("--onnx", required=True, help="the model exported by 'ferflow export-onnx'")
     parser.add_argument("--int8-onnx", help="also time the int8 model written by 'ferflow quantize'")
+    parser.add_argument("--int8-check", help="the int8_check.json of 'ferflow quantize', copied into the output")
     parser.add_argument("--out", required=True, help="latency.json to write")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 256], metavar="B", help="default: 1 256")
     parser.add_argument("--repeats", type=int, default=30, help="least timed runs per measurement")
@@ -192,8 +195,17 @@ def run(args: argparse.Namespace) -> int:
             raise FerflowError(f"--{name} must be >= 1, got {getattr(args, name)}")
     if args.warmup < 0 or args.min_seconds < 0 or min(args.batch_sizes) < 1:
         raise FerflowError("--warmup and --min-seconds must be >= 0 and every --batch-sizes value >= 1")
+    comparison = None
+    if args.int8_check:
+        check, keys = read_json(args.int8_check), ("fp32", "int8", "accuracy_drop_points", "agreement", "bytes")
+        if not isinstance(check, dict) or not all(k in check for k in keys):
+            raise FerflowError(
+                f"{args.int8_check}: not a comparison written by 'ferflow quantize' (needs {', '.join(keys)})")
+        comparison = {k: check[k] for k in keys}
     doc = measure(args.checkpoint, args.onnx, args.int8_onnx, args.batch_sizes, args.repeats, args.warmup, args.threads,
                   args.min_seconds)
+    if comparison is not None:
+        doc["int8_comparison"] = comparison
     print("\n".join(summary(doc)))
     write_json(args.out, doc)
     return 0

@@ -2,10 +2,12 @@
 from disk without any network access.
 
 Sections: the data (per-stage class counts from each stage's summary.json, the data figures), the
-results (finals table, sweep tables, model-size and sweep figures), one section per run (test scores,
-curves, per-class scores, confusion matrix, embedding t-SNE), and deployment (ONNX check and latency of
-each final model) when ``--deploy`` names runs. Every file is found by its path in the results layout
-(``results/<dataset>/...``, see :class:`Layout`); a missing one is an error naming it.
+results (finals and sweep tables as mean ± std over seeds, each cell's per-seed values on hover, the
+per-seed detail table, model-size and sweep figures), one section per experiment (scores over seeds,
+each seed's row, and the figures of its representative seed: the one ``deploy-seed`` would choose) and
+deployment (the deployed seed and why, ONNX check and latency of each final) when ``--deploy`` names
+architectures. Every file is found by its path in the results layout (:class:`ferflow.layout.Layout`);
+a missing one is an error naming it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 import argparse
 import base64
 import html
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -21,16 +22,17 @@ import pandas as pd
 
 from ferflow.classes import CLASS_NAMES
 from ferflow.errors import FerflowError
-from ferflow.results import read_metrics
+from ferflow.layout import RUN_FIGURES, Layout
+from ferflow.select import choose_seed
 from ferflow.storage import read_json, write_text
-from ferflow.tables import FINALS_COLUMNS, SWEEP_COLUMNS
+from ferflow.tables import headers
 
 DATA_FIGURES = {
     "samples": "Sample training images per class",
     "distribution": "Class distribution of each data stage",
     "tsne_raw": "t-SNE of raw pixels (test split)",
 }
-RUN_FIGURES = {
+RUN_FIGURE_CAPTIONS = {
     "curves": "Training curves (the dotted line marks the best epoch by validation macro-F1)",
     "per_class": "Per-class precision, recall and F1 on the test split",
     "confusion": "Confusion matrix on the test split (counts and row-normalised)",
@@ -66,33 +68,10 @@ figcaption { color: var(--muted); font-size: .88rem; margin-top: .3rem; }
 .scores div { background: var(--bg-alt); border-radius: 6px; padding: .4rem .8rem; }
 .scores b { display: block; font-size: 1.2rem; }
 .muted { color: var(--muted); }
+.warning { background: #fff8c5; border: 1px solid #d4a72c; border-radius: 6px; padding: .5rem .9rem; }
+td[title] { cursor: help; text-decoration: underline dotted var(--line); }
+details summary { cursor: pointer; color: var(--accent); }
 """
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where the report's inputs lie under ``results/<dataset>`` (the paths of the pipeline's rules)."""
-
-    root: Path
-    fmt: str
-
-    def summary(self, stage: str) -> Path:
-        return self.root / "data" / stage / "summary.json"
-
-    def data_figure(self, name: str) -> Path:
-        return self.root / "figures" / "data" / f"{name}.{self.fmt}"
-
-    def table(self, name: str) -> Path:
-        return self.root / "tables" / f"{name}.csv"
-
-    def study_figure(self, name: str) -> Path:
-        return self.root / "figures" / f"{name}.{self.fmt}"
-
-    def run_file(self, run: str, name: str) -> Path:
-        return self.root / "runs" / run / name
-
-    def run_figure(self, run: str, name: str) -> Path:
-        return self.root / "runs" / run / "figures" / f"{name}.{self.fmt}"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -101,19 +80,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", default="png", choices=sorted(MIME), help="figure format (figures.format)")
     parser.add_argument("--stages", nargs="+", required=True, help="data stages in order (raw affectnet balanced rgb)")
     parser.add_argument("--sweeps", nargs="*", default=[], help="architectures with a sweep table and figure")
-    parser.add_argument("--runs", nargs="*", default=[], help="runs as <model>/<experiment>")
-    parser.add_argument("--deploy", nargs="*", default=[], help="runs with latency.json and onnx_check.json")
+    parser.add_argument("--experiments", nargs="*", default=[], help="experiments as <model>/<experiment>")
+    parser.add_argument("--deploy", nargs="*", default=[],
+                        help="architectures with a deployed final (deployed.json, onnx_check.json, latency.json)")
     parser.add_argument("--title", default="", help="report title (default: ferflow — <dataset>)")
 
 
-def _existing(path: Path) -> Path:
+def _existing(path: str | Path) -> Path:
+    path = Path(path)
     if not path.is_file():
         raise FerflowError(f"{path}: report input not found")
     return path
 
 
-def embed_figure(path: Path, caption: str) -> str:
+def embed_figure(path: str | Path, caption: str) -> str:
     """A ``<figure>`` holding the file as a base64 data URI (pdf as an embedded object)."""
+    path = Path(path)
     fmt = path.suffix.lstrip(".").lower()
     if fmt not in MIME:
         raise FerflowError(f"{path}: cannot embed a .{fmt} figure (use png, svg or pdf)")
@@ -150,13 +132,63 @@ def _frame_rows(frame: pd.DataFrame) -> list[list[Any]]:
             for row in frame.itertuples(index=False)]
 
 
-def csv_table(path: Path, headers: dict[str, str]) -> str:
-    """A table written by ``ferflow tables``, its score columns' best values in bold."""
-    frame = pd.read_csv(_existing(path))
-    names = list(frame.columns)
-    scores = [j for j, c in enumerate(names) if c.startswith(("val_", "test_"))]
-    frame = frame.astype({names[j]: float for j in scores})
-    return html_table(_frame_rows(frame), [headers.get(c, c) for c in names], best=scores)
+def read_table(path: str | Path) -> pd.DataFrame:
+    """A CSV written by ``ferflow tables`` (a missing file is an error naming it)."""
+    return pd.read_csv(_existing(path), keep_default_na=False, na_values=[""])
+
+
+def seed_values(seeds: pd.DataFrame, model: str, experiment: str, score: str) -> str:
+    """``seed 1: 0.5123 · seed 2: 0.4987``, the per-seed values behind one mean (shown on hover)."""
+    rows = seeds[(seeds["model"] == model) & (seeds["experiment"] == experiment)]
+    return " · ".join(f"seed {int(r['seed'])}: {float(r[score]):.4f}" for _, r in rows.iterrows() if score in r)
+
+
+def score_table(frame: pd.DataFrame, seeds: pd.DataFrame) -> str:
+    """An aggregated table of ``ferflow tables``: scores as mean ± std (per-seed values on hover, the best
+    mean of each column in bold), parameters with thousands separators, collapsed seeds as ``k of n``."""
+    names = headers()
+    columns = [c for c in frame.columns if not c.endswith("_std")]
+    maxima = {c: frame[c].max() for c in columns if c.endswith("_mean")}
+
+    def cell(row: pd.Series, column: str) -> str:
+        value = row[column]
+        if column == "collapsed":
+            text = f"{int(value)} of {int(row['seeds'])}"
+            return f'<td class="best">{text}</td>' if value else f"<td>{text}</td>"
+        if column.endswith("_mean"):
+            if pd.isna(value):
+                return "<td>–</td>"
+            spread = row[column[: -len("_mean")] + "_std"]
+            text = f"{value:.4f}" + ("" if pd.isna(spread) else f" ± {spread:.4f}")
+            hover = html.escape(seed_values(seeds, row["model"], row["experiment"], column[: -len("_mean")]), quote=True)
+            bold = ' class="best"' if value == maxima[column] else ""
+            return f'<td{bold} title="{hover}">{text}</td>'
+        if column == "parameters":
+            return "<td>–</td>" if pd.isna(value) else f"<td>{int(value):,}</td>"
+        return f'<td class="text">{html.escape(str(value))}</td>' if isinstance(value, str) else f"<td>{value}</td>"
+
+    head = "".join(f"<th>{html.escape(names[c])}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(cell(row, c) for c in columns) + "</tr>" for _, row in frame.iterrows())
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def seed_rows(seeds: pd.DataFrame) -> str:
+    """The per-seed detail table (tables/seeds.csv) as HTML."""
+    names = headers()
+    shown = seeds.drop(columns=["collapsed"]).assign(collapse=seeds["collapse"].fillna(""))
+    return html_table(_frame_rows(shown), [names[c] for c in shown.columns])
+
+
+def collapse_note(seeds: pd.DataFrame) -> str:
+    """A warning naming every experiment with collapsed seeds ("" when none collapsed)."""
+    counts = seeds.groupby(["model", "experiment"], sort=False)["collapsed"].agg(["sum", "size"])
+    hit = counts[counts["sum"] > 0]
+    if hit.empty:
+        return ""
+    items = ", ".join(f"{html.escape(m)}/{html.escape(e)}: {int(r['sum'])} of {int(r['size'])} seeds collapsed"
+                      for (m, e), r in hit.iterrows())
+    return (f'<p class="warning"><b>Collapsed runs</b> (one class ≥ 95 % of val predictions or ≥ 90 % dead '
+            f"embedding units): {items}. Their scores are in the means; see the per-seed table.</p>")
 
 
 def data_section(layout: Layout, stages: list[str]) -> str:
@@ -175,44 +207,69 @@ def data_section(layout: Layout, stages: list[str]) -> str:
     return "\n".join(parts)
 
 
-def results_section(layout: Layout, sweeps: list[str]) -> str:
-    """The finals table, model size against test scores, then each architecture's sweep table and curves."""
-    parts = ['<h2 id="results">Results</h2>', "<h3>Final models (test split)</h3>",
-             csv_table(layout.table("finals"), FINALS_COLUMNS),
+def results_section(layout: Layout, sweeps: list[str], seeds: pd.DataFrame) -> str:
+    """The finals table, model size against test scores, each architecture's sweep table and curves, and
+    every run's scores per seed."""
+    n = sorted(set(seeds.groupby(["model", "experiment"]).size()))
+    over = f"mean ± std over {'–'.join(map(str, n))} seed{'s' if n != [1] else ''}; hover a score for each seed's value"
+    parts = ['<h2 id="results">Results</h2>', collapse_note(seeds),
+             f"<h3>Final models</h3><p class='muted'>{over}.</p>",
+             score_table(read_table(layout.table("finals")), seeds),
              embed_figure(layout.study_figure("params_vs_accuracy"),
-                          "Test accuracy and macro-F1 against parameter count (stars: final runs)")]
+                          "Test accuracy and macro-F1 against parameter count: a dot per seed, mean ± std per "
+                          "experiment (stars: final runs)")]
     for model in sweeps:
-        parts += [f'<h3 id="sweep-{html.escape(model)}">{html.escape(model)} sweep (validation, best epoch)</h3>',
-                  csv_table(layout.table(f"sweep_{model}"), SWEEP_COLUMNS),
+        parts += [f'<h3 id="sweep-{html.escape(model)}">{html.escape(model)} sweep (validation at the best epoch; '
+                  "test)</h3>",
+                  score_table(read_table(layout.table(f"sweep_{model}")), seeds),
                   embed_figure(layout.study_figure(f"sweep_{model}"),
-                               f"{model}: validation accuracy and macro-F1 per epoch of each sweep experiment")]
+                               f"{model}: validation accuracy and macro-F1 per epoch of each sweep experiment "
+                               "(mean over seeds, band: lowest to highest seed)")]
+    parts += ['<details><summary>Every run, seed by seed</summary>', seed_rows(seeds), "</details>"]
     return "\n".join(parts)
 
 
-def run_section(layout: Layout, run: str) -> str:
-    """One run: headline test scores and its four figures."""
-    metrics = read_metrics(_existing(layout.run_file(run, "metrics.json")))
-    scores = [("test accuracy", f"{metrics['accuracy']:.4f}"), ("test macro-F1", f"{metrics['macro_f1']:.4f}"),
-              ("parameters", f"{metrics['parameters']:,}" if "parameters" in metrics else "–"),
-              ("test images", f"{metrics['n_images']:,}" if "n_images" in metrics else "–"),
-              ("checkpoint epoch", str(metrics.get("epoch") or "–"))]
+def experiment_section(layout: Layout, experiment: str, seeds: pd.DataFrame) -> str:
+    """One experiment: its scores over seeds, each seed's row, and the figures of its representative seed."""
+    model, name = experiment.split("/", 1)
+    rows = seeds[(seeds["model"] == model) & (seeds["experiment"] == name)]
+    if rows.empty:
+        raise FerflowError(f"{layout.table('seeds')}: no runs of {experiment}")
+    records = [{**r, "collapse": r["collapse"] if isinstance(r["collapse"], str) else ""}
+               for r in rows.to_dict("records")]
+    chosen, reason = choose_seed(records)
+
+    def spread(score: str) -> str:
+        values = rows[score].astype(float)
+        return f"{values.mean():.4f}" + (f" ± {values.std():.4f}" if len(values) > 1 else "")
+
+    scores = [("test accuracy", spread("test_acc")), ("test macro-F1", spread("test_macro_f1")),
+              ("val macro-F1", spread("val_macro_f1")), ("seeds collapsed", f"{int(rows['collapsed'].sum())} of {len(rows)}")]
     tiles = "".join(f"<div>{html.escape(k)}<b>{html.escape(v)}</b></div>" for k, v in scores)
-    figure = {n: embed_figure(layout.run_figure(run, n), c) for n, c in RUN_FIGURES.items()}
+    seed = int(chosen["seed"])
+    figure = {n: embed_figure(layout.run_figure(model, name, seed, n), f"seed {seed}: {RUN_FIGURE_CAPTIONS[n]}")
+              for n in RUN_FIGURES}
     figures = f'{figure["curves"]}<div class="grid">{figure["per_class"]}{figure["tsne"]}</div>{figure["confusion"]}'
-    anchor = "run-" + run.replace("/", "-")
-    return (f'<section class="run" id="{html.escape(anchor)}"><h3>{html.escape(run)}</h3>'
-            f'<div class="scores">{tiles}</div>{figures}</section>')
+    anchor = "run-" + experiment.replace("/", "-")
+    return (f'<section class="run" id="{html.escape(anchor)}"><h3>{html.escape(experiment)}</h3>'
+            f'<div class="scores">{tiles}</div>{seed_rows(rows)}'
+            f"<p class='muted'>Figures of seed {seed}: {html.escape(reason)}.</p>{figures}</section>")
 
 
-def deploy_section(layout: Layout, runs: list[str]) -> str:
-    """ONNX agreement and CPU throughput of each deployed run."""
+def deploy_section(layout: Layout, models: list[str]) -> str:
+    """The deployed seed of each final and why, its ONNX agreement and CPU throughput."""
     parts = ['<h2 id="deployment">Deployment</h2>']
-    for run in runs:
-        check = read_json(_existing(layout.run_file(run, "onnx_check.json")))
-        latency = read_json(_existing(layout.run_file(run, "latency.json")))
+    for model in models:
+        record = read_json(_existing(layout.deployed_file(model, "record")))
+        check = read_json(_existing(layout.deployed_file(model, "onnx_check")))
+        latency = read_json(_existing(layout.deployed_file(model, "latency")))
         rows = [[r["engine"], int(r["batch_size"]), float(r["images_per_s"]), float(r["ms_per_batch"])]
                 for r in latency.get("rows", [])]
-        parts += [f"<h3>{html.escape(run)}</h3>",
+        status = "warning" if record.get("all_collapsed") else "muted"
+        parts += [f"<h3>{html.escape(model)}</h3>",
+                  f"<p class='{status}'>Deployed: seed {html.escape(str(record.get('seed')))} of "
+                  f"{html.escape(str(record.get('experiment')))} ({html.escape(str(record.get('reason')))}), "
+                  f"copied to {html.escape(layout.deployed_file(model, 'checkpoint'))}.</p>",
                   f"<p>ONNX export: predictions {'match' if check.get('predictions_match') else 'DIFFER'} on "
                   f"{check.get('n_images', '?')} images, largest absolute logit difference "
                   f"{float(check.get('max_abs_diff', float('nan'))):.2e}.</p>",
@@ -221,29 +278,30 @@ def deploy_section(layout: Layout, runs: list[str]) -> str:
     return "\n".join(parts)
 
 
-def build_report(layout: Layout, title: str, stages: list[str], sweeps: list[str], runs: list[str],
+def build_report(layout: Layout, title: str, stages: list[str], sweeps: list[str], experiments: list[str],
                  deploy: list[str]) -> str:
     """The whole HTML document."""
-    sections = [data_section(layout, stages), results_section(layout, sweeps),
-                '<h2 id="runs">Runs</h2>' + "".join(run_section(layout, r) for r in runs)]
+    seeds = read_table(layout.table("seeds"))
+    sections = [data_section(layout, stages), results_section(layout, sweeps, seeds),
+                '<h2 id="runs">Runs</h2>' + "".join(experiment_section(layout, e, seeds) for e in experiments)]
     nav = [("data", "Data"), ("results", "Results"), ("runs", "Runs")]
     if deploy:
         sections.append(deploy_section(layout, deploy))
         nav.append(("deployment", "Deployment"))
     links = "".join(f'<a href="#{a}">{t}</a>' for a, t in nav)
-    links += "".join(f'<a href="#run-{html.escape(r.replace("/", "-"))}">{html.escape(r)}</a>' for r in runs)
+    links += "".join(f'<a href="#run-{html.escape(e.replace("/", "-"))}">{html.escape(e)}</a>' for e in experiments)
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
             f"<header><h1>{html.escape(title)}</h1><p>Facial emotion recognition with compact CNNs: "
-            f"{len(runs)} runs, {len(CLASS_NAMES)} classes.</p></header><nav>{links}</nav>"
-            f"<main>{''.join(sections)}</main></body></html>\n")
+            f"{len(experiments)} experiments, {len(seeds)} runs, {len(CLASS_NAMES)} classes.</p></header>"
+            f"<nav>{links}</nav><main>{''.join(sections)}</main></body></html>\n")
 
 
 def run(args: argparse.Namespace) -> int:
-    layout = Layout(Path(args.results), args.format)
+    layout = Layout(args.results, args.format)
     title = args.title or f"ferflow — {Path(args.results).name}"
-    document = build_report(layout, title, args.stages, args.sweeps, args.runs, args.deploy)
+    document = build_report(layout, title, args.stages, args.sweeps, args.experiments, args.deploy)
     write_text(args.out, document)
     print(f"wrote {args.out} ({len(document) / 1e6:.1f} MB)")
     return 0

@@ -1,6 +1,9 @@
-# Config validation, paths and input functions shared by every rule file.
+# Config validation, paths (ferflow.layout, the one definition of the results layout) and input
+# functions shared by every rule file.
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
+
+from ferflow.layout import FINAL, Layout
 
 
 def config_error(exc):
@@ -24,21 +27,19 @@ def validate_config(config, schema):
 
 
 DATASET = config["dataset"]["name"]
-RESULTS = f"results/{DATASET}"
-SPLITS = ["train", "val", "test"]
 FIGFMT = config["figures"]["format"]
+L = Layout(f"results/{DATASET}", FIGFMT)  # every path of the results layout (ferflow.layout)
+RESULTS = L.root
+RUNTIME_KEYS = ("device", "threads")  # train settings that never rerun a job (= ferflow.train.RUNTIME_KEYS)
 
 
 def stage_files(stage):
     """The split files and summary of one data stage."""
-    return {
-        **{split: f"{RESULTS}/data/{stage}/{split}.npz" for split in SPLITS},
-        "summary": f"{RESULTS}/data/{stage}/summary.json",
-    }
+    return L.stage_files(stage)
 
 
 def stage_dir(stage):
-    return f"{RESULTS}/data/{stage}"
+    return L.stage_dir(stage)
 
 
 def before_balance_stage():
@@ -73,28 +74,49 @@ def final_models():
     return [m for m in enabled_models() if config["models"][m].get("final") is not None]
 
 
-def runs():
+def seeds():
+    """The training seeds: every experiment trains once per seed (config `seeds`)."""
+    return config["seeds"]
+
+
+def experiments():
     """Every (model, experiment) pair the study trains: the sweep, then the finals."""
     pairs = [(m, e) for m in enabled_models() for e in sweep_experiments(m)]
-    return pairs + [(m, "final") for m in final_models()]
+    return pairs + [(m, FINAL) for m in final_models()]
+
+
+def runs():
+    """Every training run (model, experiment, seed)."""
+    return [(m, e, s) for m, e in experiments() for s in seeds()]
+
+
+def run_files(model, experiment, *whats):
+    """Files (keys of ferflow.layout.RUN_FILES) of every seed of one experiment."""
+    return [L.run_file(model, experiment, s, w) for s in seeds() for w in whats]
 
 
 def deployed_runs():
     """Final runs that get an ONNX export and a latency table (export.onnx)."""
-    return [(m, "final") for m in final_models()] if config["export"]["onnx"] else []
+    return [(m, FINAL) for m in final_models()] if config["export"]["onnx"] else []
 
 
-def run_dir(model, experiment):
-    return f"{RESULTS}/runs/{model}/{experiment}"
+def run_dir(model, experiment, seed=None):
+    """A run folder; without a seed, `run_dir(m, "final")` is the deployed model's folder (deploy.smk)."""
+    return L.deployed_dir(model) if seed is None else L.run_dir(model, experiment, seed)
 
 
 def experiment_settings(model, experiment):
     """`train` defaults overlaid by the experiment's own keys (finals: `models.<m>.final`)."""
     spec = config["models"][model]
-    own = spec["final"] if experiment == "final" else spec["sweep"][experiment]
+    own = spec["final"] if experiment == FINAL else spec["sweep"][experiment]
     settings = {**config["train"], **own}
     settings["augmentation"] = {**config["train"].get("augmentation", {}), **own.get("augmentation", {})}
     return settings
+
+
+def training_settings(model, experiment):
+    """The settings that define a run (a change retrains it): the runtime keys left out."""
+    return {k: v for k, v in experiment_settings(model, experiment).items() if k not in RUNTIME_KEYS}
 
 
 def all_targets():

@@ -53,7 +53,9 @@ rule quantize_onnx:
 rule latency:
     input:
         unpack(
-            lambda wc: {"int8": f"{RESULTS}/runs/{wc.model}/final/model.int8.onnx"} if config["export"]["quantize"] else {}
+            lambda wc: {f: f"{RESULTS}/runs/{wc.model}/final/{n}" for f, n in (("int8", "model.int8.onnx"), ("int8_check", "int8_check.json"))}
+            if config["export"]["quantize"]
+            else {}
         ),
         checkpoint=f"{RESULTS}/runs/{{model}}/final/best.pt",
         onnx=f"{RESULTS}/runs/{{model}}/final/model.onnx",
@@ -64,7 +66,7 @@ rule latency:
         repeats=lambda wc: config["export"]["latency_repeats"],
         threads=lambda wc: config["export"]["threads"],
         min_seconds=lambda wc: config["export"]["latency_min_seconds"],
-        int8=lambda wc, input: f"--int8-onnx {input.int8}" if "int8" in input.keys() else "",
+        int8=lambda wc, input: f"--int8-onnx {input.int8} --int8-check {input.int8_check}" if "int8" in input.keys() else "",
     log:
         f"{RESULTS}/logs/latency/{{model}}.log",
     benchmark:

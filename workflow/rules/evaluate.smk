@@ -1,20 +1,22 @@
-# Evaluation of every run's best checkpoint on the model-input stage's test split, and the t-SNE of its
-# penultimate-layer embeddings. Figures are drawn from these files by report.smk, never from checkpoints.
+# Evaluation of every run's best checkpoint on the model-input stage's test split (metrics.json) and val
+# split (val_metrics.json: whether the run collapsed onto one class), the t-SNE of its penultimate-layer
+# embeddings, and the choice of each final's deployed seed. Figures are drawn from these files by
+# report.smk, never from checkpoints.
 
 
 rule evaluate:
     input:
-        checkpoint=f"{RESULTS}/runs/{{model}}/{{experiment}}/best.pt",
+        checkpoint=L.run_file("{model}", "{experiment}", "{seed}", "best"),
         data=lambda wc: stage_files(model_input_stage())["test"],
     output:
-        metrics=f"{RESULTS}/runs/{{model}}/{{experiment}}/metrics.json",
-        per_class=f"{RESULTS}/runs/{{model}}/{{experiment}}/per_class.csv",
-        confusion=f"{RESULTS}/runs/{{model}}/{{experiment}}/confusion.csv",
-        predictions=f"{RESULTS}/runs/{{model}}/{{experiment}}/predictions.csv",
+        metrics=L.run_file("{model}", "{experiment}", "{seed}", "metrics"),
+        per_class=L.run_file("{model}", "{experiment}", "{seed}", "per_class"),
+        confusion=L.run_file("{model}", "{experiment}", "{seed}", "confusion"),
+        predictions=L.run_file("{model}", "{experiment}", "{seed}", "predictions"),
     log:
-        f"{RESULTS}/logs/evaluate/{{model}}/{{experiment}}.log",
+        L.log("evaluate", "{model}", "{experiment}", "seed{seed}"),
     benchmark:
-        f"{RESULTS}/benchmarks/evaluate/{{model}}/{{experiment}}.tsv"
+        L.benchmark("evaluate", "{model}", "{experiment}", "seed{seed}")
     threads: 2
     conda:
         "../../envs/report.yaml"
@@ -24,12 +26,27 @@ rule evaluate:
         " --threads {threads} > {log} 2>&1"
 
 
+rule evaluate_val:
+    input:
+        checkpoint=L.run_file("{model}", "{experiment}", "{seed}", "best"),
+        data=lambda wc: stage_files(model_input_stage())["val"],
+    output:
+        L.run_file("{model}", "{experiment}", "{seed}", "val_metrics"),
+    log:
+        L.log("evaluate_val", "{model}", "{experiment}", "seed{seed}"),
+    threads: 2
+    conda:
+        "../../envs/report.yaml"
+    shell:
+        "ferflow evaluate --checkpoint {input.checkpoint} --data {input.data} --out {output} --threads {threads} > {log} 2>&1"
+
+
 rule embed:
     input:
-        checkpoint=f"{RESULTS}/runs/{{model}}/{{experiment}}/best.pt",
+        checkpoint=L.run_file("{model}", "{experiment}", "{seed}", "best"),
         data=lambda wc: stage_files(model_input_stage())["test"],
     output:
-        f"{RESULTS}/runs/{{model}}/{{experiment}}/tsne.csv",
+        L.run_file("{model}", "{experiment}", "{seed}", "tsne"),
     params:
         pca_components=lambda wc: config["tsne"]["pca_components"],
         perplexity=lambda wc: config["tsne"]["perplexity"],
@@ -37,9 +54,9 @@ rule embed:
         max_points=lambda wc: config["tsne"]["max_points"],
         seed=lambda wc: config["seed"],
     log:
-        f"{RESULTS}/logs/embed/{{model}}/{{experiment}}.log",
+        L.log("embed", "{model}", "{experiment}", "seed{seed}"),
     benchmark:
-        f"{RESULTS}/benchmarks/embed/{{model}}/{{experiment}}.tsv"
+        L.benchmark("embed", "{model}", "{experiment}", "seed{seed}")
     threads: 2
     conda:
         "../../envs/report.yaml"
@@ -50,4 +67,23 @@ rule embed:
         " --threads {threads} > {log} 2>&1"
 
 
-TARGETS.append(lambda: [f"{run_dir(m, e)}/{name}" for m, e in runs() for name in ("metrics.json", "tsne.csv")])
+rule deploy_seed:
+    input:
+        lambda wc: run_files(wc.model, FINAL, "history", "val_metrics", "best"),
+    output:
+        checkpoint=L.deployed_file("{model}", "checkpoint"),
+        record=L.deployed_file("{model}", "record"),
+    params:
+        runs=lambda wc: [L.run_dir(wc.model, FINAL, s) for s in seeds()],
+    log:
+        L.log("deploy_seed", "{model}"),
+    conda:
+        "../../envs/report.yaml"
+    shell:
+        "ferflow deploy-seed --runs {params.runs:q} --out {output.checkpoint:q} --record {output.record:q} > {log} 2>&1"
+
+
+TARGETS.append(
+    lambda: [L.run_file(m, e, s, w) for m, e, s in runs() for w in ("metrics", "val_metrics", "tsne")]
+    + [L.deployed_file(m, w) for m in final_models() for w in ("checkpoint", "record")]
+)

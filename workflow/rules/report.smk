@@ -1,5 +1,6 @@
 # Figures, tables and the self-contained HTML report, drawn only from result files (history, metrics,
 # t-SNE coordinates, summaries): changing a figure setting reruns these rules and nothing upstream.
+from ferflow.layout import RUN_FIGURES
 
 
 include: "report_common.smk"
@@ -7,42 +8,24 @@ include: "report_common.smk"
 
 rule plot_run:
     input:
-        history=f"{RESULTS}/runs/{{model}}/{{experiment}}/history.csv",
-        metrics=f"{RESULTS}/runs/{{model}}/{{experiment}}/metrics.json",
-        tsne=f"{RESULTS}/runs/{{model}}/{{experiment}}/tsne.csv",
+        history=L.run_file("{model}", "{experiment}", "{seed}", "history"),
+        metrics=L.run_file("{model}", "{experiment}", "{seed}", "metrics"),
+        tsne=L.run_file("{model}", "{experiment}", "{seed}", "tsne"),
     output:
-        curves=report(
-            run_figure("{model}", "{experiment}", "curves"),
-            caption="../report/curves.rst",
-            category="Runs",
-            subcategory="{model}",
-            labels={"run": "{experiment}", "figure": "training curves"},
-        ),
-        per_class=report(
-            run_figure("{model}", "{experiment}", "per_class"),
-            caption="../report/per_class.rst",
-            category="Runs",
-            subcategory="{model}",
-            labels={"run": "{experiment}", "figure": "per-class scores"},
-        ),
-        confusion=report(
-            run_figure("{model}", "{experiment}", "confusion"),
-            caption="../report/confusion.rst",
-            category="Runs",
-            subcategory="{model}",
-            labels={"run": "{experiment}", "figure": "confusion matrix"},
-        ),
-        tsne=report(
-            run_figure("{model}", "{experiment}", "tsne"),
-            caption="../report/tsne.rst",
-            category="Runs",
-            subcategory="{model}",
-            labels={"run": "{experiment}", "figure": "embedding t-SNE"},
-        ),
+        **{
+            name: report(
+                L.run_figure("{model}", "{experiment}", "{seed}", name),
+                caption=f"../report/{name}.rst",
+                category="Runs",
+                subcategory="{model}",
+                labels={"run": "{experiment}", "seed": "{seed}", "figure": title},
+            )
+            for name, title in zip(RUN_FIGURES, ("training curves", "per-class scores", "confusion matrix", "embedding t-SNE"))
+        },
     params:
         dpi=lambda wc: config["figures"]["dpi"],
     log:
-        f"{RESULTS}/logs/plot_run/{{model}}/{{experiment}}.log",
+        L.log("plot_run", "{model}", "{experiment}", "seed{seed}"),
     conda:
         "../../envs/report.yaml"
     shell:
@@ -53,10 +36,10 @@ rule plot_run:
 
 rule plot_sweep:
     input:
-        lambda wc: [f"{run_dir(wc.model, e)}/history.csv" for e in sweep_experiments(wc.model)],
+        lambda wc: [f for e in sweep_experiments(wc.model) for f in run_files(wc.model, e, "history")],
     output:
         report(
-            f"{RESULTS}/figures/sweep_{{model}}.{FIGFMT}",
+            L.study_figure("sweep_{model}"),
             caption="../report/sweep.rst",
             category="Study",
             labels={"figure": "{model} sweep"},
@@ -64,7 +47,7 @@ rule plot_sweep:
     params:
         dpi=lambda wc: config["figures"]["dpi"],
     log:
-        f"{RESULTS}/logs/plot_sweep/{{model}}.log",
+        L.log("plot_sweep", "{model}"),
     conda:
         "../../envs/report.yaml"
     shell:
@@ -73,10 +56,10 @@ rule plot_sweep:
 
 rule plot_params:
     input:
-        lambda wc: [f"{run_dir(m, e)}/metrics.json" for m, e in runs()],
+        lambda wc: [L.run_file(m, e, s, "metrics") for m, e, s in runs()],
     output:
         report(
-            f"{RESULTS}/figures/params_vs_accuracy.{FIGFMT}",
+            L.study_figure("params_vs_accuracy"),
             caption="../report/params.rst",
             category="Study",
             labels={"figure": "scores vs parameters"},
@@ -84,7 +67,7 @@ rule plot_params:
     params:
         dpi=lambda wc: config["figures"]["dpi"],
     log:
-        f"{RESULTS}/logs/plot_params/plot_params.log",
+        L.log("plot_params"),
     conda:
         "../../envs/report.yaml"
     shell:
@@ -93,12 +76,11 @@ rule plot_params:
 
 rule tables:
     input:
-        histories=lambda wc: [f"{run_dir(m, e)}/history.csv" for m in sweep_models() for e in sweep_experiments(m)],
-        metrics=lambda wc: [f"{run_dir(m, e)}/metrics.json" for m, e in table_runs()],
+        lambda wc: [L.run_file(m, e, s, w) for m, e, s in runs() for w in ("history", "metrics", "val_metrics")],
     output:
         **{
             f"sweep_{m}": report(
-                f"{RESULTS}/tables/sweep_{m}.csv",
+                L.table(f"sweep_{m}"),
                 caption="../report/table_sweep.rst",
                 category="Tables",
                 labels={"table": f"{m} sweep"},
@@ -106,43 +88,49 @@ rule tables:
             for m in sweep_models()
         },
         finals=report(
-            f"{RESULTS}/tables/finals.csv",
+            L.table("finals"),
             caption="../report/table_finals.rst",
             category="Tables",
             labels={"table": "finals"},
         ),
-        markdown=[f"{RESULTS}/tables/{t}.md" for t in [f"sweep_{m}" for m in sweep_models()] + ["finals"]],
+        seeds=report(
+            L.table("seeds"),
+            caption="../report/table_seeds.rst",
+            category="Tables",
+            labels={"table": "every seed"},
+        ),
+        markdown=[L.table(t, "md") for t in [f"sweep_{m}" for m in sweep_models()] + ["finals", "seeds"]],
     params:
         out_dir=lambda wc, output: os.path.dirname(output.finals),
+        runs=lambda wc: [L.run_dir(m, e, s) for m, e, s in runs()],
         baseline=lambda wc: " ".join(baseline_models()),
     log:
-        f"{RESULTS}/logs/tables/tables.log",
+        L.log("tables"),
     conda:
         "../../envs/report.yaml"
     shell:
-        "ferflow tables --out {params.out_dir} --histories {input.histories} --metrics {input.metrics}"
-        " --baseline {params.baseline} > {log} 2>&1"
+        "ferflow tables --out {params.out_dir} --runs {params.runs:q} --baseline {params.baseline} > {log} 2>&1"
 
 
 rule report:
     input:
         unpack(report_inputs),
     output:
-        f"{RESULTS}/report/index.html",
+        L.report(),
     params:
-        results=lambda wc, output: os.path.dirname(os.path.dirname(output[0])),
+        results=lambda wc: RESULTS,
         fmt=lambda wc: config["figures"]["format"],
         stages=lambda wc: " ".join(data_stages()),
         sweeps=lambda wc: " ".join(sweep_models()),
-        runs=lambda wc: " ".join(f"{m}/{e}" for m, e in runs()),
-        deploy=lambda wc: " ".join(f"{m}/{e}" for m, e in deployed_runs()),
+        experiments=lambda wc: " ".join(f"{m}/{e}" for m, e in experiments()),
+        deploy=lambda wc: " ".join(m for m, _ in deployed_runs()),
     log:
-        f"{RESULTS}/logs/report/report.log",
+        L.log("report"),
     conda:
         "../../envs/report.yaml"
     shell:
         "ferflow report --results {params.results} --out {output} --format {params.fmt} --stages {params.stages}"
-        " --sweeps {params.sweeps} --runs {params.runs} --deploy {params.deploy} > {log} 2>&1"
+        " --sweeps {params.sweeps} --experiments {params.experiments} --deploy {params.deploy} > {log} 2>&1"
 
 
-TARGETS.append(lambda: [f"{RESULTS}/report/index.html"])
+TARGETS.append(lambda: [L.report()])

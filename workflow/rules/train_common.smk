@@ -2,13 +2,8 @@
 import json
 
 
-
 def final_is_auto(wildcards):
-    return wildcards.experiment == "final" and config["finals"] == "auto"
-
-
-def selection_file(model):
-    return f"{RESULTS}/runs/{model}/selection.json"
+    return wildcards.experiment == FINAL and config["finals"] == "auto"
 
 
 def train_inputs(wildcards):
@@ -18,18 +13,27 @@ def train_inputs(wildcards):
     return files
 
 
-def train_settings(wildcards, input):
-    """The merged training settings, as JSON (a change reruns the job)."""
+def train_settings(wildcards):
+    """The training settings that define the run, as JSON: a change reruns the job (Snakemake compares only
+    params computed from wildcards alone, hence no `input` argument); runtime keys excluded."""
     if final_is_auto(wildcards):
-        if "selection" not in input.keys():  # select_final has not run yet: re-evaluated once it has
-            return "pending select_final"
-        with open(input.selection) as fh:
+        with open(checkpoints.select_final.get(model=wildcards.model).output[0]) as fh:
             return json.dumps(json.load(fh)["settings"], sort_keys=True)
-    return json.dumps(experiment_settings(wildcards.model, wildcards.experiment), sort_keys=True)
+    return json.dumps(training_settings(wildcards.model, wildcards.experiment), sort_keys=True)
 
 
 def train_threads(wildcards):
     return experiment_settings(wildcards.model, wildcards.experiment).get("threads", 2)
+
+
+def train_device(wildcards):
+    """The training device, a resource rather than a param so that changing it reruns nothing."""
+    return experiment_settings(wildcards.model, wildcards.experiment).get("device", "auto")
+
+
+def sweep_settings(wildcards):
+    """Each sweep experiment's training settings, for select_final (JSON)."""
+    return json.dumps({e: training_settings(wildcards.model, e) for e in sweep_experiments(wildcards.model)}, sort_keys=True)
 
 
 def final_epochs_arg(wildcards):
