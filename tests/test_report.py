@@ -72,7 +72,8 @@ def best_rows(root: Path, model: str, experiment: str) -> pd.DataFrame:
 
 def test_sweep_tables_give_mean_and_std_over_seeds(results: Path) -> None:
     table = pd.read_csv(results / "tables" / "sweep_resnet.csv")
-    assert list(zip(table["model"], table["experiment"])) == [("resnet", "adam_a"), ("resnet", "adam_b"), ("vgg16", "baseline")]
+    rows = list(zip(table["model"], table["experiment"]))
+    assert rows == [("resnet", "adam_a"), ("resnet", "adam_b"), ("vgg16", "baseline")]
     assert list(table["seeds"]) == [2, 2, 1] and list(table["collapsed"]) == [0, 0, 0]
     for _, row in table.iterrows():
         best = best_rows(results, row["model"], row["experiment"])
@@ -125,7 +126,8 @@ def test_report_is_one_self_contained_file(results: Path, tmp_path: Path) -> Non
     assert [p.name for p in out.parent.iterdir()] == ["index.html"]
     document = out.read_text()
     links = re.findall(r'\b(?:src|href|data)\s*=\s*["\']([^"\']*)', document)
-    assert links and all(link.startswith(("data:", "#")) for link in links), [l[:40] for l in links if not l.startswith(("data:", "#"))]
+    outside = [link[:40] for link in links if not link.startswith(("data:", "#"))]
+    assert links and not outside, outside
     assert "url(" not in document and "@import" not in document
     images = re.findall(r'<img src="data:image/png;base64,([^"]+)"', document)
     assert len(images) == 3 + 1 + 2 + 4 * len(EXPERIMENTS)  # data, params, sweeps, one seed's figures per experiment

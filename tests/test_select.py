@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from conftest import bin_path, copy_workflow
 from fake_results import metrics as fake_metrics
 from ferflow import cli
 from ferflow.errors import FerflowError
 from ferflow.select import select
 from ferflow.storage import write_json
-
-from conftest import bin_path, copy_workflow
 
 
 def write_history(path: Path, f1s: list[float], dead: float = 0.1) -> Path:
@@ -107,7 +106,8 @@ def test_deploy_seed_when_every_seed_collapsed_says_so(tmp_path: Path, capsys: p
     assert "warning: every seed of resnet/final collapsed" in capsys.readouterr().err
 
 
-def test_deploy_seed_refuses_mixed_experiments_without_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_deploy_seed_refuses_mixed_experiments_without_output(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
     other = history(tmp_path, "a", 1, [0.3]).parent
     write_json(other / "val_metrics.json", fake_metrics(1, "resnet", 1000))
     code, _ = deploy([final_seed(tmp_path, 1, 0.4), other], tmp_path / "out")

@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
 from matplotlib.ticker import MaxNLocator
 
 from ferflow.classes import CLASS_NAMES
@@ -51,7 +50,8 @@ def add_arguments_plot_run(parser: argparse.ArgumentParser) -> None:
 def add_arguments_plot_study(parser: argparse.ArgumentParser) -> None:
     kinds = parser.add_subparsers(dest="kind", required=True)
     sweep = kinds.add_parser("sweep", help="validation curves of an architecture's sweep experiments")
-    sweep.add_argument("histories", nargs="+", help="history.csv of every seed of each experiment (runs/<m>/<e>/seed<k>/)")
+    sweep.add_argument("histories", nargs="+",
+                       help="history.csv of every seed of each experiment (runs/<m>/<e>/seed<k>/)")
     params = kinds.add_parser("params", help="test accuracy and macro-F1 against parameter count")
     params.add_argument("metrics", nargs="+", help="metrics.json of every run (runs/<m>/<e>/seed<k>/)")
     for sub in (sweep, params):
@@ -71,7 +71,8 @@ def curves_figure(history: pd.DataFrame, title: str) -> plt.Figure:
     """Loss, accuracy (train and val) and val macro-F1 per epoch; the best epoch (val macro-F1) marked."""
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     best = int(best_epoch(history)["epoch"])
-    panels = [("loss", "Loss", ["train", "val"]), ("acc", "Accuracy", ["train", "val"]), ("macro_f1", "Macro-F1", ["val"])]
+    panels = [("loss", "Loss", ["train", "val"]), ("acc", "Accuracy", ["train", "val"]),
+              ("macro_f1", "Macro-F1", ["val"])]
     for ax, (key, label, splits) in zip(axes, panels):
         for split in splits:
             ax.plot(history["epoch"], history[f"{split}_{key}"], SPLIT_STYLES[split], marker="o", markersize=3,
@@ -111,7 +112,8 @@ def confusion_figure(metrics: dict[str, Any], title: str) -> plt.Figure:
     rows = counts.sum(axis=1, keepdims=True)
     normalized = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
     fig, axes = plt.subplots(1, 2, figsize=(12.5, 5.2))
-    for ax, matrix, label, fmt in ((axes[0], counts, "counts", "{:.0f}"), (axes[1], normalized, "row-normalised", "{:.2f}")):
+    panels = ((axes[0], counts, "counts", "{:.0f}"), (axes[1], normalized, "row-normalised", "{:.2f}"))
+    for ax, matrix, label, fmt in panels:
         image = ax.imshow(matrix, cmap="Blues", vmin=0)
         top = matrix.max() if matrix.max() > 0 else 1
         for i in range(matrix.shape[0]):

@@ -27,13 +27,22 @@ from ferflow.errors import FerflowError
 SPLITS = ("train", "val", "test")
 FINAL = "final"  # the experiment name of an architecture's final run, and the folder of its deployed model
 RUN_FILES = {
-    "history": "history.csv", "best": "best.pt", "log": "train.log", "metrics": "metrics.json",
-    "per_class": "per_class.csv", "confusion": "confusion.csv", "predictions": "predictions.csv",
-    "val_metrics": "val_metrics.json", "tsne": "tsne.csv",
+    "history": "history.csv",
+    "best": "best.pt",
+    "log": "train.log",
+    "metrics": "metrics.json",
+    "per_class": "per_class.csv",
+    "confusion": "confusion.csv",
+    "predictions": "predictions.csv",
+    "val_metrics": "val_metrics.json",
+    "tsne": "tsne.csv",
 }
 """The files of a run folder (``last.pt``, the resume state, is none of them: no rule declares it)."""
 DEPLOYED_FILES = {
-    "checkpoint": "best.pt", "record": "deployed.json", "onnx": "model.onnx", "onnx_check": "onnx_check.json",
+    "checkpoint": "best.pt",
+    "record": "deployed.json",
+    "onnx": "model.onnx",
+    "onnx_check": "onnx_check.json",
     "latency": "latency.json",
 }
 """The files of an architecture's deployed model (``runs/<model>/final/``)."""

@@ -15,8 +15,9 @@ from __future__ import annotations
 import argparse
 import base64
 import html
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pandas as pd
 
@@ -160,7 +161,8 @@ def score_table(frame: pd.DataFrame, seeds: pd.DataFrame) -> str:
                 return "<td>–</td>"
             spread = row[column[: -len("_mean")] + "_std"]
             text = f"{value:.4f}" + ("" if pd.isna(spread) else f" ± {spread:.4f}")
-            hover = html.escape(seed_values(seeds, row["model"], row["experiment"], column[: -len("_mean")]), quote=True)
+            per_seed = seed_values(seeds, row["model"], row["experiment"], column[: -len("_mean")])
+            hover = html.escape(per_seed, quote=True)
             bold = ' class="best"' if value == maxima[column] else ""
             return f'<td{bold} title="{hover}">{text}</td>'
         if column == "parameters":
@@ -203,7 +205,8 @@ def data_section(layout: Layout, stages: list[str]) -> str:
              f"<p>Images per class at each stage ({' → '.join(map(html.escape, stages))}). "
              "Validation and test splits pass through the stages unchanged.</p>",
              html_table(rows, ["class"] + [c for c, _ in columns])]
-    parts += ['<div class="grid">'] + [embed_figure(layout.data_figure(n), c) for n, c in DATA_FIGURES.items()] + ["</div>"]
+    figures = [embed_figure(layout.data_figure(n), c) for n, c in DATA_FIGURES.items()]
+    parts += ['<div class="grid">', *figures, "</div>"]
     return "\n".join(parts)
 
 
@@ -244,7 +247,8 @@ def experiment_section(layout: Layout, experiment: str, seeds: pd.DataFrame) -> 
         return f"{values.mean():.4f}" + (f" ± {values.std():.4f}" if len(values) > 1 else "")
 
     scores = [("test accuracy", spread("test_acc")), ("test macro-F1", spread("test_macro_f1")),
-              ("val macro-F1", spread("val_macro_f1")), ("seeds collapsed", f"{int(rows['collapsed'].sum())} of {len(rows)}")]
+              ("val macro-F1", spread("val_macro_f1")),
+              ("seeds collapsed", f"{int(rows['collapsed'].sum())} of {len(rows)}")]
     tiles = "".join(f"<div>{html.escape(k)}<b>{html.escape(v)}</b></div>" for k, v in scores)
     seed = int(chosen["seed"])
     figure = {n: embed_figure(layout.run_figure(model, name, seed, n), f"seed {seed}: {RUN_FIGURE_CAPTIONS[n]}")
@@ -263,9 +267,19 @@ def deploy_section(layout: Layout, models: list[str]) -> str:
         record = read_json(_existing(layout.deployed_file(model, "record")))
         check = read_json(_existing(layout.deployed_file(model, "onnx_check")))
         latency = read_json(_existing(layout.deployed_file(model, "latency")))
-        rows = [[r["engine"], int(r["batch_size"]), float(r["images_per_s"]), float(r["ms_per_batch"])]
-                for r in latency.get("rows", [])]
+        rows = [[r["engine"], int(r["batch_size"]), float(r["images_per_s"]), float(r["ms_per_batch"]),
+                 float(r["ms_per_batch"]) / int(r["batch_size"])] for r in latency.get("rows", [])]
         status = "warning" if record.get("all_collapsed") else "muted"
+        cpu = latency.get("cpu_capability", {})
+        flags = ", ".join(f"{k.replace('_', ' ')} {'yes' if v else 'no'}" for k, v in cpu.items() if k != "torch")
+        cpu_text = f" on {html.escape(str(latency.get('cpu')))} ({html.escape(str(cpu.get('torch')))}: {flags})" if cpu else ""
+        int8 = latency.get("int8_comparison")
+        int8_text = "" if int8 is None else (
+            f"<p>int8 (model.int8.onnx, {int8['bytes']['int8']:,} bytes against {int8['bytes']['fp32']:,}): test "
+            f"accuracy {100 * int8['int8']['accuracy']:.2f} % against fp32 {100 * int8['fp32']['accuracy']:.2f} % "
+            f"(drop {int8['accuracy_drop_points']:.2f} points), macro-F1 {100 * int8['int8']['macro_f1']:.2f} % "
+            f"against {100 * int8['fp32']['macro_f1']:.2f} %, same prediction on {100 * int8['agreement']:.2f} % "
+            f"of the images.</p>")
         parts += [f"<h3>{html.escape(model)}</h3>",
                   f"<p class='{status}'>Deployed: seed {html.escape(str(record.get('seed')))} of "
                   f"{html.escape(str(record.get('experiment')))} ({html.escape(str(record.get('reason')))}), "
@@ -273,8 +287,10 @@ def deploy_section(layout: Layout, models: list[str]) -> str:
                   f"<p>ONNX export: predictions {'match' if check.get('predictions_match') else 'DIFFER'} on "
                   f"{check.get('n_images', '?')} images, largest absolute logit difference "
                   f"{float(check.get('max_abs_diff', float('nan'))):.2e}.</p>",
-                  f"<p class='muted'>CPU latency with {html.escape(str(latency.get('threads', '?')))} threads:</p>",
-                  html_table(rows, ["engine", "batch size", "images / s", "ms / batch"], digits=2)]
+                  int8_text,
+                  f"<p class='muted'>CPU latency (median) with {html.escape(str(latency.get('threads', '?')))} "
+                  f"threads{cpu_text}:</p>",
+                  html_table(rows, ["engine", "batch size", "images / s", "ms / batch", "ms / image"], digits=3)]
     return "\n".join(parts)
 
 

@@ -127,8 +127,9 @@ def run_deploy_seed(args: argparse.Namespace) -> int:
         raise FerflowError(f"{source}: checkpoint not found")
     copy_file(source, args.out)
     write_json(args.record, record)
-    print(f"{record['model']}/{record['experiment']}: deployed seed {record['seed']} -> {args.out} ({record['reason']})")
+    name = f"{record['model']}/{record['experiment']}"
+    print(f"{name}: deployed seed {record['seed']} -> {args.out} ({record['reason']})")
     if record["all_collapsed"]:
-        print(f"warning: every seed of {record['model']}/{record['experiment']} collapsed; the deployed model "
+        print(f"warning: every seed of {name} collapsed; the deployed model "
               "predicts essentially one class (see the README's known problems)", file=sys.stderr)
     return 0

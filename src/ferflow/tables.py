@@ -55,7 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path,
                         help="folder for sweep_<model>, finals and seeds (.csv and .md)")
     parser.add_argument("--runs", nargs="+", required=True, type=Path,
-                        help="run folders runs/<model>/<experiment>/seed<k>/ (history.csv, metrics.json, val_metrics.json)")
+                        help="run folders runs/<model>/<experiment>/seed<k>/ "
+                             "(history.csv, metrics.json, val_metrics.json)")
     parser.add_argument("--baseline", nargs="*", default=[], help="architectures whose runs join every sweep table")
 
 

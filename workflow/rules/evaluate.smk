@@ -17,9 +17,9 @@ rule evaluate:
         L.log("evaluate", "{model}", "{experiment}", "seed{seed}"),
     benchmark:
         L.benchmark("evaluate", "{model}", "{experiment}", "seed{seed}")
-    threads: 2
     conda:
         "../../envs/report.yaml"
+    threads: 2
     shell:
         "ferflow evaluate --checkpoint {input.checkpoint} --data {input.data} --out {output.metrics}"
         " --per-class {output.per_class} --confusion {output.confusion} --predictions {output.predictions}"
@@ -34,9 +34,9 @@ rule evaluate_val:
         L.run_file("{model}", "{experiment}", "{seed}", "val_metrics"),
     log:
         L.log("evaluate_val", "{model}", "{experiment}", "seed{seed}"),
-    threads: 2
     conda:
         "../../envs/report.yaml"
+    threads: 2
     shell:
         "ferflow evaluate --checkpoint {input.checkpoint} --data {input.data} --out {output} --threads {threads} > {log} 2>&1"
 
@@ -47,19 +47,19 @@ rule embed:
         data=lambda wc: stage_files(model_input_stage())["test"],
     output:
         L.run_file("{model}", "{experiment}", "{seed}", "tsne"),
+    log:
+        L.log("embed", "{model}", "{experiment}", "seed{seed}"),
+    benchmark:
+        L.benchmark("embed", "{model}", "{experiment}", "seed{seed}")
+    conda:
+        "../../envs/report.yaml"
+    threads: 2
     params:
         pca_components=lambda wc: config["tsne"]["pca_components"],
         perplexity=lambda wc: config["tsne"]["perplexity"],
         max_iter=lambda wc: config["tsne"]["max_iter"],
         max_points=lambda wc: config["tsne"]["max_points"],
         seed=lambda wc: config["seed"],
-    log:
-        L.log("embed", "{model}", "{experiment}", "seed{seed}"),
-    benchmark:
-        L.benchmark("embed", "{model}", "{experiment}", "seed{seed}")
-    threads: 2
-    conda:
-        "../../envs/report.yaml"
     shell:
         "ferflow embed --checkpoint {input.checkpoint} --data {input.data} --out {output}"
         " --pca-components {params.pca_components} --perplexity {params.perplexity}"
@@ -73,12 +73,12 @@ rule deploy_seed:
     output:
         checkpoint=L.deployed_file("{model}", "checkpoint"),
         record=L.deployed_file("{model}", "record"),
-    params:
-        runs=lambda wc: [L.run_dir(wc.model, FINAL, s) for s in seeds()],
     log:
         L.log("deploy_seed", "{model}"),
     conda:
         "../../envs/report.yaml"
+    params:
+        runs=lambda wc: [L.run_dir(wc.model, FINAL, s) for s in seeds()],
     shell:
         "ferflow deploy-seed --runs {params.runs:q} --out {output.checkpoint:q} --record {output.record:q} > {log} 2>&1"
 

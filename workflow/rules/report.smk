@@ -20,14 +20,16 @@ rule plot_run:
                 subcategory="{model}",
                 labels={"run": "{experiment}", "seed": "{seed}", "figure": title},
             )
-            for name, title in zip(RUN_FIGURES, ("training curves", "per-class scores", "confusion matrix", "embedding t-SNE"))
+            for name, title in zip(
+                RUN_FIGURES, ("training curves", "per-class scores", "confusion matrix", "embedding t-SNE")
+            )
         },
-    params:
-        dpi=lambda wc: config["figures"]["dpi"],
     log:
         L.log("plot_run", "{model}", "{experiment}", "seed{seed}"),
     conda:
         "../../envs/report.yaml"
+    params:
+        dpi=lambda wc: config["figures"]["dpi"],
     shell:
         "ferflow plot-run --history {input.history} --metrics {input.metrics} --tsne {input.tsne}"
         " --curves {output.curves} --per-class {output.per_class} --confusion {output.confusion}"
@@ -44,12 +46,12 @@ rule plot_sweep:
             category="Study",
             labels={"figure": "{model} sweep"},
         ),
-    params:
-        dpi=lambda wc: config["figures"]["dpi"],
     log:
         L.log("plot_sweep", "{model}"),
     conda:
         "../../envs/report.yaml"
+    params:
+        dpi=lambda wc: config["figures"]["dpi"],
     shell:
         "ferflow plot-study sweep --out {output} --dpi {params.dpi} --title '{wildcards.model} sweep' {input} > {log} 2>&1"
 
@@ -64,12 +66,12 @@ rule plot_params:
             category="Study",
             labels={"figure": "scores vs parameters"},
         ),
-    params:
-        dpi=lambda wc: config["figures"]["dpi"],
     log:
         L.log("plot_params"),
     conda:
         "../../envs/report.yaml"
+    params:
+        dpi=lambda wc: config["figures"]["dpi"],
     shell:
         "ferflow plot-study params --out {output} --dpi {params.dpi} {input} > {log} 2>&1"
 
@@ -100,14 +102,14 @@ rule tables:
             labels={"table": "every seed"},
         ),
         markdown=[L.table(t, "md") for t in [f"sweep_{m}" for m in sweep_models()] + ["finals", "seeds"]],
-    params:
-        out_dir=lambda wc, output: os.path.dirname(output.finals),
-        runs=lambda wc: [L.run_dir(m, e, s) for m, e, s in runs()],
-        baseline=lambda wc: " ".join(baseline_models()),
     log:
         L.log("tables"),
     conda:
         "../../envs/report.yaml"
+    params:
+        out_dir=lambda wc, output: os.path.dirname(output.finals),
+        runs=lambda wc: [L.run_dir(m, e, s) for m, e, s in runs()],
+        baseline=lambda wc: " ".join(baseline_models()),
     shell:
         "ferflow tables --out {params.out_dir} --runs {params.runs:q} --baseline {params.baseline} > {log} 2>&1"
 
@@ -117,6 +119,10 @@ rule report:
         unpack(report_inputs),
     output:
         L.report(),
+    log:
+        L.log("report"),
+    conda:
+        "../../envs/report.yaml"
     params:
         results=lambda wc: RESULTS,
         fmt=lambda wc: config["figures"]["format"],
@@ -124,10 +130,6 @@ rule report:
         sweeps=lambda wc: " ".join(sweep_models()),
         experiments=lambda wc: " ".join(f"{m}/{e}" for m, e in experiments()),
         deploy=lambda wc: " ".join(m for m, _ in deployed_runs()),
-    log:
-        L.log("report"),
-    conda:
-        "../../envs/report.yaml"
     shell:
         "ferflow report --results {params.results} --out {output} --format {params.fmt} --stages {params.stages}"
         " --sweeps {params.sweeps} --experiments {params.experiments} --deploy {params.deploy} > {log} 2>&1"

@@ -4,8 +4,11 @@ import os
 
 def data_stages():
     """The data stages in pipeline order (those the config enables)."""
-    return ["raw"] + (["affectnet"] if config["affectnet"]["enabled"] else []) + ["balanced"] + (
-        ["rgb"] if config["rgb"] else []
+    return (
+        ["raw"]
+        + (["affectnet"] if config["affectnet"]["enabled"] else [])
+        + ["balanced"]
+        + (["rgb"] if config["rgb"] else [])
     )
 
 

@@ -20,21 +20,21 @@ rule train:
     output:
         history=L.run_file("{model}", "{experiment}", "{seed}", "history"),
         best=L.run_file("{model}", "{experiment}", "{seed}", "best"),
+    log:
+        L.run_file("{model}", "{experiment}", "{seed}", "log"),
+    benchmark:
+        L.benchmark("train", "{model}", "{experiment}", "seed{seed}")
+    conda:
+        "../../envs/train.yaml"
+    threads: train_threads
+    resources:
+        gpu=1,
+        device=train_device,
     params:
         settings=train_settings,
         options=lambda wc: json.dumps(config["models"][wc.model].get("options") or {}, sort_keys=True),
         data_dir=lambda wc: stage_dir(model_input_stage()),
         out_dir=lambda wc: L.run_dir(wc.model, wc.experiment, wc.seed),
-    log:
-        L.run_file("{model}", "{experiment}", "{seed}", "log"),
-    benchmark:
-        L.benchmark("train", "{model}", "{experiment}", "seed{seed}")
-    threads: train_threads
-    resources:
-        gpu=1,
-        device=train_device,
-    conda:
-        "../../envs/train.yaml"
     shell:
         "ferflow train --model {wildcards.model} --experiment {wildcards.experiment} --data-dir {params.data_dir:q}"
         " --out {params.out_dir:q} --settings {params.settings:q} --model-options {params.options:q}"
@@ -46,13 +46,13 @@ checkpoint select_final:
         lambda wc: [f for e in sweep_experiments(wc.model) for f in run_files(wc.model, e, "history")],
     output:
         L.selection("{model}"),
-    params:
-        settings=sweep_settings,
-        epochs=final_epochs_arg,
     log:
         L.log("select_final", "{model}"),
     conda:
         "../../envs/train.yaml"
+    params:
+        settings=sweep_settings,
+        epochs=final_epochs_arg,
     shell:
         "ferflow select-final --model {wildcards.model} --histories {input:q}"
         " --settings {params.settings:q} {params.epochs} --out {output:q} > {log} 2>&1"

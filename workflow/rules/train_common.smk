@@ -33,7 +33,9 @@ def train_device(wildcards):
 
 def sweep_settings(wildcards):
     """Each sweep experiment's training settings, for select_final (JSON)."""
-    return json.dumps({e: training_settings(wildcards.model, e) for e in sweep_experiments(wildcards.model)}, sort_keys=True)
+    return json.dumps(
+        {e: training_settings(wildcards.model, e) for e in sweep_experiments(wildcards.model)}, sort_keys=True
+    )
 
 
 def final_epochs_arg(wildcards):
