@@ -5,7 +5,8 @@ through ``onnxruntime.quantization.shape_inference.quant_pre_process`` (symbolic
 ONNX Runtime's basic graph optimisations: constant folding, Conv+BatchNorm and Conv+Add fusion), then
 ``quantize_static`` in QDQ format: weights int8 per output channel, activations uint8 (``--activations``;
 uint8×int8 is what the VNNI and AMX int8 kernels take), their ranges calibrated on ``--calibration-images``
-seeded random images of ``--calibration`` (the validation split) with ``--method``. The ferflow metadata
+seeded random images of ``--calibration`` (the validation split; rounded down to whole batches of
+``--batch-size``) with ``--method``. The ferflow metadata
 (classes, image size, channels, normalisation) is copied over, so ``ferflow predict`` and ``ferflow
 latency`` take the int8 model like the fp32 one.
 
@@ -108,7 +109,9 @@ def run(args: argparse.Namespace) -> int:
     in_channels = input_channels(fp32, val, args.calibration)
     input_channels(fp32, test, args.data)
     rng = np.random.default_rng(args.seed)
-    chosen = np.sort(rng.choice(len(val), min(args.calibration_images, len(val)), replace=False))
+    count = min(args.calibration_images, len(val))
+    count -= count % min(args.batch_size, count)  # equal batches: the histogram calibrators stack them
+    chosen = np.sort(rng.choice(len(val), count, replace=False))
     x = to_model_input(test.images, in_channels)
     with atomic_path(args.out) as tmp:
         proto = quantize(args.onnx, tmp, val.images[chosen], in_channels, args.method, args.activations,
