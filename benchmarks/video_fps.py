@@ -5,7 +5,8 @@
 
 The clip (``--frames`` frames at 30 frames/s, mp4v) shows a real AffectNet face (the sample at
 ``--affectnet``; a drawn face where it is absent) crossing a static scene, built with the tests' clip
-helpers. Every frame is analysed (no ``--every``). The command runs in this process with ``--threads``
+helpers. Every frame is analysed (no ``--every``); ``--redetect`` is passed on (default 5, as in
+predict; 1 runs Haar over every whole frame). The command runs in this process with ``--threads``
 threads, after one untimed warm-up run on the first 30 frames; the wall time includes loading the
 model. Speed does not depend on the weights, so a random-init checkpoint of the architecture measures
 the same as a trained one. Reference: ≥ 60 frames/s on 2 cores.
@@ -54,6 +55,7 @@ def main() -> int:
     parser.add_argument("--checkpoint", help="checkpoint or ONNX model (default: a random-init resnet)")
     parser.add_argument("--frames", type=int, default=600)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--redetect", type=int, default=5, help="predict's --redetect (1: Haar on every whole frame)")
     parser.add_argument("--affectnet", type=Path, default=REPO.parent / "shared" / "data" / "affectnet-sample.zip")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ferflow-video-") as scratch:
@@ -66,6 +68,7 @@ def main() -> int:
         clip = root / "clip.mp4"
         moving_face_clip(clip, face_image(args.affectnet), args.frames)
         common = ["predict", str(clip), "--checkpoint", model, "--threads", str(args.threads),
+                  "--redetect", str(args.redetect),
                   "--csv", str(root / "faces.csv"), "--plot", str(root / "faces.png")]
         ferflow([*common, "--max-frames", "30"])  # warm-up: imports, kernels, caches
         cpu_before, began = cpu_seconds(), time.perf_counter()
