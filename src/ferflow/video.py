@@ -15,7 +15,7 @@ per face per sampled frame: ``time_s, frame, face_id, x, y, w, h, emotion`` and 
 class; the plot (``--plot``, PNG), one panel per face track (the longest first) with the class
 probabilities over time; optionally the annotated video (``--annotate out.mp4`` or ``.avi``) of the
 sampled frames with boxes, ids and emotions drawn. A progress bar counts frames and shows frames/s;
-the closing line gives frames/s end to end (decode, detection, classification, tracking, writing).
+the closing line gives frames/s end to end (decode, detection, classification, tracking, annotated video).
 Ctrl+C (the way to end a camera run without ``--max-frames``) stops reading and writes what was seen.
 """
 
