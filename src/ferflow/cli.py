@@ -37,8 +37,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("ferflow.report", "the self-contained HTML report"),
     "predict": ("ferflow.predict", "detect faces in photos or videos and predict their emotions"),
     "export-onnx": ("ferflow.export", "export a checkpoint to ONNX and check it against PyTorch"),
-    "latency": ("ferflow.latency", "CPU inference throughput of PyTorch and ONNX Runtime"),
     "quantize": ("ferflow.quantize", "int8-quantize an ONNX model (calibrated on val) and compare it with fp32"),
+    "latency": ("ferflow.latency", "CPU inference throughput of PyTorch and ONNX Runtime"),
 }
 
 

@@ -58,12 +58,17 @@ def to_model_input(images: "np.ndarray | torch.Tensor", in_channels: int) -> "to
     x = torch.as_tensor(images)
     if x.ndim == 3:
         x = x.unsqueeze(-1)
-    x = x.permute(0, 3, 1, 2).float().div_(255.0)
-    if x.shape[1] != in_channels:
-        if in_channels == 3 and x.shape[1] == 1:
-            x = x.expand(-1, 3, -1, -1)
-        elif in_channels == 1 and x.shape[1] == 3:
-            x = x.mean(dim=1, keepdim=True)
-        else:
-            raise ValueError(f"cannot feed {x.shape[1]}-channel images to a {in_channels}-channel model")
+    x = match_channels(x.permute(0, 3, 1, 2).float().div_(255.0), in_channels)
     return x.sub(NORMALIZATION["mean"]).div(NORMALIZATION["std"]).contiguous()
+
+
+def match_channels(x: "torch.Tensor", in_channels: int) -> "torch.Tensor":
+    """An ``(N, C, H, W)`` batch with ``in_channels`` channels: grayscale repeated to 3, or 3 averaged to 1
+    (both commute with the normalisation, so they apply to raw or normalised batches alike)."""
+    if x.shape[1] == in_channels:
+        return x
+    if in_channels == 3 and x.shape[1] == 1:
+        return x.expand(-1, 3, -1, -1)
+    if in_channels == 1 and x.shape[1] == 3:
+        return x.mean(dim=1, keepdim=True)
+    raise ValueError(f"cannot feed {x.shape[1]}-channel images to a {in_channels}-channel model")

@@ -29,7 +29,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterator
 
@@ -38,12 +38,16 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import f1_score, precision_recall_fscore_support
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ferflow import checkpoint, models
+from ferflow.losses import Criterion, balanced_class_weights, distillation_loss
+from ferflow.mixing import mix, random_erasing
 from ferflow.classes import CLASS_NAMES
 from ferflow.device import claim_gpu_slot, cpu_has_native_bf16, select_device
 from ferflow.errors import FerflowError
-from ferflow.preprocess import to_model_input
+from ferflow.preprocess import match_channels, to_model_input
+from ferflow.results import COLLAPSE_DEAD_UNITS
 from ferflow.storage import Split, load_split, parse_json_object, write_text
 
 DEFAULTS: dict[str, Any] = {
@@ -52,20 +56,37 @@ DEFAULTS: dict[str, Any] = {
     "optimizer": "adam",
     "lr": 1.0e-3,
     "momentum": 0.9,
+    "nesterov": False,
     "weight_decay": 0.0,
     "dropout": 0.0,
     "early_stopping_patience": None,
     "plateau": None,
-    "augmentation": {"horizontal_flip": True, "rotation": 5, "shear": 10, "translate": 0.2},
+    "schedule": "constant",
+    "warmup_epochs": 0,
+    "label_smoothing": 0.0,
+    "loss": "ce",
+    "focal_gamma": 2.0,
+    "class_weights": None,
+    "mixup": 0.0,
+    "cutmix": 0.0,
+    "random_erasing": 0.0,
+    "ema": None,
+    "distillation": None,
+    "augmentation": {"horizontal_flip": True, "rotation": 5, "shear": 10, "translate": 0.2, "zoom": 0.0},
     "device": "auto",
     "channels_last": True,
     "amp": "auto",
     "threads": 2,
     "max_train_batches": None,
 }
+CHOICES: dict[str, tuple[Any, ...]] = {
+    "optimizer": ("adam", "adamw", "sgd"),
+    "schedule": ("constant", "cosine"),
+    "loss": ("ce", "focal"),
+    "class_weights": (None, "balanced"),
+}
 RUNTIME_KEYS = ("device", "threads")  # may change between a kill and the resume
 EVAL_BATCH = 256
-DEAD_WARNING = 0.9  # fraction of dead embedding units above which each epoch warns of a collapse
 HISTORY_COLUMNS = [
     "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_macro_f1", "lr", "epoch_seconds", "val_dead_units",
     *[f"val_{metric}_{name}" for name in CLASS_NAMES for metric in ("precision", "recall", "f1")],
@@ -83,8 +104,14 @@ def resolve_settings(given: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise FerflowError(f"unknown augmentation setting(s): {', '.join(unknown)}")
     settings["augmentation"] = {**DEFAULTS["augmentation"], **augmentation}
-    if settings["optimizer"] not in ("adam", "sgd"):
-        raise FerflowError(f"setting optimizer: {settings['optimizer']!r} is not adam or sgd")
+    for key, allowed in CHOICES.items():
+        if settings[key] not in allowed:
+            raise FerflowError(f"setting {key}: {settings[key]!r} is not one of {', '.join(map(str, allowed))}")
+    if settings["schedule"] != "constant" and settings["plateau"]:
+        raise FerflowError("settings schedule and plateau: choose one learning-rate schedule")
+    distillation = settings["distillation"]
+    if distillation is not None and set(distillation) != {"teacher", "temperature", "weight"}:
+        raise FerflowError("setting distillation: needs exactly the keys teacher, temperature, weight")
     return settings
 
 
@@ -96,10 +123,12 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
 
 def affine_matrices(n: int, augmentation: dict[str, Any], generator: torch.Generator) -> torch.Tensor | None:
     """Per-sample ``(n, 2, 3)`` inverse affine maps in normalised coordinates (``affine_grid``'s theta):
-    flip, then rotation by U(±rotation)°, x-shear by U(±shear)°, translation by U(±translate) of the size."""
+    flip, then rotation by U(±rotation)°, x-shear by U(±shear)°, scaling by U(1 ± zoom) (a random crop
+    and resize), translation by U(±translate) of the size."""
     flip_on, rotation = augmentation["horizontal_flip"], float(augmentation["rotation"])
     shear, translate = float(augmentation["shear"]), float(augmentation["translate"])
-    if not (flip_on or rotation or shear or translate):
+    zoom = float(augmentation.get("zoom", 0.0))
+    if not (flip_on or rotation or shear or translate or zoom):
         return None
     u = torch.rand(n, 5, generator=generator, dtype=torch.float64) * 2 - 1
     flip = torch.where(u[:, 0] < 0, -1.0, 1.0) if flip_on else torch.ones(n, dtype=torch.float64)
@@ -110,6 +139,8 @@ def affine_matrices(n: int, augmentation: dict[str, Any], generator: torch.Gener
         torch.stack([(cos + skew * sin) * flip, -sin + skew * cos], dim=1),
         torch.stack([sin * flip, cos], dim=1),
     ], dim=1)
+    if zoom:  # a random crop of scale s: the content is magnified by s ∈ [1 - zoom, 1 + zoom]
+        a = a * (1 + zoom * (torch.rand(n, generator=generator, dtype=torch.float64) * 2 - 1))[:, None, None]
     t = torch.stack([u[:, 3], u[:, 4]], dim=1) * (2 * translate)
     inverse = torch.linalg.inv(a)
     return torch.cat([inverse, -(inverse @ t.unsqueeze(-1))], dim=2).float()
@@ -154,6 +185,7 @@ class EpochBatches:
             order = order[:-1]
         self.chunks = list(order.split(size))[: settings["max_train_batches"] or None]
         self.data, self.augmentation, self.generator, self.channels_last = data, settings["augmentation"], generator, channels_last
+        self.erasing = float(settings["random_erasing"])
 
     def __len__(self) -> int:
         return len(self.chunks)
@@ -162,12 +194,16 @@ class EpochBatches:
         for chunk in self.chunks:
             theta = affine_matrices(len(chunk), self.augmentation, self.generator)
             index = chunk.to(self.data.labels.device)
-            yield augment(self.data.batch(index, self.channels_last), theta), self.data.labels[index]
+            x = augment(self.data.batch(index, self.channels_last), theta)
+            if self.erasing:
+                x = random_erasing(x, self.erasing, self.generator)
+            yield x, self.data.labels[index]
 
 
 @dataclass
 class Engine:
-    """A model with what one training step needs."""
+    """A model with what one training step needs: optimizer, mixed precision, loss, and the optional
+    per-batch learning-rate schedule, weight average (EMA) and distillation teacher."""
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
@@ -175,21 +211,51 @@ class Engine:
     channels_last: bool
     autocast: Callable[[], ContextManager[Any]]
     scaler: torch.amp.GradScaler
+    criterion: Criterion = field(default_factory=Criterion)
+    schedule: torch.optim.lr_scheduler.LRScheduler | None = None
+    ema: AveragedModel | None = None
+    teacher: nn.Module | None = None
+    distillation: dict[str, Any] | None = None
 
-    def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One optimisation step on a batch; returns the (detached) loss and logits."""
+    @property
+    def evaluated(self) -> nn.Module:
+        """The weights that are validated and saved: the EMA when there is one, else the model."""
+        return self.ema.module if self.ema is not None else self.model
+
+    def step(self, x: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimisation step on a batch with hard labels or soft targets; returns the (detached)
+        loss and logits."""
+        if targets.ndim == 1:
+            targets = F.one_hot(targets, len(CLASS_NAMES)).float()
         with self.autocast():
             logits = self.model(x)
-            loss = F.cross_entropy(logits, y)
+            loss = self.criterion(logits, targets)
+            if self.teacher is not None and self.distillation is not None:
+                with torch.no_grad():
+                    teacher_logits = self.teacher(match_channels(x, self.teacher_channels))
+                weight = self.distillation["weight"]
+                soft = distillation_loss(logits, teacher_logits, self.distillation["temperature"])
+                loss = (1 - weight) * loss + weight * soft
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+        if self.schedule is not None:
+            self.schedule.step()
         return loss.detach(), logits.detach()
+
+    @property
+    def teacher_channels(self) -> int:
+        assert self.teacher is not None
+        first = next(m for m in self.teacher.modules() if isinstance(m, nn.Conv2d))
+        return first.in_channels
 
     def train_epoch(self, data: DeviceData, settings: dict[str, Any], generator: torch.Generator,
                     progress: Callable[[int, int], None] | None = None) -> tuple[float, float]:
-        """One pass over (at most ``max_train_batches`` batches of) ``data``: (mean loss, accuracy)."""
+        """One pass over (at most ``max_train_batches`` batches of) ``data``: (mean loss, accuracy; with
+        mixup or cutmix, accuracy against each image's own label)."""
         self.model.train()
         loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
         correct = torch.zeros((), device=self.device, dtype=torch.int64)
@@ -197,7 +263,8 @@ class Engine:
         batches = EpochBatches(data, settings, generator, self.channels_last)
         total = len(batches)
         for i, (x, y) in enumerate(batches, start=1):
-            loss, logits = self.step(x, y)
+            x, targets = mix(x, F.one_hot(y, len(CLASS_NAMES)).float(), settings["mixup"], settings["cutmix"], generator)
+            loss, logits = self.step(x, targets)
             loss_sum += loss.double() * len(y)
             correct += (logits.argmax(1) == y).sum()
             seen += len(y)
@@ -210,13 +277,14 @@ class Engine:
         """(mean cross-entropy, predicted labels, fraction of dead embedding units) over ``data``, in
         eval mode. A unit is dead when it is zero for every image: the embeddings end in a ReLU, and a
         run whose units nearly all die (the study's ResNet under Adam 1e-3, see the README) stops learning."""
-        self.model.eval()
+        model = self.evaluated
+        model.eval()
         loss_sum, predictions, alive = 0.0, [], None
         for start in range(0, len(data), EVAL_BATCH):
             index = torch.arange(start, min(start + EVAL_BATCH, len(data)), device=self.device)
             with self.autocast():
-                features = self.model.features(data.batch(index, self.channels_last))
-                logits = self.model.classifier(features).float()
+                features = model.features(data.batch(index, self.channels_last))
+                logits = model.classifier(features).float()
             active = (features > 0).any(dim=0)
             alive = active if alive is None else alive | active
             loss_sum += float(F.cross_entropy(logits, data.labels[index], reduction="sum"))
@@ -240,18 +308,66 @@ def val_metrics(labels: np.ndarray, predictions: np.ndarray) -> dict[str, float]
 
 def make_optimizer(model: nn.Module, settings: dict[str, Any]) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
+    lr, decay = settings["lr"], settings["weight_decay"]
     if settings["optimizer"] == "sgd":
-        return torch.optim.SGD(params, lr=settings["lr"], momentum=settings["momentum"], weight_decay=settings["weight_decay"])
-    return torch.optim.Adam(params, lr=settings["lr"], weight_decay=settings["weight_decay"])
+        return torch.optim.SGD(params, lr=lr, momentum=settings["momentum"], weight_decay=decay,
+                               nesterov=bool(settings["nesterov"]))
+    if settings["optimizer"] == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=decay)
+    return torch.optim.Adam(params, lr=lr, weight_decay=decay)
 
 
-def make_engine(model: nn.Module, settings: dict[str, Any], device: torch.device) -> tuple[Engine, torch.dtype | None]:
-    """The model on ``device`` (channels_last when configured) with its optimizer and mixed precision."""
+def lr_factor(step: int, warmup: int, total: int, cosine: bool) -> float:
+    """The learning-rate multiplier after ``step`` optimiser steps: linear warmup over ``warmup`` steps,
+    then constant or a cosine decay to zero at ``total`` steps."""
+    if step < warmup:
+        return (step + 1) / warmup
+    if not cosine:
+        return 1.0
+    progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+    return 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def make_schedule(optimizer: torch.optim.Optimizer, settings: dict[str, Any],
+                  steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR | None:
+    """The per-batch warmup / cosine schedule of ``settings`` (None when the lr is constant)."""
+    warmup = round(settings["warmup_epochs"] * steps_per_epoch)
+    cosine = settings["schedule"] == "cosine"
+    if not (warmup or cosine):
+        return None
+    total = settings["epochs"] * steps_per_epoch
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, warmup, total, cosine))
+
+
+def make_engine(model: nn.Module, settings: dict[str, Any], device: torch.device, steps_per_epoch: int = 1,
+                train_labels: np.ndarray | None = None,
+                teacher: nn.Module | None = None) -> tuple[Engine, torch.dtype | None]:
+    """The model on ``device`` (channels_last when configured) with its optimizer, mixed precision, loss,
+    schedule, EMA and teacher as ``settings`` ask (``train_labels`` give the balanced class weights)."""
     channels_last = bool(settings["channels_last"])
     model = model.to(device, memory_format=torch.channels_last) if channels_last else model.to(device)
     autocast, amp_dtype = autocast_for(device, settings["amp"])
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    return Engine(model, make_optimizer(model, settings), device, channels_last, autocast, scaler), amp_dtype
+    weights = None
+    if settings["class_weights"] == "balanced":
+        if train_labels is None:
+            raise FerflowError("setting class_weights: balanced needs the training labels")
+        weights = balanced_class_weights(train_labels, len(CLASS_NAMES))
+    criterion = Criterion(float(settings["label_smoothing"]),
+                          float(settings["focal_gamma"]) if settings["loss"] == "focal" else None, weights)
+    optimizer = make_optimizer(model, settings)
+    ema = None
+    if settings["ema"]:
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(float(settings["ema"])), use_buffers=True)
+    if (teacher is None) != (settings["distillation"] is None):
+        raise FerflowError("setting distillation and the teacher checkpoint (--teacher) go together")
+    if teacher is not None:
+        teacher = teacher.to(device).eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+    return Engine(model, optimizer, device, channels_last, autocast, scaler, criterion,
+                  make_schedule(optimizer, settings, steps_per_epoch), ema, teacher,
+                  settings["distillation"]), amp_dtype
 
 
 def autocast_for(device: torch.device, amp: Any) -> tuple[Callable[[], ContextManager[Any]], torch.dtype | None]:
@@ -263,6 +379,18 @@ def autocast_for(device: torch.device, amp: Any) -> tuple[Callable[[], ContextMa
         return contextlib.nullcontext, None
     dtype = torch.float16 if device.type == "cuda" and not torch.cuda.is_bf16_supported() else torch.bfloat16
     return (lambda: torch.autocast(device.type, dtype=dtype)), dtype
+
+
+def batches_per_epoch(n: int, settings: dict[str, Any]) -> int:
+    """How many batches ``EpochBatches`` yields for ``n`` images."""
+    size = settings["batch_size"]
+    count = math.ceil((n - 1 if n % size == 1 and n > 1 else n) / size)
+    return min(count, settings["max_train_batches"] or count)
+
+
+def file_digest(path: Path) -> str:
+    """A digest of a file's bytes (the teacher checkpoint of a distilled run)."""
+    return hashlib.blake2b(Path(path).read_bytes(), digest_size=16).hexdigest()
 
 
 def data_digest(*splits: Split) -> str:
@@ -304,6 +432,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--settings", default="{}", help="training settings as a JSON object (defaults filled in)")
     parser.add_argument("--model-options", default="{}", help="architecture options as a JSON object, e.g. {\"pretrained\": true}")
     parser.add_argument("--seed", type=int, default=42, help="seed of the weights, batches and augmentation")
+    parser.add_argument("--teacher", type=Path, help="knowledge distillation: the teacher's checkpoint (with the "
+                        "distillation setting)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="override the settings' device")
     parser.add_argument("--threads", type=int, help="override the settings' CPU threads")
 
@@ -329,13 +459,16 @@ def run(args: argparse.Namespace) -> int:
             raise FerflowError(f"{args.data_dir / (name + '.npz')}: labels outside 0..{len(CLASS_NAMES) - 1}")
     in_channels = 1 if train_split.images.ndim == 3 else train_split.images.shape[-1]
     arch_kwargs = {"in_channels": in_channels, "num_classes": len(CLASS_NAMES), "dropout": settings["dropout"], **options}
+    teacher = checkpoint.load_model(args.teacher)[0] if args.teacher else None
     fingerprint = {
         "arch": args.model, "arch_kwargs": arch_kwargs, "seed": args.seed, "data": data_digest(train_split, val_split),
         "settings": {k: v for k, v in settings.items() if k not in RUNTIME_KEYS},
+        "teacher": file_digest(args.teacher) if args.teacher else None,
     }
 
     torch.manual_seed(args.seed)
-    engine, amp_dtype = make_engine(models.build(args.model, **arch_kwargs), settings, device)
+    engine, amp_dtype = make_engine(models.build(args.model, **arch_kwargs), settings, device,
+                                    batches_per_epoch(len(train_split), settings), train_split.labels, teacher)
     model, channels_last = engine.model, engine.channels_last
     plateau = settings["plateau"]
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(engine.optimizer, mode="min", factor=plateau["factor"],
@@ -347,7 +480,7 @@ def run(args: argparse.Namespace) -> int:
     last_path = out_dir / "last.pt"
 
     history: list[dict[str, float]] = []
-    best: dict[str, Any] = {"epoch": 0, "val_macro_f1": -1.0, "model": cpu_state(model)}
+    best: dict[str, Any] = {"epoch": 0, "val_macro_f1": -1.0, "model": cpu_state(engine.evaluated)}
     stopping: dict[str, Any] = {"val_loss": math.inf, "epoch": 0, "bad_epochs": 0, "model": None, "stopped": False}
     start = 1
     if last_path.exists():
@@ -361,6 +494,10 @@ def run(args: argparse.Namespace) -> int:
             engine.optimizer.load_state_dict(state["optimizer"])
             if scheduler is not None:
                 scheduler.load_state_dict(state["scheduler"])
+            if engine.schedule is not None:
+                engine.schedule.load_state_dict(state["schedule"])
+            if engine.ema is not None:
+                engine.ema.load_state_dict(state["ema"])
             engine.scaler.load_state_dict(state["scaler"])
             set_rng_state(state["rng"])
             history, best, stopping = state["history"], state["best"], state["early_stopping"]
@@ -391,27 +528,29 @@ def run(args: argparse.Namespace) -> int:
         if scheduler is not None:
             scheduler.step(val_loss)
         if row["val_macro_f1"] > best["val_macro_f1"]:
-            best = {"epoch": epoch, "val_macro_f1": row["val_macro_f1"], "model": cpu_state(model)}
+            best = {"epoch": epoch, "val_macro_f1": row["val_macro_f1"], "model": cpu_state(engine.evaluated)}
         if patience is not None:
             if val_loss < stopping["val_loss"]:
-                stopping.update(val_loss=val_loss, epoch=epoch, bad_epochs=0, model=cpu_state(model))
+                stopping.update(val_loss=val_loss, epoch=epoch, bad_epochs=0, model=cpu_state(engine.evaluated))
             else:
                 stopping["bad_epochs"] += 1
             if stopping["bad_epochs"] >= patience:
                 stopping["stopped"] = True
-                model.load_state_dict(stopping["model"])  # restore the weights of the best val loss
+                engine.evaluated.load_state_dict(stopping["model"])  # restore the weights of the best val loss
         row["epoch_seconds"] = time.perf_counter() - began
         history.append({k: row[k] for k in HISTORY_COLUMNS})
         checkpoint.save(last_path, checkpoint.make(
             model, args.model, arch_kwargs, experiment=args.experiment, settings=settings, epoch=epoch,
             optimizer=engine.optimizer.state_dict(), scheduler=scheduler.state_dict() if scheduler else None,
+            schedule=engine.schedule.state_dict() if engine.schedule else None,
+            ema=engine.ema.state_dict() if engine.ema else None,
             scaler=engine.scaler.state_dict(), rng=rng_state(), history=history, best=best,
             early_stopping=stopping, fingerprint=fingerprint,
         ))
         print(f"epoch {epoch}/{settings['epochs']}  train loss {train_loss:.4f} acc {train_acc:.4f}  val loss {val_loss:.4f} "
               f"acc {row['val_acc']:.4f} macro-F1 {row['val_macro_f1']:.4f}  lr {lr:.3g}  {row['epoch_seconds']:.1f}s"
               + (f"  early stop: restored epoch {stopping['epoch']} (best val loss)" if stopping["stopped"] else ""), flush=True)
-        if dead >= DEAD_WARNING:
+        if dead >= COLLAPSE_DEAD_UNITS:
             print(f"warning: {dead:.0%} of the embedding units are dead (zero on every val image); the run is "
                   f"probably collapsing (dying ReLUs): try a lower lr or SGD, see the README's known problems", flush=True)
 

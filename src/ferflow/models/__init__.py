@@ -19,6 +19,8 @@ _REGISTRY: dict[str, str] = {
     "resnet": "ferflow.models.resnet:StudyResNet",
     "mobilenetv2": "ferflow.models.mobilenetv2:CompactMobileNetV2",
     "vgg16": "ferflow.models.vgg16:VGG16Transfer",
+    "fernet": "ferflow.models.fernet:fernet",
+    "fernettiny": "ferflow.models.fernet:fernet_tiny",
 }
 
 

@@ -1,0 +1,64 @@
+"""Batch-level regularisers applied after the geometric augmentation: random erasing, mixup and cutmix.
+
+All randomness comes from the epoch's generator, so a run stays a function of (seed, epoch); nothing is
+drawn when an option is off, so switching one on never changes the others' random streams.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def beta_sample(alpha: float, generator: torch.Generator) -> float:
+    """One draw of Beta(alpha, alpha) from two Gamma draws made with ``generator`` (via uniforms)."""
+    # Gamma(alpha) by Marsaglia-Tsang needs rejection; the ratio of two uniforms' powers (Jöhnk) is exact
+    # for Beta(a, a) and needs only uniforms.
+    while True:
+        u, v = torch.rand(2, generator=generator, dtype=torch.float64).tolist()
+        x, y = u ** (1 / alpha), v ** (1 / alpha)
+        if 0 < x + y <= 1:
+            return x / (x + y)
+
+
+def random_erasing(x: torch.Tensor, probability: float, generator: torch.Generator) -> torch.Tensor:
+    """Erase one rectangle (2–25 % of the area, aspect 0.3–3.3) per image with ``probability``; the
+    rectangle is filled with 0, the normalised mid-grey."""
+    n, _, h, w = x.shape
+    u = torch.rand(n, 5, generator=generator, dtype=torch.float64)
+    area = (0.02 + u[:, 0] * 0.23) * h * w
+    aspect = torch.exp(math.log(0.3) + u[:, 1] * (math.log(1 / 0.3) - math.log(0.3)))
+    eh = torch.sqrt(area * aspect).round().clamp(1, h)
+    ew = torch.sqrt(area / aspect).round().clamp(1, w)
+    top = (u[:, 2] * (h - eh + 1)).floor()
+    left = (u[:, 3] * (w - ew + 1)).floor()
+    rows = torch.arange(h, dtype=torch.float64)
+    cols = torch.arange(w, dtype=torch.float64)
+    inside_r = (rows[None] >= top[:, None]) & (rows[None] < (top + eh)[:, None])
+    inside_c = (cols[None] >= left[:, None]) & (cols[None] < (left + ew)[:, None])
+    mask = inside_r[:, :, None] & inside_c[:, None, :] & (u[:, 4] < probability)[:, None, None]
+    return x.masked_fill(mask[:, None].to(x.device), 0.0)
+
+
+def mix(x: torch.Tensor, targets: torch.Tensor, mixup: float, cutmix: float,
+        generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mixup (alpha ``mixup``) or cutmix (alpha ``cutmix``) of the batch with a shuffled copy of itself;
+    with both on, each batch takes one of them at random. Targets are mixed in proportion to the pixels."""
+    if not (mixup or cutmix):
+        return x, targets
+    use_cutmix = bool(cutmix) and (not mixup or torch.rand(1, generator=generator).item() < 0.5)
+    lam = beta_sample(cutmix if use_cutmix else mixup, generator)
+    partner = torch.randperm(len(x), generator=generator).to(x.device)
+    if use_cutmix:
+        h, w = x.shape[2:]
+        cut_h, cut_w = round(h * math.sqrt(1 - lam)), round(w * math.sqrt(1 - lam))
+        cy, cx = (torch.rand(2, generator=generator) * torch.tensor([h, w])).long().tolist()
+        top, bottom = max(cy - cut_h // 2, 0), min(cy + cut_h - cut_h // 2, h)
+        left, right = max(cx - cut_w // 2, 0), min(cx + cut_w - cut_w // 2, w)
+        x = x.clone()
+        x[:, :, top:bottom, left:right] = x[partner, :, top:bottom, left:right]
+        lam = 1 - (bottom - top) * (right - left) / (h * w)
+    else:
+        x = lam * x + (1 - lam) * x[partner]
+    return x, lam * targets + (1 - lam) * targets[partner]
