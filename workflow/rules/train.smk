@@ -35,10 +35,11 @@ rule train:
         options=lambda wc: json.dumps(config["models"][wc.model].get("options") or {}, sort_keys=True),
         data_dir=lambda wc: stage_dir(model_input_stage()),
         out_dir=lambda wc: L.run_dir(wc.model, wc.experiment, wc.seed),
+        teacher=teacher_arg,
     shell:
         "ferflow train --model {wildcards.model} --experiment {wildcards.experiment} --data-dir {params.data_dir:q}"
         " --out {params.out_dir:q} --settings {params.settings:q} --model-options {params.options:q}"
-        " --seed {wildcards.seed} --threads {threads} --device {resources.device} >> {log} 2>&1"
+        " --seed {wildcards.seed} --threads {threads} --device {resources.device} {params.teacher} >> {log} 2>&1"
 
 
 checkpoint select_final:

@@ -10,7 +10,26 @@ def train_inputs(wildcards):
     files = {split: stage_files(model_input_stage())[split] for split in ("train", "val")}
     if final_is_auto(wildcards):
         files["selection"] = checkpoints.select_final.get(model=wildcards.model).output[0]
+    teacher = teacher_checkpoint(wildcards)
+    if teacher:
+        files["teacher"] = teacher
     return files
+
+
+def teacher_checkpoint(wildcards):
+    """Distillation: the teacher run's checkpoint (`<model>/<experiment>` of the setting), a DAG input: an
+    architecture's deployed final, or the same seed of a sweep experiment; None without distillation."""
+    distillation = experiment_settings(wildcards.model, wildcards.experiment).get("distillation")
+    if not distillation:
+        return None
+    model, experiment = distillation["teacher"].split("/")
+    if experiment == FINAL:
+        return L.deployed_file(model, "checkpoint")
+    return L.run_file(model, experiment, wildcards.seed, "best")
+
+
+def teacher_arg(wildcards, input):
+    return f"--teacher {input.teacher}" if "teacher" in input.keys() else ""
 
 
 def train_settings(wildcards):
