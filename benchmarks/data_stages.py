@@ -56,10 +56,32 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="ferflow-bench-") as tmp:
         work = args.work or Path(tmp)
         stages = {
-            "injection": [ferflow, "affectnet", "--in-dir", str(args.raw), "--out", str(work / "affectnet"),
-                          "--source", args.affectnet, "--cache-dir", args.cache_dir, "--workers", str(args.workers)],
-            "balancing": [ferflow, "balance", "--in-dir", str(work / "affectnet"), "--out", str(work / "balanced"),
-                          "--min-per-class", str(args.min_per_class), "--threads", str(args.workers)],
+            "injection": [
+                ferflow,
+                "affectnet",
+                "--in-dir",
+                str(args.raw),
+                "--out",
+                str(work / "affectnet"),
+                "--source",
+                args.affectnet,
+                "--cache-dir",
+                args.cache_dir,
+                "--workers",
+                str(args.workers),
+            ],
+            "balancing": [
+                ferflow,
+                "balance",
+                "--in-dir",
+                str(work / "affectnet"),
+                "--out",
+                str(work / "balanced"),
+                "--min-per-class",
+                str(args.min_per_class),
+                "--threads",
+                str(args.workers),
+            ],
             "RGB": [ferflow, "rgb", "--in-dir", str(work / "balanced"), "--out", str(work / "rgb")],
         }
         total_wall = total_cpu = 0.0
@@ -68,8 +90,10 @@ def main() -> int:
             wall, cpu = timed(cmd)
             total_wall, total_cpu = total_wall + wall, total_cpu + cpu
             print(f"{name:<10} {wall:7.1f} {cpu:7.1f}")
-        print(f"{'total':<10} {total_wall:7.1f} {total_cpu:7.1f}   (target: < {TARGET_S:.0f} s wall on 2 cores: "
-              f"{'met' if total_wall < TARGET_S else 'NOT met'})")
+        print(
+            f"{'total':<10} {total_wall:7.1f} {total_cpu:7.1f}   (target: < {TARGET_S:.0f} s wall on 2 cores: "
+            f"{'met' if total_wall < TARGET_S else 'NOT met'})"
+        )
         summary = (work / "rgb" / "summary.json").read_text()
         print("balanced training split:", " ".join(summary.split()))
     return 0 if total_wall < TARGET_S else 1

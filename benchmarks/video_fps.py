@@ -67,9 +67,20 @@ def main() -> int:
             checkpoint.save(model, checkpoint.make(models.build("resnet", **kwargs), "resnet", kwargs))
         clip = root / "clip.mp4"
         moving_face_clip(clip, face_image(args.affectnet), args.frames)
-        common = ["predict", str(clip), "--checkpoint", model, "--threads", str(args.threads),
-                  "--redetect", str(args.redetect),
-                  "--csv", str(root / "faces.csv"), "--plot", str(root / "faces.png")]
+        common = [
+            "predict",
+            str(clip),
+            "--checkpoint",
+            model,
+            "--threads",
+            str(args.threads),
+            "--redetect",
+            str(args.redetect),
+            "--csv",
+            str(root / "faces.csv"),
+            "--plot",
+            str(root / "faces.png"),
+        ]
         ferflow([*common, "--max-frames", "30"])  # warm-up: imports, kernels, caches
         cpu_before, began = cpu_seconds(), time.perf_counter()
         code = ferflow(common)
@@ -80,10 +91,14 @@ def main() -> int:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     name = model if args.checkpoint else "random-init resnet"
     met = "met" if fps >= TARGET_FPS else "NOT met"
-    print(f"{args.frames} frames of 640×480 in {seconds:.2f} s, {args.threads} thread(s) ({name}): {fps:.1f} frames/s "
-          f"end to end; reference ≥ {TARGET_FPS:.0f} frames/s: {met} (load average {load:.2f})")
-    print(f"CPU time {cpu:.2f} s: {1000 * cpu / args.frames:.2f} CPU ms per frame, "
-          f"{args.frames / cpu:.1f} frames per CPU second")
+    print(
+        f"{args.frames} frames of 640×480 in {seconds:.2f} s, {args.threads} thread(s) ({name}): {fps:.1f} frames/s "
+        f"end to end; reference ≥ {TARGET_FPS:.0f} frames/s: {met} (load average {load:.2f})"
+    )
+    print(
+        f"CPU time {cpu:.2f} s: {1000 * cpu / args.frames:.2f} CPU ms per frame, "
+        f"{args.frames / cpu:.1f} frames per CPU second"
+    )
     return 0
 
 

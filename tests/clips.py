@@ -17,8 +17,10 @@ def affectnet_faces(archive_path: Path) -> list[tuple[str, np.ndarray]]:
     """``(folder name, RGB face)`` of every image in the AffectNet sample, in sorted order."""
     with zipfile.ZipFile(archive_path) as archive:
         names = sorted(n for n in archive.namelist() if n.lower().endswith(".jpg"))
-        return [(PurePosixPath(n).parent.name, np.asarray(Image.open(io.BytesIO(archive.read(n))).convert("RGB")))
-                for n in names]
+        return [
+            (PurePosixPath(n).parent.name, np.asarray(Image.open(io.BytesIO(archive.read(n))).convert("RGB")))
+            for n in names
+        ]
 
 
 def drawn_face(side: int) -> np.ndarray:
@@ -45,8 +47,14 @@ def scene(width: int, height: int, seed: int = 0) -> np.ndarray:
     return np.clip(base + blotches, 0, 255).astype(np.uint8)
 
 
-def moving_face_clip(path: Path, face_rgb: np.ndarray, frames: int = 60, size: tuple[int, int] = (640, 480),
-                     side: int = 150, fps: float = 30.0) -> list[Box]:
+def moving_face_clip(
+    path: Path,
+    face_rgb: np.ndarray,
+    frames: int = 60,
+    size: tuple[int, int] = (640, 480),
+    side: int = 150,
+    fps: float = 30.0,
+) -> list[Box]:
     """Write a clip of ``frames`` frames in which ``face_rgb`` (resized to ``side`` px) crosses the scene
     left to right on a gentle arc; returns the face's box in each frame."""
     width, height = size

@@ -52,11 +52,21 @@ def copy_workflow(dest: Path) -> Path:
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run snakemake in ``workdir`` with the tiny preset; output captured."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    cmd = [bin_path("snakemake"), "--cores", "2", "--resources", "gpu=1",
-           "--configfile", "workflow/presets/tiny.yaml", *args]
+    cmd = [
+        bin_path("snakemake"),
+        "--cores",
+        "2",
+        "--resources",
+        "gpu=1",
+        "--configfile",
+        "workflow/presets/tiny.yaml",
+        *args,
+    ]
     proc = subprocess.run(cmd, cwd=workdir, env=env, text=True, capture_output=True)
     if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+        raise AssertionError(
+            f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
+        )
     return proc
 
 

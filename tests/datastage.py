@@ -20,6 +20,12 @@ def make_split(counts: dict[int, int], prefix: str, seed: int) -> Split:
 def make_stage(root: Path, train: dict[int, int], seed: int = 0) -> Path:
     """A stage directory with the given training counts and a small val and test split of every class."""
     small = {label: 2 for label in range(7)}
-    save_stage(root, {"train": make_split(train, "train", seed), "val": make_split(small, "val", seed + 1),
-                      "test": make_split(small, "test", seed + 2)})
+    save_stage(
+        root,
+        {
+            "train": make_split(train, "train", seed),
+            "val": make_split(small, "val", seed + 1),
+            "test": make_split(small, "test", seed + 2),
+        },
+    )
     return root

@@ -19,12 +19,19 @@ def history(epochs: int, seed: int) -> pd.DataFrame:
     """A history.csv frame with every contract column; val_macro_f1 peaks at a seeded epoch."""
     rng = np.random.default_rng(seed)
     epoch = np.arange(1, epochs + 1)
-    frame = pd.DataFrame({
-        "epoch": epoch, "train_loss": 2.0 / epoch, "train_acc": 0.2 + 0.05 * epoch,
-        "val_loss": 2.1 / epoch + 0.01 * epoch, "val_acc": rng.uniform(0.2, 0.6, epochs),
-        "val_macro_f1": rng.uniform(0.1, 0.5, epochs), "lr": 1e-3, "epoch_seconds": 1.5,
-        "val_dead_units": rng.uniform(0.0, 0.5, epochs),
-    })
+    frame = pd.DataFrame(
+        {
+            "epoch": epoch,
+            "train_loss": 2.0 / epoch,
+            "train_acc": 0.2 + 0.05 * epoch,
+            "val_loss": 2.1 / epoch + 0.01 * epoch,
+            "val_acc": rng.uniform(0.2, 0.6, epochs),
+            "val_macro_f1": rng.uniform(0.1, 0.5, epochs),
+            "lr": 1e-3,
+            "epoch_seconds": 1.5,
+            "val_dead_units": rng.uniform(0.0, 0.5, epochs),
+        }
+    )
     for name in CLASS_NAMES:
         for score in ("precision", "recall", "f1"):
             frame[f"val_{score}_{name}"] = rng.uniform(0, 1, epochs)
@@ -38,12 +45,19 @@ def metrics(seed: int, arch: str, parameters: int, n: int = 140, collapsed: bool
     predicted = np.where(rng.random(n) < 0.6, truth, rng.integers(0, len(CLASS_NAMES), n))
     if collapsed:
         predicted = np.full(n, CLASS_NAMES.index("happy"))
-    return {**compute_metrics(truth, predicted), "arch": arch, "parameters": parameters, "epoch": 2,
-            "checkpoint": "best.pt", "data": "test.npz"}
+    return {
+        **compute_metrics(truth, predicted),
+        "arch": arch,
+        "parameters": parameters,
+        "epoch": 2,
+        "checkpoint": "best.pt",
+        "data": "test.npz",
+    }
 
 
-def write_run(results: Path, model: str, experiment: str, seed: int, parameters: int, epochs: int = 4,
-              collapsed: bool = False) -> Path:
+def write_run(
+    results: Path, model: str, experiment: str, seed: int, parameters: int, epochs: int = 4, collapsed: bool = False
+) -> Path:
     """history.csv, metrics.json, val_metrics.json and tsne.csv of one run (``runs/<m>/<e>/seed<seed>``);
     a collapsed run predicts "happy" for every val image. Returns the run folder."""
     run = results / "runs" / model / experiment / f"seed{seed}"
@@ -60,9 +74,13 @@ def write_run(results: Path, model: str, experiment: str, seed: int, parameters:
 def write_data(results: Path, stages: list[str], fmt: str) -> None:
     """summary.json of each stage and the three data figures (stand-ins for the data stages' outputs)."""
     for k, stage in enumerate(stages):
-        write_json(results / "data" / stage / "summary.json",
-                   {split: {c: 10 * (i + 1) + (40 * k if split == "train" else 0) for i, c in enumerate(CLASS_NAMES)}
-                    for split in ("train", "val", "test")})
+        write_json(
+            results / "data" / stage / "summary.json",
+            {
+                split: {c: 10 * (i + 1) + (40 * k if split == "train" else 0) for i, c in enumerate(CLASS_NAMES)}
+                for split in ("train", "val", "test")
+            },
+        )
     for name in ("samples", "distribution", "tsne_raw"):
         fig, ax = new_figure(3, 2)
         ax.plot([0, 1], [1, 0])
@@ -72,7 +90,19 @@ def write_data(results: Path, stages: list[str], fmt: str) -> None:
 def write_deploy(deployed: Path) -> None:
     """onnx_check.json and latency.json of a deployed final (runs/<model>/final/)."""
     write_json(deployed / "onnx_check.json", {"max_abs_diff": 2.5e-6, "predictions_match": True, "n_images": 64})
-    write_json(deployed / "latency.json", {"threads": 2, "rows": [
-        {"engine": engine, "batch_size": b, "images_per_s": 100.0 * b * (2 if engine == "onnxruntime" else 1),
-         "ms_per_batch": 10.0 / (2 if engine == "onnxruntime" else 1)}
-        for engine in ("pytorch", "onnxruntime") for b in (1, 8)]})
+    write_json(
+        deployed / "latency.json",
+        {
+            "threads": 2,
+            "rows": [
+                {
+                    "engine": engine,
+                    "batch_size": b,
+                    "images_per_s": 100.0 * b * (2 if engine == "onnxruntime" else 1),
+                    "ms_per_batch": 10.0 / (2 if engine == "onnxruntime" else 1),
+                }
+                for engine in ("pytorch", "onnxruntime")
+                for b in (1, 8)
+            ],
+        },
+    )

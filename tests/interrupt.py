@@ -13,8 +13,13 @@ from pathlib import Path
 def kill_after_first_epoch(args: list[str], out: Path, timeout: float = 300) -> None:
     """Run ``ferflow <args>`` in a subprocess and SIGKILL it once ``out/last.pt`` exists."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.Popen([sys.executable, "-m", "ferflow.cli", *args], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ferflow.cli", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + timeout
         while not (out / "last.pt").exists():

@@ -25,7 +25,15 @@ from ferflow.errors import FerflowError
 from ferflow.storage import load_stage
 from ferflow.synthetic import generate, write_fer_folders
 
-FER2013_TRAIN = {"angry": 3995, "disgust": 436, "fear": 4097, "happy": 7215, "neutral": 4965, "sad": 4830, "surprise": 3171}
+FER2013_TRAIN = {
+    "angry": 3995,
+    "disgust": 436,
+    "fear": 4097,
+    "happy": 7215,
+    "neutral": 4965,
+    "sad": 4830,
+    "surprise": 3171,
+}
 FER2013_TEST = {"angry": 467, "disgust": 56, "fear": 496, "happy": 895, "neutral": 607, "sad": 653, "surprise": 415}
 
 
@@ -129,7 +137,7 @@ def test_zip_symlink_out_of_the_target_is_refused(tmp_path: Path) -> None:
     archive = tmp_path / "link.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         info = zipfile.ZipInfo("data/link")
-        info.external_attr = (0o120777 << 16)
+        info.external_attr = 0o120777 << 16
         zf.writestr(info, "../../outside")
     with pytest.raises(FerflowError, match="member 'data/link'.*symlink"):
         resolve_source(str(archive), None, tmp_path / "cache")
@@ -163,8 +171,20 @@ def test_missing_kaggle_credentials_say_both_ways(tmp_path: Path, monkeypatch: p
     message = str(err.value)
     assert message == CREDENTIALS_HELP
     assert "~/.kaggle/kaggle.json" in message and "KAGGLE_USERNAME" in message and "KAGGLE_KEY" in message
-    assert cli.main(["download", "--source", "kaggle:msambare/fer2013", "--cache-dir", str(tmp_path / "c"),
-                     "--out", str(tmp_path / "raw")]) == 1
+    assert (
+        cli.main(
+            [
+                "download",
+                "--source",
+                "kaggle:msambare/fer2013",
+                "--cache-dir",
+                str(tmp_path / "c"),
+                "--out",
+                str(tmp_path / "raw"),
+            ]
+        )
+        == 1
+    )
     assert not (tmp_path / "raw").exists()
 
 
@@ -222,8 +242,21 @@ def test_download_of_a_truncated_zip_fails_cleanly(fer_zip: Path, tmp_path: Path
     assert not out.exists()
 
 
-def test_download_synthetic_carves_a_stratified_seeded_val_split(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    rc, out = download(tmp_path, "synthetic", "--synthetic-train", "350", "--synthetic-test", "70", "--val-fraction", "0.2", "--seed", "3")
+def test_download_synthetic_carves_a_stratified_seeded_val_split(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc, out = download(
+        tmp_path,
+        "synthetic",
+        "--synthetic-train",
+        "350",
+        "--synthetic-test",
+        "70",
+        "--val-fraction",
+        "0.2",
+        "--seed",
+        "3",
+    )
     assert rc == 0
     stage = load_stage(out)
     summary = json.loads((out / "summary.json").read_text())
@@ -236,7 +269,18 @@ def test_download_synthetic_carves_a_stratified_seeded_val_split(tmp_path: Path,
         assert abs(summary["val"][name] - 0.2 * whole[name]) <= 1
     np.testing.assert_array_equal(stage["test"].images, source["test"].images)
     assert "total" in capsys.readouterr().out
-    rc, again = download(tmp_path / "again", "synthetic", "--synthetic-train", "350", "--synthetic-test", "70", "--val-fraction", "0.2", "--seed", "3")
+    rc, again = download(
+        tmp_path / "again",
+        "synthetic",
+        "--synthetic-train",
+        "350",
+        "--synthetic-test",
+        "70",
+        "--val-fraction",
+        "0.2",
+        "--seed",
+        "3",
+    )
     assert list(load_stage(again)["val"].ids) == list(stage["val"].ids)
 
 
@@ -292,7 +336,9 @@ def test_download_refuses_an_empty_class(tmp_path: Path, capsys) -> None:
 @pytest.mark.realdata
 def test_download_fer2013_exact_counts(fer2013_zip: Path, tmp_path: Path) -> None:
     sha = "be2b12fbc1c6a8394a9d3bc44a4466310ad00c7e9f8dd720a85295598e0ba99a"
-    rc, out = download(tmp_path, str(fer2013_zip), "--sha256", sha, "--test-split", "PublicTest", "--val-fraction", "0.1")
+    rc, out = download(
+        tmp_path, str(fer2013_zip), "--sha256", sha, "--test-split", "PublicTest", "--val-fraction", "0.1"
+    )
     assert rc == 0
     summary = json.loads((out / "summary.json").read_text())
     assert {c: summary["train"][c] + summary["val"][c] for c in CLASS_NAMES} == FER2013_TRAIN

@@ -39,8 +39,20 @@ def _labels_csv(root: Path, rows: list[tuple[str, str]]) -> None:
 
 def _inject(tmp_path: Path, source: Path | str, *extra: str, train: dict[int, int] | None = None) -> int:
     make_stage(tmp_path / "raw", train or {label: 5 for label in range(7)})
-    return cli.main(["affectnet", "--in-dir", str(tmp_path / "raw"), "--out", str(tmp_path / "out"),
-                     "--source", str(source), "--cache-dir", str(tmp_path / "cache"), *extra])
+    return cli.main(
+        [
+            "affectnet",
+            "--in-dir",
+            str(tmp_path / "raw"),
+            "--out",
+            str(tmp_path / "out"),
+            "--source",
+            str(source),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            *extra,
+        ]
+    )
 
 
 def _quiet(msg: str) -> None:
@@ -58,7 +70,8 @@ def test_injects_into_train_only_with_origin_ids(tmp_path: Path) -> None:
     added = after.subset(np.arange(len(before), len(after)))
     assert all(i.startswith("affectnet:") for i in added.ids)
     assert sorted(i.split(":", 1)[1] for i in added.ids) == sorted(
-        p.relative_to(source).as_posix() for p in source.rglob("*.jpg"))
+        p.relative_to(source).as_posix() for p in source.rglob("*.jpg")
+    )
     assert added.images.shape[1:] == (48, 48)
     summary = read_json(out / "summary.json")
     assert summary["train"] == after.counts()
@@ -78,8 +91,14 @@ def test_synthetic_source_and_max_per_class_is_seeded(tmp_path: Path) -> None:
 
 def test_odd_image_modes_and_sizes_are_converted(tmp_path: Path) -> None:
     root = tmp_path / "affectnet"
-    cases = {"rgba.png": "RGBA", "palette.png": "P", "cmyk.jpg": "CMYK", "gray_alpha.png": "LA",
-             "bilevel.png": "1", "wide.jpg": "RGB"}
+    cases = {
+        "rgba.png": "RGBA",
+        "palette.png": "P",
+        "cmyk.jpg": "CMYK",
+        "gray_alpha.png": "LA",
+        "bilevel.png": "1",
+        "wide.jpg": "RGB",
+    }
     for k, (name, mode) in enumerate(cases.items()):
         _face(root / "anger" / name, k, size=(120, 80) if name == "wide.jpg" else (64, 64), mode=mode)
     deep = (np.random.default_rng(9).integers(0, 65536, (70, 50))).astype(np.uint16)
@@ -96,8 +115,15 @@ def test_label_policies_and_files_missing_from_csv(tmp_path: Path, capsys: pytes
     root = tmp_path / "affectnet"
     for k, rel in enumerate(["anger/a.jpg", "anger/b.jpg", "anger/c.jpg", "surprise/d.jpg", "contempt/e.jpg"]):
         _face(root / rel, k)
-    _labels_csv(root, [("anger/a.jpg", "anger"), ("anger/b.jpg", "surprise"), ("surprise/d.jpg", "Surprise"),
-                       ("contempt/e.jpg", "contempt")])  # anger/c.jpg missing from the CSV
+    _labels_csv(
+        root,
+        [
+            ("anger/a.jpg", "anger"),
+            ("anger/b.jpg", "surprise"),
+            ("surprise/d.jpg", "Surprise"),
+            ("contempt/e.jpg", "contempt"),
+        ],
+    )  # anger/c.jpg missing from the CSV
     by_folder = load_affectnet(root, ["angry", "surprise"], "folder", None, 0, 1, print)
     assert by_folder.counts()["angry"] == 3 and by_folder.counts()["surprise"] == 1
     agree = load_affectnet(root, ["angry", "surprise"], "agree", None, 0, 1, print)
@@ -176,8 +202,19 @@ def test_official_annotation_csv_crops_the_face_box(tmp_path: Path) -> None:
         Image.fromarray(canvas).save(images / rel, quality=100)
     with open(root / "training.csv", "w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["subDirectory_filePath", "face_x", "face_y", "face_width", "face_height",
-                         "facial_landmarks", "expression", "valence", "arousal"])
+        writer.writerow(
+            [
+                "subDirectory_filePath",
+                "face_x",
+                "face_y",
+                "face_width",
+                "face_height",
+                "facial_landmarks",
+                "expression",
+                "valence",
+                "arousal",
+            ]
+        )
         writer.writerows((rel, x, y, w, h, "", code, 0.1, 0.2) for rel, (x, y, w, h), code in rows)
     split = load_affectnet(root, ["angry", "disgust", "surprise"], "folder", None, 0, 1, _quiet)
     assert sorted(split.ids) == ["affectnet:1/anger.jpg", "affectnet:1/disgust.png"]

@@ -37,7 +37,7 @@ def test_every_class_reaches_the_target_from_train_only(tmp_path: Path) -> None:
     new = after.subset(np.arange(len(before), len(after)))
     for image_id, label in zip(new.ids, new.labels):
         assert image_id.startswith("augment:train/")
-        parent, k = image_id[len("augment:"):].rsplit("#", 1)
+        parent, k = image_id[len("augment:") :].rsplit("#", 1)
         assert train_label[parent] == label and int(k) >= 1
     assert len(set(new.ids)) == len(new)
     # parents are used evenly: disgust has 4 images and needs 21 more → each parent used 5 or 6 times

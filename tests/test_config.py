@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
 from conftest import REPO, bin_path, copy_workflow
-
-import subprocess
 
 
 def _dry_run(workdir: Path, *configfiles: Path) -> subprocess.CompletedProcess[str]:

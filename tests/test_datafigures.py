@@ -39,8 +39,9 @@ def test_stratified_subsample_keeps_class_proportions() -> None:
 
 def test_embed_2d_is_seeded_and_separates_clusters() -> None:
     features, labels = _clusters(15)
-    coords, lab, index = embed_2d(features, labels, pca_components=10, perplexity=10, max_iter=500,
-                                  max_points=70, seed=3)
+    coords, lab, index = embed_2d(
+        features, labels, pca_components=10, perplexity=10, max_iter=500, max_points=70, seed=3
+    )
     assert coords.shape == (70, 2) and np.array_equal(lab, labels[index])
     again, _, _ = embed_2d(features, labels, 10, 10, 500, 70, 3)
     assert np.array_equal(coords, again)
@@ -70,17 +71,77 @@ def test_save_figure_is_atomic_and_refuses_unknown_formats(tmp_path: Path) -> No
 def test_data_figure_commands(tmp_path: Path) -> None:
     make_stage(tmp_path / "raw", {0: 5, 1: 1, 2: 4, 3: 6, 4: 3, 5: 3, 6: 4})
     make_stage(tmp_path / "balanced", {label: 6 for label in range(7)})
-    assert cli.main(["plot-data", "samples", "--split", str(tmp_path / "raw" / "train.npz"), "--per-class", "3",
-                     "--out", str(tmp_path / "samples.png"), "--dpi", "40"]) == 0
-    assert cli.main(["plot-data", "distribution", "--summary", f"raw={tmp_path / 'raw' / 'summary.json'}",
-                     "--summary", f"balanced={tmp_path / 'balanced' / 'summary.json'}",
-                     "--out", str(tmp_path / "dist.pdf"), "--dpi", "40"]) == 0
-    assert cli.main(["tsne-raw", "--split", str(tmp_path / "raw" / "test.npz"), "--out", str(tmp_path / "t.csv"),
-                     "--pca-components", "5", "--perplexity", "3", "--max-iter", "250", "--max-points", "10"]) == 0
+    assert (
+        cli.main(
+            [
+                "plot-data",
+                "samples",
+                "--split",
+                str(tmp_path / "raw" / "train.npz"),
+                "--per-class",
+                "3",
+                "--out",
+                str(tmp_path / "samples.png"),
+                "--dpi",
+                "40",
+            ]
+        )
+        == 0
+    )
+    assert (
+        cli.main(
+            [
+                "plot-data",
+                "distribution",
+                "--summary",
+                f"raw={tmp_path / 'raw' / 'summary.json'}",
+                "--summary",
+                f"balanced={tmp_path / 'balanced' / 'summary.json'}",
+                "--out",
+                str(tmp_path / "dist.pdf"),
+                "--dpi",
+                "40",
+            ]
+        )
+        == 0
+    )
+    assert (
+        cli.main(
+            [
+                "tsne-raw",
+                "--split",
+                str(tmp_path / "raw" / "test.npz"),
+                "--out",
+                str(tmp_path / "t.csv"),
+                "--pca-components",
+                "5",
+                "--perplexity",
+                "3",
+                "--max-iter",
+                "250",
+                "--max-points",
+                "10",
+            ]
+        )
+        == 0
+    )
     coords, labels = read_coords(tmp_path / "t.csv")
     assert coords.shape == (10, 2) and sorted(np.bincount(labels, minlength=7).tolist()) == [1, 1, 1, 1, 2, 2, 2]
-    assert cli.main(["plot-data", "tsne", "--coords", str(tmp_path / "t.csv"), "--out",
-                     str(tmp_path / "tsne.png"), "--dpi", "40"]) == 0
+    assert (
+        cli.main(
+            [
+                "plot-data",
+                "tsne",
+                "--coords",
+                str(tmp_path / "t.csv"),
+                "--out",
+                str(tmp_path / "tsne.png"),
+                "--dpi",
+                "40",
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "samples.png").read_bytes().startswith(PNG)
     assert (tmp_path / "tsne.png").read_bytes().startswith(PNG)
     assert (tmp_path / "dist.pdf").read_bytes().startswith(b"%PDF")
@@ -88,8 +149,12 @@ def test_data_figure_commands(tmp_path: Path) -> None:
 
 def test_distribution_rejects_a_file_that_is_not_a_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "s.json").write_text(json.dumps({"train": {}}))
-    assert cli.main(["plot-data", "distribution", "--summary", f"x={tmp_path / 's.json'}",
-                     "--out", str(tmp_path / "d.png")]) == 1
+    assert (
+        cli.main(
+            ["plot-data", "distribution", "--summary", f"x={tmp_path / 's.json'}", "--out", str(tmp_path / "d.png")]
+        )
+        == 1
+    )
     assert "not a data stage summary" in capsys.readouterr().err
     assert not (tmp_path / "d.png").exists()
 
@@ -99,14 +164,33 @@ def test_samples_from_an_rgb_split(tmp_path: Path) -> None:
     from ferflow.storage import save_split
 
     save_split(tmp_path / "rgb.npz", to_rgb(make_split({0: 2, 3: 2}, "x", 0)))
-    assert cli.main(["plot-data", "samples", "--split", str(tmp_path / "rgb.npz"), "--per-class", "2",
-                     "--out", str(tmp_path / "s.png"), "--dpi", "30"]) == 0
+    assert (
+        cli.main(
+            [
+                "plot-data",
+                "samples",
+                "--split",
+                str(tmp_path / "rgb.npz"),
+                "--per-class",
+                "2",
+                "--out",
+                str(tmp_path / "s.png"),
+                "--dpi",
+                "30",
+            ]
+        )
+        == 0
+    )
 
 
 def _planned_jobs(workdir: Path, overlay: Path) -> set[str]:
     """Rules a dry run would execute with ``overlay`` on top of the tiny preset."""
-    proc = subprocess.run([bin_path("snakemake"), "-n", "--configfile", "workflow/presets/tiny.yaml", str(overlay)],
-                          cwd=workdir, text=True, capture_output=True)
+    proc = subprocess.run(
+        [bin_path("snakemake"), "-n", "--configfile", "workflow/presets/tiny.yaml", str(overlay)],
+        cwd=workdir,
+        text=True,
+        capture_output=True,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     if "Job stats:" not in proc.stdout:
         return set()

@@ -27,8 +27,12 @@ time.sleep(float(sys.argv[4]))
 
 
 def holder(count: int, lock_dir: Path, timeout: float = 30, hold: float = 60) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-c", HOLDER, str(count), str(lock_dir), str(timeout), str(hold)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(count), str(lock_dir), str(timeout), str(hold)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def claimed(proc: subprocess.Popen[str]) -> int:

@@ -42,15 +42,25 @@ class BrightnessNet(nn.Module):
 # The hand-computable case: 3 well-lit images per class, plus 2 angry images as bright as happy
 # and 1 sad image as bright as neutral (24 images, 21 right).
 CASE = [(k, k) for k in range(7) for _ in range(3)] + [(0, 3), (0, 3), (5, 4)]  # (true label, brightness class)
-EXPECTED_F1 = {"angry": 0.75, "disgust": 1.0, "fear": 1.0, "happy": 0.75, "neutral": 6 / 7, "sad": 6 / 7, "surprise": 1.0}
+EXPECTED_F1 = {
+    "angry": 0.75,
+    "disgust": 1.0,
+    "fear": 1.0,
+    "happy": 0.75,
+    "neutral": 6 / 7,
+    "sad": 6 / 7,
+    "surprise": 1.0,
+}
 
 
 @pytest.fixture
 def toy_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setitem(models._REGISTRY, "brightness", f"{__name__}:BrightnessNet")
     path = tmp_path / "toy.pt"
-    checkpoint.save(path, checkpoint.make(BrightnessNet(), "brightness", {"in_channels": 1, "num_classes": 7},
-                                          experiment="toy", epoch=3))
+    checkpoint.save(
+        path,
+        checkpoint.make(BrightnessNet(), "brightness", {"in_channels": 1, "num_classes": 7}, experiment="toy", epoch=3),
+    )
     return path
 
 
@@ -94,9 +104,21 @@ def test_split_file_hand_computed(tmp_path: Path, toy_checkpoint: Path, capsys: 
     data = tmp_path / "test.npz"
     save_split(data, case_split())
     out = tmp_path / "out"
-    code, stdout, _ = evaluate(capsys, "--checkpoint", str(toy_checkpoint), "--data", str(data),
-                               "--out", str(out / "metrics.json"), "--predictions", str(out / "pred.csv"),
-                               "--per-class", str(out / "per_class.csv"), "--confusion", str(out / "confusion.csv"))
+    code, stdout, _ = evaluate(
+        capsys,
+        "--checkpoint",
+        str(toy_checkpoint),
+        "--data",
+        str(data),
+        "--out",
+        str(out / "metrics.json"),
+        "--predictions",
+        str(out / "pred.csv"),
+        "--per-class",
+        str(out / "per_class.csv"),
+        "--confusion",
+        str(out / "confusion.csv"),
+    )
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert_case_metrics(metrics)
@@ -115,7 +137,9 @@ def test_split_file_hand_computed(tmp_path: Path, toy_checkpoint: Path, capsys: 
     assert confusion.loc["angry", "happy"] == 2 and confusion.to_numpy().sum() == len(CASE)
 
 
-def test_class_folders_zip_and_odd_sizes(tmp_path: Path, toy_checkpoint: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_class_folders_zip_and_odd_sizes(
+    tmp_path: Path, toy_checkpoint: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     folder = tmp_path / "faces"
     write_class_folders(folder, prefix="test/")
     write_class_folders(folder, prefix="train/")  # ignored: the test split is evaluated
@@ -130,8 +154,9 @@ def test_class_folders_zip_and_odd_sizes(tmp_path: Path, toy_checkpoint: Path, c
         assert_case_metrics(json.loads(out.read_text()))
 
 
-def test_every_labelled_image_is_scored_unless_a_split_is_asked(tmp_path: Path, toy_checkpoint: Path,
-                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_every_labelled_image_is_scored_unless_a_split_is_asked(
+    tmp_path: Path, toy_checkpoint: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A folder of PrivateTest_*.png is scored whole; --split PublicTest empties it, and the error says so."""
     folder = tmp_path / "private"
     write_class_folders(folder, prefix="test/", name="PrivateTest")
@@ -140,13 +165,15 @@ def test_every_labelled_image_is_scored_unless_a_split_is_asked(tmp_path: Path, 
     assert code == 0, err
     assert_case_metrics(json.loads(out.read_text()))
     out.unlink()
-    code, _, err = evaluate(capsys, "--checkpoint", str(toy_checkpoint), "--data", str(folder), "--out", str(out),
-                            "--split", "PublicTest")
+    code, _, err = evaluate(
+        capsys, "--checkpoint", str(toy_checkpoint), "--data", str(folder), "--out", str(out), "--split", "PublicTest"
+    )
     assert code == 1 and len(err.strip().splitlines()) == 1
     assert f"{folder}: the split filter 'PublicTest' kept none of the test images (dropped: 24 PrivateTest)" in err
     assert not out.exists()
-    code, _, err = evaluate(capsys, "--checkpoint", str(toy_checkpoint), "--data", str(folder), "--out", str(out),
-                            "--split", "PrivateTest")
+    code, _, err = evaluate(
+        capsys, "--checkpoint", str(toy_checkpoint), "--data", str(folder), "--out", str(out), "--split", "PrivateTest"
+    )
     assert code == 0, err
     assert_case_metrics(json.loads(out.read_text()))
 
@@ -179,15 +206,28 @@ def test_real_architecture_rgb(tmp_path: Path, capsys: pytest.CaptureFixture[str
     gray = rng.integers(0, 256, (30, 48, 48), dtype=np.uint8)
     data = tmp_path / "test.npz"
     save_split(data, Split(np.repeat(gray[..., None], 3, axis=3), np.arange(30) % 7, [f"i{i}" for i in range(30)]))
-    code, _, err = evaluate(capsys, "--checkpoint", str(ckpt), "--data", str(data), "--out", str(tmp_path / "m.json"),
-                            "--predictions", str(tmp_path / "p.csv"), "--batch-size", "8")
+    code, _, err = evaluate(
+        capsys,
+        "--checkpoint",
+        str(ckpt),
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path / "m.json"),
+        "--predictions",
+        str(tmp_path / "p.csv"),
+        "--batch-size",
+        "8",
+    )
     assert code == 0, err
     from sklearn.metrics import accuracy_score, f1_score
 
     metrics = json.loads((tmp_path / "m.json").read_text())
     predictions = pd.read_csv(tmp_path / "p.csv")
     assert metrics["accuracy"] == pytest.approx(accuracy_score(predictions["true"], predictions["predicted"]))
-    assert metrics["macro_f1"] == pytest.approx(f1_score(predictions["true"], predictions["predicted"], average="macro"))
+    assert metrics["macro_f1"] == pytest.approx(
+        f1_score(predictions["true"], predictions["predicted"], average="macro")
+    )
     assert metrics["parameters"] == models.count_parameters(model)
     with torch.no_grad():
         expected = model.eval()(to_model_input(load_split(data).images, 3)).argmax(1).numpy()
@@ -211,7 +251,9 @@ def test_refuses_bad_checkpoints(tmp_path: Path, kind: str, capsys: pytest.Captu
 
 
 @pytest.mark.parametrize("kind", ["missing", "garbage_zip", "garbage_npz"])
-def test_refuses_unreadable_data(tmp_path: Path, toy_checkpoint: Path, kind: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_refuses_unreadable_data(
+    tmp_path: Path, toy_checkpoint: Path, kind: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     data = tmp_path / {"missing": "nothing", "garbage_zip": "faces.zip", "garbage_npz": "test.npz"}[kind]
     if kind != "missing":
         data.write_bytes(b"\x00not an archive" * 10)
@@ -222,21 +264,57 @@ def test_refuses_unreadable_data(tmp_path: Path, toy_checkpoint: Path, kind: str
     assert not out.exists()
 
 
-def test_embed_writes_tsne_of_the_split(tmp_path: Path, toy_checkpoint: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_embed_writes_tsne_of_the_split(
+    tmp_path: Path, toy_checkpoint: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     rng = np.random.default_rng(1)
     split = case_split()
     noisy = np.clip(split.images.astype(int) + rng.integers(-5, 6, split.images.shape), 0, 255)
     data = tmp_path / "test.npz"
     save_split(data, Split(noisy, split.labels, split.ids))
     out = tmp_path / "tsne.csv"
-    code = cli.main(["embed", "--checkpoint", str(toy_checkpoint), "--data", str(data), "--out", str(out),
-                     "--pca-components", "2", "--perplexity", "5", "--max-iter", "250", "--max-points", "20"])
+    code = cli.main(
+        [
+            "embed",
+            "--checkpoint",
+            str(toy_checkpoint),
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--pca-components",
+            "2",
+            "--perplexity",
+            "5",
+            "--max-iter",
+            "250",
+            "--max-points",
+            "20",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     coords = pd.read_csv(out)
     assert len(coords) == 20 and coords["index"].is_unique
     assert list(coords["label"]) == list(split.labels[coords["index"]])
     assert np.isfinite(coords[["x", "y"]].to_numpy()).all()
     again = tmp_path / "again.csv"
-    cli.main(["embed", "--checkpoint", str(toy_checkpoint), "--data", str(data), "--out", str(again),
-              "--pca-components", "2", "--perplexity", "5", "--max-iter", "250", "--max-points", "20"])
+    cli.main(
+        [
+            "embed",
+            "--checkpoint",
+            str(toy_checkpoint),
+            "--data",
+            str(data),
+            "--out",
+            str(again),
+            "--pca-components",
+            "2",
+            "--perplexity",
+            "5",
+            "--max-iter",
+            "250",
+            "--max-points",
+            "20",
+        ]
+    )
     assert again.read_text() == out.read_text()  # seeded

@@ -43,9 +43,25 @@ def exported(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     root = tmp_path_factory.mktemp(arch)
     ckpt = make_checkpoint(root / "best.pt", arch, channels)
     data = make_split(root / "test.npz", (48, 48) if channels == 1 else (48, 48, 3))
-    out = {"ckpt": ckpt, "data": data, "onnx": root / "final" / "model.onnx", "check": root / "final" / "onnx_check.json"}
-    code = main(["export-onnx", "--checkpoint", str(ckpt), "--data", str(data), "--out", str(out["onnx"]),
-                 "--check-out", str(out["check"])])
+    out = {
+        "ckpt": ckpt,
+        "data": data,
+        "onnx": root / "final" / "model.onnx",
+        "check": root / "final" / "onnx_check.json",
+    }
+    code = main(
+        [
+            "export-onnx",
+            "--checkpoint",
+            str(ckpt),
+            "--data",
+            str(data),
+            "--out",
+            str(out["onnx"]),
+            "--check-out",
+            str(out["check"]),
+        ]
+    )
     assert code == 0
     return out
 
@@ -57,8 +73,26 @@ def quantized(exported: dict[str, Path]) -> dict[str, Path]:
     channels = checkpoint.read(exported["ckpt"])["arch_kwargs"]["in_channels"]
     val = make_split(root.parent / "val.npz", (48, 48) if channels == 1 else (48, 48, 3), seed=5)
     out = {"int8": root / "model.int8.onnx", "check": root / "int8_check.json", "val": val}
-    assert main(["quantize", "--onnx", str(exported["onnx"]), "--calibration", str(val), "--data", str(exported["data"]),
-                 "--out", str(out["int8"]), "--check-out", str(out["check"]), "--threads", "1"]) == 0
+    assert (
+        main(
+            [
+                "quantize",
+                "--onnx",
+                str(exported["onnx"]),
+                "--calibration",
+                str(val),
+                "--data",
+                str(exported["data"]),
+                "--out",
+                str(out["int8"]),
+                "--check-out",
+                str(out["check"]),
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -77,7 +111,9 @@ def test_onnx_matches_pytorch(exported):
     # the model has batch norm; the exported graph has none left (folded into the convolutions)
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
     assert check["batchnorm_nodes"] == 0
-    assert "BatchNormalization" not in {n.op_type for n in proto.graph.node} and "Conv" in {n.op_type for n in proto.graph.node}
+    assert "BatchNormalization" not in {n.op_type for n in proto.graph.node} and "Conv" in {
+        n.op_type for n in proto.graph.node
+    }
     session = ort.InferenceSession(str(exported["onnx"]), providers=["CPUExecutionProvider"])
     assert isinstance(session.get_inputs()[0].shape[0], str)
     with np.load(exported["data"]) as data:
@@ -100,8 +136,11 @@ def test_int8_model_and_comparison(exported, quantized):
     per_channel = [t for t in int8_weights if len(t.dims) == 4]  # conv weights, one scale per output channel
     assert per_channel
     scales = {t.name: t for t in proto.graph.initializer}
-    assert any(len(scales[n.input[1]].dims) == 1 and scales[n.input[1]].dims[0] > 1
-               for n in proto.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in {t.name for t in per_channel})
+    assert any(
+        len(scales[n.input[1]].dims) == 1 and scales[n.input[1]].dims[0] > 1
+        for n in proto.graph.node
+        if n.op_type == "DequantizeLinear" and n.input[0] in {t.name for t in per_channel}
+    )
     fp32_meta = {p.key: p.value for p in onnx.load(exported["onnx"]).metadata_props}
     assert {p.key: p.value for p in proto.metadata_props} == fp32_meta
 
@@ -113,13 +152,19 @@ def test_int8_model_and_comparison(exported, quantized):
     with np.load(exported["data"]) as data:
         labels = data["labels"]
         x = to_model_input(data["images"], int(fp32_meta["ferflow_in_channels"])).numpy()
-    logits = {name: ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
-              for name, path in (("fp32", exported["onnx"]), ("int8", quantized["int8"]))}
+    logits = {
+        name: ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+        for name, path in (("fp32", exported["onnx"]), ("int8", quantized["int8"]))
+    }
     for name in ("fp32", "int8"):
         assert check[name]["accuracy"] == pytest.approx(float((logits[name].argmax(1) == labels).mean()))
-        assert check[name]["macro_f1"] == pytest.approx(f1_score(labels, logits[name].argmax(1), average="macro", zero_division=0))
+        assert check[name]["macro_f1"] == pytest.approx(
+            f1_score(labels, logits[name].argmax(1), average="macro", zero_division=0)
+        )
     assert check["agreement"] == pytest.approx(float((logits["fp32"].argmax(1) == logits["int8"].argmax(1)).mean()))
-    assert check["accuracy_drop_points"] == pytest.approx(100 * (check["fp32"]["accuracy"] - check["int8"]["accuracy"]), abs=1e-3)
+    assert check["accuracy_drop_points"] == pytest.approx(
+        100 * (check["fp32"]["accuracy"] - check["int8"]["accuracy"]), abs=1e-3
+    )
     # int8 approximates fp32: errors small against the spread of the logits
     spread = logits["fp32"].max() - logits["fp32"].min()
     assert check["max_abs_logit_diff"] == pytest.approx(float(np.abs(logits["fp32"] - logits["int8"]).max()), rel=1e-5)
@@ -129,8 +174,21 @@ def test_int8_model_and_comparison(exported, quantized):
 def test_quantize_refuses_wrong_calibration_images_and_writes_nothing(exported, tmp_path, capsys):
     wrong = make_split(tmp_path / "val64.npz", (64, 64))
     out, check = tmp_path / "q" / "model.int8.onnx", tmp_path / "q" / "int8_check.json"
-    code = main(["quantize", "--onnx", str(exported["onnx"]), "--calibration", str(wrong), "--data", str(exported["data"]),
-                 "--out", str(out), "--check-out", str(check)])
+    code = main(
+        [
+            "quantize",
+            "--onnx",
+            str(exported["onnx"]),
+            "--calibration",
+            str(wrong),
+            "--data",
+            str(exported["data"]),
+            "--out",
+            str(out),
+            "--check-out",
+            str(check),
+        ]
+    )
     assert code == 1
     err = capsys.readouterr().err
     assert "val64.npz" in err and "the model expects 48×48" in err
@@ -145,16 +203,47 @@ def test_time_runs_honours_least_repeats_and_least_seconds():
 
 def test_latency_json(exported, quantized, tmp_path, capsys):
     out = tmp_path / "latency.json"
-    code = main(["latency", "--checkpoint", str(exported["ckpt"]), "--onnx", str(exported["onnx"]), "--out", str(out),
-                 "--int8-onnx", str(quantized["int8"]), "--int8-check", str(quantized["check"]), "--batch-sizes", "1", "3",
-                 "--repeats", "3", "--warmup", "1", "--threads", "1", "--min-seconds", "0"])
+    code = main(
+        [
+            "latency",
+            "--checkpoint",
+            str(exported["ckpt"]),
+            "--onnx",
+            str(exported["onnx"]),
+            "--out",
+            str(out),
+            "--int8-onnx",
+            str(quantized["int8"]),
+            "--int8-check",
+            str(quantized["check"]),
+            "--batch-sizes",
+            "1",
+            "3",
+            "--repeats",
+            "3",
+            "--warmup",
+            "1",
+            "--threads",
+            "1",
+            "--min-seconds",
+            "0",
+        ]
+    )
     assert code == 0
     doc = json.loads(out.read_text())
     comparison = json.loads(quantized["check"].read_text())
-    assert doc["int8_comparison"] == {k: comparison[k] for k in ("fp32", "int8", "accuracy_drop_points", "agreement", "bytes")}
+    assert doc["int8_comparison"] == {
+        k: comparison[k] for k in ("fp32", "int8", "accuracy_drop_points", "agreement", "bytes")
+    }
     assert doc["threads"] == 1 and doc["repeats"] == 3 and doc["int8_onnx"] == str(quantized["int8"])
     assert [(r["engine"], r["batch_size"]) for r in doc["rows"]] == [
-        ("pytorch", 1), ("onnxruntime", 1), ("onnxruntime-int8", 1), ("pytorch", 3), ("onnxruntime", 3), ("onnxruntime-int8", 3)]
+        ("pytorch", 1),
+        ("onnxruntime", 1),
+        ("onnxruntime-int8", 1),
+        ("pytorch", 3),
+        ("onnxruntime", 3),
+        ("onnxruntime-int8", 3),
+    ]
     for r in doc["rows"]:
         assert r["ms_per_batch"] == r["median_ms"] and r["min_ms"] <= r["median_ms"] <= r["max_ms"]
         assert r["images_per_s"] == pytest.approx(r["batch_size"] * 1000 / r["median_ms"], rel=1e-2)
@@ -168,7 +257,9 @@ def test_latency_json(exported, quantized, tmp_path, capsys):
     assert f"CPU capability {capability['torch']}" in printed
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
-        flags = next(line.split(":", 1)[1].split() for line in cpuinfo.read_text().splitlines() if line.startswith("flags"))
+        flags = next(
+            line.split(":", 1)[1].split() for line in cpuinfo.read_text().splitlines() if line.startswith("flags")
+        )
         assert capability["avx2"] == ("avx2" in flags) and capability["avx512_vnni"] == ("avx512_vnni" in flags)
         assert capability["amx"] == any(f.startswith("amx") for f in flags)
 
@@ -177,9 +268,29 @@ def test_latency_refuses_a_foreign_int8_check_and_writes_nothing(exported, quant
     foreign = tmp_path / "check.json"
     foreign.write_text('{"accuracy": 0.5}')
     out = tmp_path / "latency.json"
-    code = main(["latency", "--checkpoint", str(exported["ckpt"]), "--onnx", str(exported["onnx"]), "--out", str(out),
-                 "--int8-onnx", str(quantized["int8"]), "--int8-check", str(foreign), "--batch-sizes", "1",
-                 "--repeats", "1", "--warmup", "0", "--min-seconds", "0"])
+    code = main(
+        [
+            "latency",
+            "--checkpoint",
+            str(exported["ckpt"]),
+            "--onnx",
+            str(exported["onnx"]),
+            "--out",
+            str(out),
+            "--int8-onnx",
+            str(quantized["int8"]),
+            "--int8-check",
+            str(foreign),
+            "--batch-sizes",
+            "1",
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--min-seconds",
+            "0",
+        ]
+    )
     assert code == 1 and "check.json: not a comparison" in capsys.readouterr().err
     assert not out.exists()
 
@@ -187,7 +298,9 @@ def test_latency_refuses_a_foreign_int8_check_and_writes_nothing(exported, quant
 def test_latency_refuses_onnx_of_another_shape(exported, tmp_path, capsys):
     other_channels = 1 if checkpoint.read(exported["ckpt"])["arch_kwargs"]["in_channels"] == 3 else 3
     other = make_checkpoint(tmp_path / "other.pt", "resnet", other_channels)
-    code = main(["latency", "--checkpoint", str(other), "--onnx", str(exported["onnx"]), "--out", str(tmp_path / "l.json")])
+    code = main(
+        ["latency", "--checkpoint", str(other), "--onnx", str(exported["onnx"]), "--out", str(tmp_path / "l.json")]
+    )
     assert code == 1 and "does not fit" in capsys.readouterr().err
     assert not (tmp_path / "l.json").exists()
 
@@ -196,7 +309,14 @@ def test_export_refuses_bad_input_and_writes_nothing(tmp_path, capsys):
     foreign = tmp_path / "foreign.pt"
     torch.save({"model": {}}, foreign)
     data = make_split(tmp_path / "test.npz", (48, 48))
-    args = ["--data", str(data), "--out", str(tmp_path / "o" / "model.onnx"), "--check-out", str(tmp_path / "o" / "check.json")]
+    args = [
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path / "o" / "model.onnx"),
+        "--check-out",
+        str(tmp_path / "o" / "check.json"),
+    ]
     assert main(["export-onnx", "--checkpoint", str(foreign), *args]) == 1
     assert "not a ferflow checkpoint" in capsys.readouterr().err
 
@@ -220,7 +340,21 @@ def test_falls_back_to_torchscript_exporter(monkeypatch, tmp_path):
     ckpt = make_checkpoint(tmp_path / "best.pt", "mobilenetv2", 1)
     data = make_split(tmp_path / "test.npz", (48, 48))
     check = tmp_path / "check.json"
-    assert main(["export-onnx", "--checkpoint", str(ckpt), "--data", str(data), "--out", str(tmp_path / "m.onnx"),
-                 "--check-out", str(check)]) == 0
+    assert (
+        main(
+            [
+                "export-onnx",
+                "--checkpoint",
+                str(ckpt),
+                "--data",
+                str(data),
+                "--out",
+                str(tmp_path / "m.onnx"),
+                "--check-out",
+                str(check),
+            ]
+        )
+        == 0
+    )
     report = json.loads(check.read_text())
     assert report["exporter"] == "torchscript" and report["predictions_match"] and report["max_abs_diff"] < 1e-4

@@ -18,12 +18,27 @@ RUN_FIGURES = ("curves", "per_class", "confusion", "tsne")
 
 
 def plot_run(run: Path, out: Path, fmt: str, dpi: int) -> int:
-    return cli.main([
-        "plot-run", "--history", str(run / "history.csv"), "--metrics", str(run / "metrics.json"),
-        "--tsne", str(run / "tsne.csv"), "--curves", str(out / f"curves.{fmt}"),
-        "--per-class", str(out / f"per_class.{fmt}"), "--confusion", str(out / f"confusion.{fmt}"),
-        "--tsne-figure", str(out / f"tsne.{fmt}"), "--dpi", str(dpi),
-    ])
+    return cli.main(
+        [
+            "plot-run",
+            "--history",
+            str(run / "history.csv"),
+            "--metrics",
+            str(run / "metrics.json"),
+            "--tsne",
+            str(run / "tsne.csv"),
+            "--curves",
+            str(out / f"curves.{fmt}"),
+            "--per-class",
+            str(out / f"per_class.{fmt}"),
+            "--confusion",
+            str(out / f"confusion.{fmt}"),
+            "--tsne-figure",
+            str(out / f"tsne.{fmt}"),
+            "--dpi",
+            str(dpi),
+        ]
+    )
 
 
 def test_run_figures_png_follow_dpi(tmp_path: Path) -> None:
@@ -61,11 +76,19 @@ def test_study_figures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     runs = [write_run(results, "resnet", e, seed=s, parameters=481551) for e in ["a", "b", "final"] for s in (1, 2)]
     runs.append(write_run(results, "vgg16", "baseline", seed=9, parameters=14_800_000))
     sweep = tmp_path / "sweep_resnet.png"
-    assert cli.main(["plot-study", "sweep", "--out", str(sweep), "--dpi", "40",
-                     *(str(r / "history.csv") for r in runs[:4])]) == 0
+    assert (
+        cli.main(
+            ["plot-study", "sweep", "--out", str(sweep), "--dpi", "40", *(str(r / "history.csv") for r in runs[:4])]
+        )
+        == 0
+    )
     params = tmp_path / "params_vs_accuracy.svg"
-    assert cli.main(["plot-study", "params", "--out", str(params), "--dpi", "40",
-                     *(str(r / "metrics.json") for r in runs)]) == 0
+    assert (
+        cli.main(
+            ["plot-study", "params", "--out", str(params), "--dpi", "40", *(str(r / "metrics.json") for r in runs)]
+        )
+        == 0
+    )
     assert Image.open(sweep).format == "PNG"
     svg = params.read_text()
     assert "resnet final" in svg and "vgg16 sweep" in svg  # legend entries

@@ -165,7 +165,11 @@ def write_icml_csv(path: Path, rows: list[tuple[int, str, np.ndarray]], spaced: 
 
 @pytest.mark.parametrize("name,spaced", [("fer2013.csv", False), ("icml_face_data.csv", True)])
 def test_icml_csv(tmp_path: Path, name: str, spaced: bool) -> None:
-    rows = [(code, usage, face(10 * code + k)) for k, usage in enumerate(["Training", "PublicTest", "PrivateTest"]) for code in ICML_CODES]
+    rows = [
+        (code, usage, face(10 * code + k))
+        for k, usage in enumerate(["Training", "PublicTest", "PrivateTest"])
+        for code in ICML_CODES
+    ]
     write_icml_csv(tmp_path / name, rows, spaced)
     data = load_labelled(tmp_path / name)  # the CSV itself
     assert len(data["train"]) == 7 and len(data["test"]) == 14

@@ -41,7 +41,9 @@ def test_vgg16_freezes_all_but_block5() -> None:
     block5 = sum(p.numel() for m in conv[-3:] for p in m.parameters())
     head = sum(p.numel() for p in model.head.parameters()) + sum(p.numel() for p in model.classifier.parameters())
     assert block5 == 3 * (512 * 512 * 9 + 512)
-    assert models.count_parameters(model, trainable_only=True) == block5 + head == 7_099_399  # the Keras notebook's count
+    assert (
+        models.count_parameters(model, trainable_only=True) == block5 + head == 7_099_399
+    )  # the Keras notebook's count
     assert all(not p.requires_grad for m in conv[:-3] for p in m.parameters())
     assert 14_700_000 < models.count_parameters(model) < 14_800_000
 
@@ -98,7 +100,9 @@ def test_vgg16_pretrained_loads_cached_weights(tmp_path, monkeypatch, channels: 
 
 
 def test_ferflow_models_lists_counts() -> None:
-    out = subprocess.run([sys.executable, "-m", "ferflow.cli", "models"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "ferflow.cli", "models"], capture_output=True, text=True, check=True
+    ).stdout
     lines = {line.split()[0]: line.split()[1:] for line in out.splitlines()[1:]}
     assert set(lines) == set(models.names())
     assert lines["resnet"] == ["481,551", "481,551"]

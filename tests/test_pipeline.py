@@ -36,8 +36,10 @@ def test_study_plan_on_config_yaml(tmp_path: Path) -> None:
 
 def test_tiny_run_outputs_are_sane(tiny_run: Path) -> None:
     root = tiny_run / "results" / "tiny"
-    summaries = {stage: json.loads((root / "data" / stage / "summary.json").read_text())
-                 for stage in ("raw", "affectnet", "balanced", "rgb")}
+    summaries = {
+        stage: json.loads((root / "data" / stage / "summary.json").read_text())
+        for stage in ("raw", "affectnet", "balanced", "rgb")
+    }
     raw, balanced = summaries["raw"], summaries["balanced"]
     assert list(raw["train"]) == list(CLASS_NAMES)
     # val and test pass through every stage unchanged; train only grows
@@ -81,8 +83,12 @@ def test_tiny_run_outputs_are_sane(tiny_run: Path) -> None:
 
 
 def test_tiny_rerun_is_a_no_op(tiny_run: Path) -> None:
-    proc = subprocess.run([bin_path("snakemake"), "-n", "--configfile", "workflow/presets/tiny.yaml"],
-                          cwd=tiny_run, text=True, capture_output=True)
+    proc = subprocess.run(
+        [bin_path("snakemake"), "-n", "--configfile", "workflow/presets/tiny.yaml"],
+        cwd=tiny_run,
+        text=True,
+        capture_output=True,
+    )
     assert proc.returncode == 0
     assert "Nothing to be done" in proc.stdout + proc.stderr
 

@@ -83,7 +83,9 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Box]]:
 
 def test_folder_json_finds_faces_and_reports_bad_files(photos, ckpt, capsys, tmp_path):
     root, boxes = photos
-    code, out, err = run_cli(capsys, str(root), "--checkpoint", str(ckpt), "--json", "--annotate", str(tmp_path / "ann"))
+    code, out, err = run_cli(
+        capsys, str(root), "--checkpoint", str(ckpt), "--json", "--annotate", str(tmp_path / "ann")
+    )
     assert code == 0
     doc = json.loads(out)
     assert doc["classes"] == list(CLASS_NAMES) and doc["arch"] == "resnet"
@@ -112,7 +114,10 @@ def test_folder_json_finds_faces_and_reports_bad_files(photos, ckpt, capsys, tmp
     x, y, w, h = scene["faces"][0]["box"]
     edge = annotated[y + h // 2, x]
     assert edge[1] > 200 and edge[0] < 80 and edge[2] < 80
-    assert np.array_equal(np.asarray(Image.open(tmp_path / "ann" / "sub" / "empty.png")), np.asarray(Image.open(root / "sub" / "empty.png")))
+    assert np.array_equal(
+        np.asarray(Image.open(tmp_path / "ann" / "sub" / "empty.png")),
+        np.asarray(Image.open(root / "sub" / "empty.png")),
+    )
 
 
 def test_table_output_and_strict(photos, ckpt, capsys):
@@ -191,8 +196,10 @@ def test_finds_real_affectnet_faces_pasted_into_scenes(affectnet_zip, ckpt, caps
     pasted: dict[str, list[Box]] = {}
     for k in range(4):
         scene = background(rng)
-        resized = [np.asarray(f.resize((s, s), Image.Resampling.LANCZOS)) for f, s in
-                   zip(faces[k * 10 : k * 10 + 10], rng.integers(120, 191, 10))]
+        resized = [
+            np.asarray(f.resize((s, s), Image.Resampling.LANCZOS))
+            for f, s in zip(faces[k * 10 : k * 10 + 10], rng.integers(120, 191, 10))
+        ]
         pasted[f"scene{k}.jpg"] = paste(scene, resized, rng)
         Image.fromarray(scene).save(tmp_path / f"scene{k}.jpg", quality=92)
     code, out, _ = run_cli(capsys, str(tmp_path), "--checkpoint", str(ckpt), "--json")
@@ -250,8 +257,22 @@ def test_onnx_export_predicts_like_its_checkpoint(photos, ckpt, capsys, tmp_path
     images = rng.integers(0, 256, (8, 48, 48, 3), dtype=np.uint8)
     save_split(tmp_path / "test.npz", Split(images, np.zeros(8), list("abcdefgh")))
     onnx_path = tmp_path / "model.onnx"
-    assert main(["export-onnx", "--checkpoint", str(ckpt), "--data", str(tmp_path / "test.npz"),
-                 "--out", str(onnx_path), "--check-out", str(tmp_path / "check.json")]) == 0
+    assert (
+        main(
+            [
+                "export-onnx",
+                "--checkpoint",
+                str(ckpt),
+                "--data",
+                str(tmp_path / "test.npz"),
+                "--out",
+                str(onnx_path),
+                "--check-out",
+                str(tmp_path / "check.json"),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     root, _ = photos
     faces = {}

@@ -12,7 +12,9 @@ from ferflow.preprocess import to_face48, to_model_input
 @pytest.mark.parametrize("mode", ["RGB", "RGBA", "P", "CMYK", "I;16", "F", "LA", "1"])
 def test_odd_modes_become_gray48(mode: str) -> None:
     rgb = Image.fromarray(np.random.default_rng(0).integers(0, 256, (96, 96, 3), dtype=np.uint8))
-    image = rgb.convert(mode) if mode != "I;16" else Image.fromarray((np.asarray(rgb.convert("L")).astype(np.uint16) * 257))
+    image = (
+        rgb.convert(mode) if mode != "I;16" else Image.fromarray(np.asarray(rgb.convert("L")).astype(np.uint16) * 257)
+    )
     out = to_face48(image)
     assert out.shape == (48, 48) and out.dtype == np.uint8
     assert out.std() > 0

@@ -22,8 +22,9 @@ def fer_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def test_decoding_shows_a_bar_from_min_items_on(fer_folder: Path, capsys: pytest.CaptureFixture[str],
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_decoding_shows_a_bar_from_min_items_on(
+    fer_folder: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     load_labelled(fer_folder)
     assert capsys.readouterr().err == ""
     monkeypatch.setattr(progress, "MIN_ITEMS", 40)
@@ -41,8 +42,9 @@ def test_balancing_shows_a_bar(capsys: pytest.CaptureFixture[str], monkeypatch: 
     assert len(new) == 14 and "augmenting: 100%" in err and "14/14" in err
 
 
-def test_tsne_logs_its_iterations_from_min_items_on(capsys: pytest.CaptureFixture[str],
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tsne_logs_its_iterations_from_min_items_on(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     rng = np.random.default_rng(0)
     features, labels = rng.normal(size=(40, 8)), np.arange(40) % 7
     embed_2d(features, labels, 4, 5.0, 250, 100, seed=0)

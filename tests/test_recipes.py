@@ -20,14 +20,25 @@ from ferflow.losses import Criterion, balanced_class_weights, distillation_loss
 from ferflow.mixing import beta_sample, mix, random_erasing
 from ferflow.storage import save_stage
 from ferflow.train import affine_matrices, lr_factor, resolve_settings
-
 from interrupt import kill_after_first_epoch
 
 BASE = {"epochs": 2, "batch_size": 32, "max_train_batches": 3, "threads": 2, "amp": False}
-RECIPE = {"optimizer": "sgd", "nesterov": True, "lr": 0.05, "weight_decay": 5e-4, "schedule": "cosine",
-          "warmup_epochs": 1, "label_smoothing": 0.1, "mixup": 0.2, "cutmix": 1.0, "random_erasing": 0.5,
-          "ema": 0.9, "class_weights": "balanced", "loss": "focal",
-          "augmentation": {"rotation": 10, "shear": 0, "translate": 0.1, "zoom": 0.1}}
+RECIPE = {
+    "optimizer": "sgd",
+    "nesterov": True,
+    "lr": 0.05,
+    "weight_decay": 5e-4,
+    "schedule": "cosine",
+    "warmup_epochs": 1,
+    "label_smoothing": 0.1,
+    "mixup": 0.2,
+    "cutmix": 1.0,
+    "random_erasing": 0.5,
+    "ema": 0.9,
+    "class_weights": "balanced",
+    "loss": "focal",
+    "augmentation": {"rotation": 10, "shear": 0, "translate": 0.1, "zoom": 0.1},
+}
 
 
 @pytest.fixture(scope="module")
@@ -35,18 +46,46 @@ def stage(tmp_path_factory: pytest.TempPathFactory) -> Path:
     splits = synthetic.generate(n_train=160, n_test=96, seed=3)
     test = splits["test"]
     out = tmp_path_factory.mktemp("stage")
-    save_stage(out, {"train": splits["train"], "val": test.subset(np.arange(48)), "test": test.subset(np.arange(48, 96))})
+    save_stage(
+        out, {"train": splits["train"], "val": test.subset(np.arange(48)), "test": test.subset(np.arange(48, 96))}
+    )
     return out
 
 
-def train_args(stage: Path, out: Path, settings: dict[str, Any], model: str = "fernettiny", seed: int = 0,
-               extra: tuple[str, ...] = ()) -> list[str]:
-    return ["train", "--model", model, "--experiment", "exp", "--data-dir", str(stage), "--out", str(out),
-            "--settings", json.dumps({**BASE, **settings}), "--seed", str(seed), *extra]
+def train_args(
+    stage: Path,
+    out: Path,
+    settings: dict[str, Any],
+    model: str = "fernettiny",
+    seed: int = 0,
+    extra: tuple[str, ...] = (),
+) -> list[str]:
+    return [
+        "train",
+        "--model",
+        model,
+        "--experiment",
+        "exp",
+        "--data-dir",
+        str(stage),
+        "--out",
+        str(out),
+        "--settings",
+        json.dumps({**BASE, **settings}),
+        "--seed",
+        str(seed),
+        *extra,
+    ]
 
 
-def train(stage: Path, out: Path, settings: dict[str, Any], model: str = "fernettiny", seed: int = 0,
-          extra: tuple[str, ...] = ()) -> list[dict[str, str]]:
+def train(
+    stage: Path,
+    out: Path,
+    settings: dict[str, Any],
+    model: str = "fernettiny",
+    seed: int = 0,
+    extra: tuple[str, ...] = (),
+) -> list[dict[str, str]]:
     assert cli.main(train_args(stage, out, settings, model, seed, extra)) == 0
     with open(out / "history.csv", newline="") as fh:
         return list(csv.DictReader(fh))
@@ -57,12 +96,14 @@ def test_default_criterion_is_cross_entropy_and_each_option_matches_torch() -> N
     logits, y = torch.randn(16, 7, generator=g), torch.randint(0, 7, (16,), generator=g)
     one_hot = F.one_hot(y, 7).float()
     assert torch.allclose(Criterion()(logits, one_hot), F.cross_entropy(logits, y))
-    assert torch.allclose(Criterion(label_smoothing=0.1)(logits, one_hot), F.cross_entropy(logits, y, label_smoothing=0.1))
+    assert torch.allclose(
+        Criterion(label_smoothing=0.1)(logits, one_hot), F.cross_entropy(logits, y, label_smoothing=0.1)
+    )
     weights = torch.rand(7, generator=g) + 0.5
     assert torch.allclose(Criterion(class_weights=weights)(logits, one_hot), F.cross_entropy(logits, y, weight=weights))
     assert torch.allclose(Criterion(focal_gamma=0.0)(logits, one_hot), F.cross_entropy(logits, y))
     p_true = F.softmax(logits, 1)[torch.arange(16), y]
-    focal = (-(1 - p_true) ** 2 * p_true.log()).mean()
+    focal = (-((1 - p_true) ** 2) * p_true.log()).mean()
     assert torch.allclose(Criterion(focal_gamma=2.0)(logits, one_hot), focal)
 
 
@@ -169,7 +210,8 @@ def test_full_recipe_trains_follows_its_schedule_and_resumes_exactly(stage: Path
     assert 1 <= checkpoint.read(out / "last.pt")["epoch"] < 3
     resumed = train(stage, out, settings)  # the restarted job: EMA, schedule and RNG states restored
     assert [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in resumed] == [
-        {k: v for k, v in r.items() if k != "epoch_seconds"} for r in history]
+        {k: v for k, v in r.items() if k != "epoch_seconds"} for r in history
+    ]
     for key, value in checkpoint.read(tmp_path / "full" / "best.pt")["model"].items():
         assert torch.equal(checkpoint.read(out / "best.pt")["model"][key], value), key
 
@@ -178,7 +220,7 @@ def test_ema_weights_are_what_is_validated_and_saved(stage: Path, tmp_path: Path
     train(stage, tmp_path / "ema", {"ema": 0.5, "epochs": 1})
     best = checkpoint.read(tmp_path / "ema" / "best.pt")
     last = checkpoint.read(tmp_path / "ema" / "last.pt")
-    ema_weights = {k[len("module."):]: v for k, v in last["ema"].items() if k.startswith("module.")}
+    ema_weights = {k[len("module.") :]: v for k, v in last["ema"].items() if k.startswith("module.")}
     assert best["model"].keys() == ema_weights.keys()
     for key in best["model"]:
         assert torch.equal(best["model"][key], ema_weights[key]), key
@@ -186,8 +228,9 @@ def test_ema_weights_are_what_is_validated_and_saved(stage: Path, tmp_path: Path
     assert differs  # the average lags the raw weights
 
 
-def test_distillation_takes_a_teacher_checkpoint_of_another_architecture(stage: Path, tmp_path: Path,
-                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_distillation_takes_a_teacher_checkpoint_of_another_architecture(
+    stage: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     train(stage, tmp_path / "teacher", {"epochs": 1}, model="resnet")
     teacher = tmp_path / "teacher" / "best.pt"
     distil = {"distillation": {"teacher": "resnet/exp", "temperature": 4.0, "weight": 0.9}, "epochs": 1}

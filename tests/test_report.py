@@ -18,8 +18,12 @@ from ferflow.report import embed_figure
 
 STAGES = ["raw", "affectnet", "balanced", "rgb"]
 # (model, experiment, seeds, parameters); seed 2 of resnet/final collapsed (predicts "happy" for all of val)
-EXPERIMENTS = [("resnet", "adam_a", (1, 2), 481551), ("resnet", "adam_b", (3, 4), 481551),
-               ("resnet", "final", (1, 2), 481551), ("vgg16", "baseline", (5,), 14_800_000)]
+EXPERIMENTS = [
+    ("resnet", "adam_a", (1, 2), 481551),
+    ("resnet", "adam_b", (3, 4), 481551),
+    ("resnet", "final", (1, 2), 481551),
+    ("vgg16", "baseline", (5,), 14_800_000),
+]
 RUNS = [(m, e, s, p) for m, e, seeds, p in EXPERIMENTS for s in seeds]
 
 
@@ -36,28 +40,111 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
         run = write_run(root, model, experiment, seed, parameters, collapsed=(experiment, seed) == ("final", 2))
         (run / "best.pt").write_bytes(f"{model}/{experiment}/{seed}".encode())
         figures = run / "figures"
-        assert cli.main(["plot-run", "--history", str(run / "history.csv"), "--metrics", str(run / "metrics.json"),
-                         "--tsne", str(run / "tsne.csv"), "--curves", str(figures / "curves.png"),
-                         "--per-class", str(figures / "per_class.png"), "--confusion", str(figures / "confusion.png"),
-                         "--tsne-figure", str(figures / "tsne.png"), "--dpi", "30"]) == 0
+        assert (
+            cli.main(
+                [
+                    "plot-run",
+                    "--history",
+                    str(run / "history.csv"),
+                    "--metrics",
+                    str(run / "metrics.json"),
+                    "--tsne",
+                    str(run / "tsne.csv"),
+                    "--curves",
+                    str(figures / "curves.png"),
+                    "--per-class",
+                    str(figures / "per_class.png"),
+                    "--confusion",
+                    str(figures / "confusion.png"),
+                    "--tsne-figure",
+                    str(figures / "tsne.png"),
+                    "--dpi",
+                    "30",
+                ]
+            )
+            == 0
+        )
     deployed = root / "runs" / "resnet" / "final"
-    assert cli.main(["deploy-seed", "--runs", *(str(run_dir(root, "resnet", "final", s)) for s in (1, 2)),
-                     "--out", str(deployed / "best.pt"), "--record", str(deployed / "deployed.json")]) == 0
+    assert (
+        cli.main(
+            [
+                "deploy-seed",
+                "--runs",
+                *(str(run_dir(root, "resnet", "final", s)) for s in (1, 2)),
+                "--out",
+                str(deployed / "best.pt"),
+                "--record",
+                str(deployed / "deployed.json"),
+            ]
+        )
+        == 0
+    )
     write_deploy(deployed)
     for model, sweep in (("resnet", ["adam_a", "adam_b"]), ("vgg16", ["baseline"])):
-        assert cli.main(["plot-study", "sweep", "--out", str(root / "figures" / f"sweep_{model}.png"), "--dpi", "30",
-                         *(str(run_dir(root, m, e, s) / "history.csv") for m, e, s, _ in RUNS if e in sweep)]) == 0
-    assert cli.main(["plot-study", "params", "--out", str(root / "figures" / "params_vs_accuracy.png"), "--dpi", "30",
-                     *(str(run_dir(root, m, e, s) / "metrics.json") for m, e, s, _ in RUNS)]) == 0
-    assert cli.main(["tables", "--out", str(root / "tables"), "--baseline", "vgg16",
-                     "--runs", *(str(run_dir(root, m, e, s)) for m, e, s, _ in RUNS)]) == 0
+        assert (
+            cli.main(
+                [
+                    "plot-study",
+                    "sweep",
+                    "--out",
+                    str(root / "figures" / f"sweep_{model}.png"),
+                    "--dpi",
+                    "30",
+                    *(str(run_dir(root, m, e, s) / "history.csv") for m, e, s, _ in RUNS if e in sweep),
+                ]
+            )
+            == 0
+        )
+    assert (
+        cli.main(
+            [
+                "plot-study",
+                "params",
+                "--out",
+                str(root / "figures" / "params_vs_accuracy.png"),
+                "--dpi",
+                "30",
+                *(str(run_dir(root, m, e, s) / "metrics.json") for m, e, s, _ in RUNS),
+            ]
+        )
+        == 0
+    )
+    assert (
+        cli.main(
+            [
+                "tables",
+                "--out",
+                str(root / "tables"),
+                "--baseline",
+                "vgg16",
+                "--runs",
+                *(str(run_dir(root, m, e, s)) for m, e, s, _ in RUNS),
+            ]
+        )
+        == 0
+    )
     return root
 
 
 def report_args(root: Path, out: Path) -> list[str]:
-    return ["report", "--results", str(root), "--out", str(out), "--format", "png", "--stages", *STAGES,
-            "--sweeps", "resnet", "vgg16", "--experiments", *(f"{m}/{e}" for m, e, _, _ in EXPERIMENTS),
-            "--deploy", "resnet"]
+    return [
+        "report",
+        "--results",
+        str(root),
+        "--out",
+        str(out),
+        "--format",
+        "png",
+        "--stages",
+        *STAGES,
+        "--sweeps",
+        "resnet",
+        "vgg16",
+        "--experiments",
+        *(f"{m}/{e}" for m, e, _, _ in EXPERIMENTS),
+        "--deploy",
+        "resnet",
+    ]
 
 
 def best_rows(root: Path, model: str, experiment: str) -> pd.DataFrame:
@@ -84,8 +171,9 @@ def test_sweep_tables_give_mean_and_std_over_seeds(results: Path) -> None:
             else:
                 assert pd.isna(row[f"{column}_std"])
     a = table.loc[0]
-    accuracies = [json.loads((run_dir(results, "resnet", "adam_a", s) / "metrics.json").read_text())["accuracy"]
-                  for s in (1, 2)]
+    accuracies = [
+        json.loads((run_dir(results, "resnet", "adam_a", s) / "metrics.json").read_text())["accuracy"] for s in (1, 2)
+    ]
     assert a["test_acc_mean"] == pytest.approx(np.mean(accuracies), abs=1e-5)
     assert a["test_acc_std"] == pytest.approx(np.std(accuracies, ddof=1), abs=1e-5)
     assert list(pd.read_csv(results / "tables" / "sweep_vgg16.csv")["experiment"]) == ["baseline"]
@@ -100,8 +188,10 @@ def test_finals_table_counts_collapsed_seeds(results: Path) -> None:
     assert list(finals["collapsed"]) == [1, 0] and list(finals["seeds"]) == [2, 1]
     for _, row in finals.iterrows():
         seeds = [s for m, e, s, _ in RUNS if (m, e) == (row["model"], row["experiment"])]
-        metrics = [json.loads((run_dir(results, row["model"], row["experiment"], s) / "metrics.json").read_text())
-                   for s in seeds]
+        metrics = [
+            json.loads((run_dir(results, row["model"], row["experiment"], s) / "metrics.json").read_text())
+            for s in seeds
+        ]
         assert row["parameters"] == metrics[0]["parameters"]
         assert row["test_macro_f1_mean"] == pytest.approx(np.mean([m["macro_f1"] for m in metrics]), abs=1e-5)
         disgust = [m["per_class"]["disgust"]["f1"] for m in metrics]

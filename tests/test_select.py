@@ -33,9 +33,12 @@ def history(root: Path, experiment: str, seed: int, f1s: list[float], dead: floa
 
 def test_select_ranks_experiments_by_mean_val_macro_f1_over_seeds(tmp_path: Path) -> None:
     paths = [
-        history(tmp_path, "a", 1, [0.30, 0.45, 0.40]), history(tmp_path, "a", 2, [0.41]),  # mean 0.43
-        history(tmp_path, "b", 1, [0.20, 0.60, 0.10]), history(tmp_path, "b", 2, [0.20]),  # best seed, mean 0.40
-        history(tmp_path, "c", 1, [0.43]), history(tmp_path, "c", 2, [0.43]),  # ties with a: the first listed wins
+        history(tmp_path, "a", 1, [0.30, 0.45, 0.40]),
+        history(tmp_path, "a", 2, [0.41]),  # mean 0.43
+        history(tmp_path, "b", 1, [0.20, 0.60, 0.10]),
+        history(tmp_path, "b", 2, [0.20]),  # best seed, mean 0.40
+        history(tmp_path, "c", 1, [0.43]),
+        history(tmp_path, "c", 2, [0.43]),  # ties with a: the first listed wins
     ]
     settings = {e: {"lr": lr, "epochs": 15} for e, lr in (("a", 1e-3), ("b", 1e-2), ("c", 1e-4))}
     record = select("resnet", paths, settings, epochs=40)
@@ -48,8 +51,19 @@ def test_select_ranks_experiments_by_mean_val_macro_f1_over_seeds(tmp_path: Path
 def test_select_final_cli_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     a = history(tmp_path, "a", 1, [0.3])
     out = tmp_path / "selection.json"
-    args = ["select-final", "--model", "resnet", "--histories", str(a),
-            "--settings", json.dumps({"a": {"lr": 0.1}}), "--epochs", "7", "--out", str(out)]
+    args = [
+        "select-final",
+        "--model",
+        "resnet",
+        "--histories",
+        str(a),
+        "--settings",
+        json.dumps({"a": {"lr": 0.1}}),
+        "--epochs",
+        "7",
+        "--out",
+        str(out),
+    ]
     assert cli.main(args) == 0
     assert json.loads(out.read_text())["settings"] == {"lr": 0.1, "epochs": 7}
     empty = tmp_path / "runs" / "resnet" / "e" / "seed1" / "history.csv"
@@ -77,14 +91,27 @@ def final_seed(root: Path, seed: int, f1: float, *, dead: float = 0.1, one_class
 
 
 def deploy(runs: list[Path], out: Path) -> tuple[int, dict]:
-    code = cli.main(["deploy-seed", "--runs", *map(str, runs), "--out", str(out / "best.pt"),
-                     "--record", str(out / "deployed.json")])
+    code = cli.main(
+        [
+            "deploy-seed",
+            "--runs",
+            *map(str, runs),
+            "--out",
+            str(out / "best.pt"),
+            "--record",
+            str(out / "deployed.json"),
+        ]
+    )
     return code, json.loads((out / "deployed.json").read_text()) if code == 0 else {}
 
 
 def test_deploy_seed_takes_the_best_val_macro_f1_among_seeds_that_did_not_collapse(tmp_path: Path) -> None:
-    runs = [final_seed(tmp_path, 1, 0.40), final_seed(tmp_path, 2, 0.55, dead=0.92),  # best, but 92 % dead
-            final_seed(tmp_path, 3, 0.50, one_class=True), final_seed(tmp_path, 4, 0.45)]
+    runs = [
+        final_seed(tmp_path, 1, 0.40),
+        final_seed(tmp_path, 2, 0.55, dead=0.92),  # best, but 92 % dead
+        final_seed(tmp_path, 3, 0.50, one_class=True),
+        final_seed(tmp_path, 4, 0.45),
+    ]
     out = tmp_path / "runs" / "resnet" / "final"
     code, record = deploy(runs, out)
     assert code == 0 and record["seed"] == 4 and not record["all_collapsed"]
@@ -106,8 +133,9 @@ def test_deploy_seed_when_every_seed_collapsed_says_so(tmp_path: Path, capsys: p
     assert "warning: every seed of resnet/final collapsed" in capsys.readouterr().err
 
 
-def test_deploy_seed_refuses_mixed_experiments_without_output(tmp_path: Path,
-                                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_deploy_seed_refuses_mixed_experiments_without_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     other = history(tmp_path, "a", 1, [0.3]).parent
     write_json(other / "val_metrics.json", fake_metrics(1, "resnet", 1000))
     code, _ = deploy([final_seed(tmp_path, 1, 0.4), other], tmp_path / "out")
@@ -116,8 +144,9 @@ def test_deploy_seed_refuses_mixed_experiments_without_output(tmp_path: Path,
 
 
 def dry_run(workdir: Path, *args: str) -> str:
-    proc = subprocess.run([bin_path("snakemake"), "-n", "--quiet", "rules", *args], cwd=workdir,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [bin_path("snakemake"), "-n", "--quiet", "rules", *args], cwd=workdir, capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout + proc.stderr
 

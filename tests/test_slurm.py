@@ -68,14 +68,16 @@ def _default_partition() -> str:
 def _test_profile(dest: Path) -> Path:
     """workflow/profiles/slurm with what a small test cluster needs (each override explained)."""
     profile = yaml.safe_load((REPO / "workflow/profiles/slurm/config.yaml").read_text())
-    profile.update({
-        "slurm-status-command": "squeue",                  # no slurmdbd: sacct cannot answer
-        "slurm-init-seconds-before-status-checks": 2,      # seconds-long jobs: poll early
-        "slurm-keep-successful-logs": True,                # the per-job logs Slurm wrote, kept for the checks
-        "max-threads": 2,                                  # the node's CPUs; same thread counts as the local run
-    })
+    profile.update(
+        {
+            "slurm-status-command": "squeue",  # no slurmdbd: sacct cannot answer
+            "slurm-init-seconds-before-status-checks": 2,  # seconds-long jobs: poll early
+            "slurm-keep-successful-logs": True,  # the per-job logs Slurm wrote, kept for the checks
+            "max-threads": 2,  # the node's CPUs; same thread counts as the local run
+        }
+    )
     defaults = profile["default-resources"]
-    defaults.pop("slurm_account", None)                    # a test cluster has no accounts
+    defaults.pop("slurm_account", None)  # a test cluster has no accounts
     defaults.update(slurm_partition=_default_partition(), mem_mb=1000, runtime=30)
     profile["set-resources"]["train"].update(cpus_per_gpu=2, mem_mb=2000, runtime=30)
     dest.mkdir(parents=True)
@@ -88,7 +90,9 @@ def _observe(seen: dict[str, dict]) -> None:
     out = _run("squeue", "--states=all", "--noheader", "--Format", SQUEUE_FIELDS).stdout
     for line in out.splitlines():
         jobid, name, state, batch, tres, comment = (part.strip() for part in line.split("|", 5))
-        record = seen.setdefault(jobid, {"name": name, "batch": batch, "tres": tres, "comment": comment, "states": set()})
+        record = seen.setdefault(
+            jobid, {"name": name, "batch": batch, "tres": tres, "comment": comment, "states": set()}
+        )
         record["states"].add(state)
 
 
@@ -175,7 +179,9 @@ def _assert_same_output(rel: Path, a: Path, b: Path) -> bool:
     if rel.name == "history.csv":  # all but the wall-clock epoch_seconds
         x, y = pd.read_csv(a), pd.read_csv(b)
         assert list(x.columns) == list(y.columns), rel
-        pd.testing.assert_frame_equal(x.drop(columns="epoch_seconds"), y.drop(columns="epoch_seconds"), check_exact=True)
+        pd.testing.assert_frame_equal(
+            x.drop(columns="epoch_seconds"), y.drop(columns="epoch_seconds"), check_exact=True
+        )
     elif rel.suffix in (".csv", ".md", ".png", ".onnx"):  # evaluation, t-SNE, tables, figures, ONNX model
         assert a.read_bytes() == b.read_bytes(), rel
     elif rel.suffix == ".npz":
@@ -189,12 +195,15 @@ def _assert_same_output(rel: Path, a: Path, b: Path) -> bool:
         assert x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x), rel
     elif rel.name == "onnx_check.json":  # ONNX Runtime's float error may vary with its threading
         x, y = read_json(a), read_json(b)
-        assert {k: v for k, v in x.items() if not k.startswith("max_abs_diff")} == \
-            {k: v for k, v in y.items() if not k.startswith("max_abs_diff")}, rel
+        assert {k: v for k, v in x.items() if not k.startswith("max_abs_diff")} == {
+            k: v for k, v in y.items() if not k.startswith("max_abs_diff")
+        }, rel
     elif rel.name == "latency.json":  # timings differ; what was measured does not
         x, y = read_json(a), read_json(b)
         assert x["threads"] == y["threads"], rel
-        assert [(r["engine"], r["batch_size"]) for r in x["rows"]] == [(r["engine"], r["batch_size"]) for r in y["rows"]], rel
+        assert [(r["engine"], r["batch_size"]) for r in x["rows"]] == [
+            (r["engine"], r["batch_size"]) for r in y["rows"]
+        ], rel
     else:
         return False  # the report (it shows latency timings), resume state, train.log: presence only
     return True

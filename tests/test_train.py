@@ -26,9 +26,17 @@ from ferflow.storage import load_split, save_stage
 # fp32 everywhere (amp false): the tests compare exact numbers, which bf16 autocast (amp auto on CPUs with
 # native bf16) would change from one CPU kind to another
 BASE = {"epochs": 3, "batch_size": 32, "max_train_batches": 2, "threads": 2, "amp": False}
-EXPECTED_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_macro_f1", "lr", "epoch_seconds", "val_dead_units"] + [
-    f"val_{m}_{c}" for c in CLASS_NAMES for m in ("precision", "recall", "f1")
-]
+EXPECTED_COLUMNS = [
+    "epoch",
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "val_macro_f1",
+    "lr",
+    "epoch_seconds",
+    "val_dead_units",
+] + [f"val_{m}_{c}" for c in CLASS_NAMES for m in ("precision", "recall", "f1")]
 
 
 @pytest.fixture(scope="module")
@@ -37,13 +45,28 @@ def stage(tmp_path_factory: pytest.TempPathFactory) -> Path:
     splits = synthetic.generate(n_train=160, n_test=128, seed=5)
     test = splits["test"]
     out = tmp_path_factory.mktemp("stage")
-    save_stage(out, {"train": splits["train"], "val": test.subset(np.arange(64)), "test": test.subset(np.arange(64, 128))})
+    save_stage(
+        out, {"train": splits["train"], "val": test.subset(np.arange(64)), "test": test.subset(np.arange(64, 128))}
+    )
     return out
 
 
 def train_args(stage: Path, out: Path, settings: dict[str, Any], seed: int = 0, model: str = "resnet") -> list[str]:
-    return ["train", "--model", model, "--experiment", "exp", "--data-dir", str(stage), "--out", str(out),
-            "--settings", json.dumps(settings), "--seed", str(seed)]
+    return [
+        "train",
+        "--model",
+        model,
+        "--experiment",
+        "exp",
+        "--data-dir",
+        str(stage),
+        "--out",
+        str(out),
+        "--settings",
+        json.dumps(settings),
+        "--seed",
+        str(seed),
+    ]
 
 
 def train(stage: Path, out: Path, settings: dict[str, Any], seed: int = 0) -> list[dict[str, str]]:
@@ -71,7 +94,9 @@ def val_loss_and_f1(model: torch.nn.Module, stage: Path) -> tuple[float, float]:
     with torch.no_grad():
         logits = model(to_model_input(val.images, 1))
     loss = float(F.cross_entropy(logits, torch.from_numpy(val.labels)))
-    f1 = f1_score(val.labels, logits.argmax(1).numpy(), labels=range(len(CLASS_NAMES)), average="macro", zero_division=0)
+    f1 = f1_score(
+        val.labels, logits.argmax(1).numpy(), labels=range(len(CLASS_NAMES)), average="macro", zero_division=0
+    )
     return loss, float(f1)
 
 
@@ -93,7 +118,9 @@ def test_outputs_history_and_best_checkpoint(reference: Path, stage: Path) -> No
     model, ckpt = checkpoint.load_model(reference / "best.pt")  # torch.load(weights_only=True) inside
     f1s = [float(r["val_macro_f1"]) for r in history]
     assert ckpt["epoch"] == 1 + int(np.argmax(f1s)) and ckpt["val_macro_f1"] == max(f1s)
-    assert ckpt["experiment"] == "exp" and ckpt["settings"]["batch_size"] == 32 and ckpt["settings"]["optimizer"] == "adam"
+    assert (
+        ckpt["experiment"] == "exp" and ckpt["settings"]["batch_size"] == 32 and ckpt["settings"]["optimizer"] == "adam"
+    )
     assert ckpt["arch"] == "resnet" and ckpt["arch_kwargs"] == {"in_channels": 1, "num_classes": 7, "dropout": 0.0}
     assert ckpt["classes"] == list(CLASS_NAMES) and ckpt["normalization"] == {"mean": 0.5, "std": 0.5}
     # the checkpoint alone reproduces the recorded validation score and dead-unit fraction
@@ -108,8 +135,13 @@ def test_outputs_history_and_best_checkpoint(reference: Path, stage: Path) -> No
 def test_killed_run_resumes_to_the_uninterrupted_result(reference: Path, stage: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.Popen([sys.executable, "-m", "ferflow.cli", *train_args(stage, out, BASE)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ferflow.cli", *train_args(stage, out, BASE)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 300
         while not (out / "last.pt").exists():
@@ -136,14 +168,18 @@ def test_identical_runs_match_and_a_stale_last_pt_is_not_resumed(stage: Path, tm
     first = train(stage, tmp_path / "a", one, seed=0)
     again = train(stage, tmp_path / "b", one, seed=0)
     assert without_time(first) == without_time(again)
-    assert_same_weights(checkpoint.read(tmp_path / "a" / "best.pt")["model"], checkpoint.read(tmp_path / "b" / "best.pt")["model"])
+    assert_same_weights(
+        checkpoint.read(tmp_path / "a" / "best.pt")["model"], checkpoint.read(tmp_path / "b" / "best.pt")["model"]
+    )
     # another seed in the same run directory: last.pt of seed 0 must not be taken as finished work
     other = train(stage, tmp_path / "a", one, seed=1)
     assert len(other) == 1 and without_time(other) != without_time(first)
     assert checkpoint.read(tmp_path / "a" / "last.pt")["fingerprint"]["seed"] == 1
 
 
-def test_a_finished_last_pt_is_retrained_not_reused(stage: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_finished_last_pt_is_retrained_not_reused(
+    stage: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A job run again over a finished run (--forcerun, changed code) trains from scratch."""
     one = {**BASE, "epochs": 1}
     first = train(stage, tmp_path / "run", one)
@@ -156,8 +192,9 @@ def test_a_finished_last_pt_is_retrained_not_reused(stage: Path, tmp_path: Path,
     assert without_time(again) == without_time(first)  # the same seed in fp32: the same run, retrained
 
 
-def test_early_stopping_restores_best_weights_and_plateau_lowers_lr(stage: Path, tmp_path: Path,
-                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_early_stopping_restores_best_weights_and_plateau_lowers_lr(
+    stage: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # validation images are training images with shifted labels: learning the training labels raises the val loss
     train_split = load_split(stage / "train.npz")
     val = train_split.subset(np.arange(64))
@@ -195,7 +232,12 @@ def test_early_stopping_restores_best_weights_and_plateau_lowers_lr(stage: Path,
 def test_training_learns_the_synthetic_faces(tmp_path: Path) -> None:
     splits = synthetic.generate(n_train=600, n_test=150, seed=3)
     save_stage(tmp_path / "data", {"train": splits["train"], "val": splits["test"], "test": splits["test"]})
-    settings = {"epochs": 3, "batch_size": 16, "threads": 2, "augmentation": {"rotation": 0, "shear": 0, "translate": 0}}
+    settings = {
+        "epochs": 3,
+        "batch_size": 16,
+        "threads": 2,
+        "augmentation": {"rotation": 0, "shear": 0, "translate": 0},
+    }
     history = train(tmp_path / "data", tmp_path / "run", settings)
     assert max(float(r["val_macro_f1"]) for r in history) > 0.4  # chance is about 1/7
 
@@ -210,11 +252,21 @@ def test_training_learns_the_synthetic_faces(tmp_path: Path) -> None:
         ({"model": "vgg16", "options": '{"pretrained": true}'}, "vgg16-397923af.pth"),
     ],
 )
-def test_bad_input_fails_with_one_line_and_no_outputs(stage: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                      capsys: pytest.CaptureFixture[str], change: dict[str, str], message: str) -> None:
+def test_bad_input_fails_with_one_line_and_no_outputs(
+    stage: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    change: dict[str, str],
+    message: str,
+) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # no cached ImageNet weights there
-    args = train_args(tmp_path / change["data"] if "data" in change else stage, tmp_path / "run",
-                      BASE, model=change.get("model", "resnet"))
+    args = train_args(
+        tmp_path / change["data"] if "data" in change else stage,
+        tmp_path / "run",
+        BASE,
+        model=change.get("model", "resnet"),
+    )
     if "settings" in change:
         args[args.index("--settings") + 1] = change["settings"]
     if "options" in change:
@@ -225,11 +277,18 @@ def test_bad_input_fails_with_one_line_and_no_outputs(stage: Path, tmp_path: Pat
     assert not (tmp_path / "run" / "history.csv").exists() and not (tmp_path / "run" / "best.pt").exists()
 
 
-@pytest.mark.parametrize("native, amp, expected", [
-    (True, "auto", torch.bfloat16), (False, "auto", None), (True, False, None), (False, True, torch.bfloat16),
-])
-def test_cpu_autocast_only_where_bf16_is_native_unless_forced(monkeypatch: pytest.MonkeyPatch, native: bool,
-                                                               amp: Any, expected: torch.dtype | None) -> None:
+@pytest.mark.parametrize(
+    "native, amp, expected",
+    [
+        (True, "auto", torch.bfloat16),
+        (False, "auto", None),
+        (True, False, None),
+        (False, True, torch.bfloat16),
+    ],
+)
+def test_cpu_autocast_only_where_bf16_is_native_unless_forced(
+    monkeypatch: pytest.MonkeyPatch, native: bool, amp: Any, expected: torch.dtype | None
+) -> None:
     from ferflow import train as train_module
 
     monkeypatch.setattr(train_module, "cpu_has_native_bf16", lambda: native)
@@ -240,7 +299,9 @@ def test_cpu_autocast_only_where_bf16_is_native_unless_forced(monkeypatch: pytes
     assert out.dtype == (expected or torch.float32)
 
 
-def test_bf16_training_on_cpu_runs_and_records_its_precision(stage: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bf16_training_on_cpu_runs_and_records_its_precision(
+    stage: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     history = train(stage, tmp_path / "bf16", {**BASE, "epochs": 1, "amp": True})
     assert "amp torch.bfloat16" in capsys.readouterr().out
     assert np.isfinite(float(history[0]["train_loss"])) and np.isfinite(float(history[0]["val_loss"]))
@@ -248,8 +309,26 @@ def test_bf16_training_on_cpu_runs_and_records_its_precision(stage: Path, tmp_pa
 
 def test_bench_times_both_loops_and_prints_their_ratio(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     synthetic.write_fer_folders(tmp_path / "fer", synthetic.generate(n_train=200, n_test=14, seed=2))
-    assert cli.main(["bench", "--model", "resnet", "--data", str(tmp_path / "fer"), "--batches", "2", "--rounds", "2",
-                     "--warmup", "1", "--amp", "false"]) == 0
+    assert (
+        cli.main(
+            [
+                "bench",
+                "--model",
+                "resnet",
+                "--data",
+                str(tmp_path / "fer"),
+                "--batches",
+                "2",
+                "--rounds",
+                "2",
+                "--warmup",
+                "1",
+                "--amp",
+                "false",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "ferflow loop: fp32" in out and "reference loop: fp32" in out
     rounds = [line for line in out.splitlines() if line.startswith("round ")]

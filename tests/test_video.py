@@ -82,8 +82,22 @@ def test_one_track_through_the_clip_with_csv_plot_and_annotated_video(clip, requ
     out = tmp_path / "out"
     out.mkdir()
     csv_path, plot, annotated = out / "faces.csv", out / "faces.png", out / "annotated.mp4"
-    code, _, err = run_predict(capsys, str(video), "--checkpoint", str(ckpt), "--every", "2", "--csv", str(csv_path),
-                               "--plot", str(plot), "--annotate", str(annotated), "--threads", "2")
+    code, _, err = run_predict(
+        capsys,
+        str(video),
+        "--checkpoint",
+        str(ckpt),
+        "--every",
+        "2",
+        "--csv",
+        str(csv_path),
+        "--plot",
+        str(plot),
+        "--annotate",
+        str(annotated),
+        "--threads",
+        "2",
+    )
     assert code == 0, err
     assert f"{FRAMES} frames, {FRAMES // 2} analysed, 1 face track(s)" in err and "frames/s end to end" in err
     assert sorted(p.name for p in out.iterdir()) == ["annotated.mp4", "faces.csv", "faces.png"]  # no temporary left
@@ -115,8 +129,18 @@ def test_one_track_through_the_clip_with_csv_plot_and_annotated_video(clip, requ
 def test_fps_sampling_picks_frames_by_video_time(drawn_clip, ckpt, capsys, tmp_path):
     video, _ = drawn_clip
     csv_path = tmp_path / "faces.csv"
-    code, _, err = run_predict(capsys, str(video), "--checkpoint", str(ckpt), "--fps", "10", "--csv", str(csv_path),
-                               "--plot", str(tmp_path / "faces.png"))
+    code, _, err = run_predict(
+        capsys,
+        str(video),
+        "--checkpoint",
+        str(ckpt),
+        "--fps",
+        "10",
+        "--csv",
+        str(csv_path),
+        "--plot",
+        str(tmp_path / "faces.png"),
+    )
     assert code == 0, err
     assert [int(r["frame"]) for r in read_rows(csv_path)] == list(range(0, FRAMES, 3))
 
@@ -151,8 +175,9 @@ def test_bad_video_input_is_refused_and_writes_nothing(drawn_clip, ckpt, capsys,
     code, _, err = run_predict(capsys, str(broken), "--checkpoint", str(ckpt), *outputs)
     assert code == 1 and "broken.mp4" in err
     video, _ = drawn_clip
-    code, _, err = run_predict(capsys, str(video), "--checkpoint", str(ckpt), "--annotate", str(tmp_path / "a.gif"),
-                               *outputs)
+    code, _, err = run_predict(
+        capsys, str(video), "--checkpoint", str(ckpt), "--annotate", str(tmp_path / "a.gif"), *outputs
+    )
     assert code == 1 and "a.gif" in err
     code, _, err = run_predict(capsys, str(video), "--checkpoint", str(ckpt), "--json", *outputs)
     assert code == 1 and "--json" in err
@@ -182,8 +207,18 @@ def test_trained_checkpoint_reports_the_pasted_faces_class(affectnet_zip, capsys
     label, face = chosen
     video = tmp_path / "clip.mp4"
     moving_face_clip(video, face, FRAMES, fps=FPS)
-    code, _, err = run_predict(capsys, str(video), "--checkpoint", str(trained), "--every", "2",
-                               "--csv", str(tmp_path / "f.csv"), "--plot", str(tmp_path / "f.png"))
+    code, _, err = run_predict(
+        capsys,
+        str(video),
+        "--checkpoint",
+        str(trained),
+        "--every",
+        "2",
+        "--csv",
+        str(tmp_path / "f.csv"),
+        "--plot",
+        str(tmp_path / "f.png"),
+    )
     assert code == 0, err
     rows = read_rows(tmp_path / "f.csv")
     assert {r["face_id"] for r in rows} == {"1"}

@@ -19,7 +19,10 @@ def test_rules_find_ferflow_without_an_activated_venv(tmp_path: Path) -> None:
     assert shutil.which("ferflow", path=path) is None, "this test needs a PATH without ferflow"
     proc = subprocess.run(
         [bin_path("snakemake"), "download", "--cores", "1", "--configfile", "workflow/presets/tiny.yaml"],
-        cwd=workdir, env={**os.environ, "PATH": path}, text=True, capture_output=True,
+        cwd=workdir,
+        env={**os.environ, "PATH": path},
+        text=True,
+        capture_output=True,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     (summary,) = workdir.glob("results/*/data/raw/summary.json")

@@ -214,7 +214,9 @@ def _download_kaggle(ref: str, cache: Path) -> Path:
         except SystemExit:
             raise FerflowError(CREDENTIALS_HELP) from None
         except Exception as exc:  # the Kaggle client raises many types (HTTP, auth, ...)
-            raise FerflowError(f"kaggle:{ref}: download failed ({type(exc).__name__}: {exc})".replace("\n", " ")) from None
+            raise FerflowError(
+                f"kaggle:{ref}: download failed ({type(exc).__name__}: {exc})".replace("\n", " ")
+            ) from None
         files = list(Path(tmp).glob("*.zip"))
         if len(files) != 1:
             raise FerflowError(f"kaggle:{ref}: download produced no zip archive")
@@ -239,7 +241,9 @@ def _download_url(url: str, cache: Path) -> Path:
     return target
 
 
-def resolve_source(source: str, sha256: str | None, cache_dir: str | os.PathLike[str], *, extract_zip: bool = True) -> Path:
+def resolve_source(
+    source: str, sha256: str | None, cache_dir: str | os.PathLike[str], *, extract_zip: bool = True
+) -> Path:
     """A local folder holding the source's files (archives checked and extracted into ``cache_dir``).
 
     A local folder is returned as is (``sha256`` cannot apply to it and is refused); a local ICML CSV
@@ -249,7 +253,7 @@ def resolve_source(source: str, sha256: str | None, cache_dir: str | os.PathLike
     """
     cache = Path(cache_dir)
     if source.startswith("kaggle:"):
-        path = _download_kaggle(source[len("kaggle:"):], cache)
+        path = _download_kaggle(source[len("kaggle:") :], cache)
     elif source.startswith(("http://", "https://")):
         path = _download_url(source, cache)
     else:
@@ -287,7 +291,9 @@ def split_validation(train: Split, val_fraction: float, seed: int) -> tuple[Spli
     try:
         keep, val = train_test_split(index, test_size=val_fraction, stratify=train.labels, random_state=seed)
     except ValueError as exc:
-        raise FerflowError(f"cannot carve a stratified validation split of {val_fraction} from {len(train)} training images ({exc})") from None
+        raise FerflowError(
+            f"cannot carve a stratified validation split of {val_fraction} from {len(train)} training images ({exc})"
+        ) from None
     return train.subset(np.sort(keep)), train.subset(np.sort(val))
 
 
@@ -311,12 +317,25 @@ def acquire(args: argparse.Namespace) -> dict[str, Split]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--source", required=True, help="kaggle:<owner>/<dataset> | http(s)://URL | local zip, tar.gz, folder or ICML CSV | synthetic")
+    parser.add_argument(
+        "--source",
+        required=True,
+        help="kaggle:<owner>/<dataset> | http(s)://URL | local zip, tar.gz, folder or ICML CSV | synthetic",
+    )
     parser.add_argument("--sha256", default=None, help="expected sha256 of the archive (optional)")
-    parser.add_argument("--val-fraction", type=float, default=0.1, help="fraction of train carved (stratified) into val")
-    parser.add_argument("--test-split", default="PublicTest", choices=["PublicTest", "PrivateTest", "all"], help="which FER2013 test split to keep")
+    parser.add_argument(
+        "--val-fraction", type=float, default=0.1, help="fraction of train carved (stratified) into val"
+    )
+    parser.add_argument(
+        "--test-split",
+        default="PublicTest",
+        choices=["PublicTest", "PrivateTest", "all"],
+        help="which FER2013 test split to keep",
+    )
     parser.add_argument("--seed", type=int, default=42, help="seed of the validation split (and of source synthetic)")
-    parser.add_argument("--cache-dir", type=Path, default=Path("resources/downloads"), help="downloads and extracted archives")
+    parser.add_argument(
+        "--cache-dir", type=Path, default=Path("resources/downloads"), help="downloads and extracted archives"
+    )
     parser.add_argument("--out", type=Path, required=True, help="stage folder: train/val/test.npz + summary.json")
     parser.add_argument("--synthetic-train", type=int, default=2800, help="training images of source synthetic")
     parser.add_argument("--synthetic-test", type=int, default=700, help="test images of source synthetic")

@@ -46,7 +46,14 @@ from ferflow.stages import replace_train
 from ferflow.storage import Split, load_split
 
 OFFICIAL_CODES: dict[int, str] = {
-    0: "neutral", 1: "happy", 2: "sad", 3: "surprise", 4: "fear", 5: "disgust", 6: "angry", 7: "",
+    0: "neutral",
+    1: "happy",
+    2: "sad",
+    3: "surprise",
+    4: "fear",
+    5: "disgust",
+    6: "angry",
+    7: "",
 }
 """Expression codes of the official AffectNet annotation CSVs ('' = contempt, dropped; >= 8 dropped)."""
 
@@ -127,8 +134,10 @@ def find_layout(root: Path) -> tuple[str, Path, list[Path]]:
             if _is_class_root(folder):
                 return "folders", folder, []
         level = [d for folder in level for d in _visible_dirs(folder)]
-    raise FerflowError(f"{root}: no AffectNet layout found (class folders with an optional labels.csv, "
-                       "or an annotation CSV with subDirectory_filePath)")
+    raise FerflowError(
+        f"{root}: no AffectNet layout found (class folders with an optional labels.csv, "
+        "or an annotation CSV with subDirectory_filePath)"
+    )
 
 
 def read_kaggle_labels(path: Path) -> dict[str, str]:
@@ -174,8 +183,10 @@ def folder_items(root: Path, classes: list[str], policy: str, log: Callable[[str
             missing = sum(r not in second for r in rel)
             disagree = sum(r in second and second[r] != name for r in rel)
             keep = [(p, r) for p, r in zip(images, rel) if second.get(r) == name]
-            log(f"{folder.name} → {name}: {len(images)} files, {len(keep)} agree with labels.csv, "
-                f"{disagree} disagree, {missing} missing from labels.csv (dropped)")
+            log(
+                f"{folder.name} → {name}: {len(images)} files, {len(keep)} agree with labels.csv, "
+                f"{disagree} disagree, {missing} missing from labels.csv (dropped)"
+            )
         else:
             keep = list(zip(images, rel))
             missing = sum(r not in second for r in rel) if second is not None else len(rel)
@@ -334,14 +345,23 @@ def _source_root(args: argparse.Namespace, tmp: Path) -> Path:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--in-dir", required=True, help="data stage directory to read (train/val/test.npz)")
     parser.add_argument("--out", required=True, help="data stage directory to write")
-    parser.add_argument("--source", required=True,
-                        help="kaggle:<owner>/<dataset> | http(s) URL | local zip, tar.gz, folder or CSV | synthetic")
+    parser.add_argument(
+        "--source",
+        required=True,
+        help="kaggle:<owner>/<dataset> | http(s) URL | local zip, tar.gz, folder or CSV | synthetic",
+    )
     parser.add_argument("--sha256", default=None, help="expected sha256 of a downloaded archive")
     parser.add_argument("--cache-dir", default="resources/downloads", help="downloads and extracted archives")
     parser.add_argument("--classes", nargs="+", default=["angry", "disgust", "surprise"], help="classes to inject")
-    parser.add_argument("--label-policy", choices=("folder", "agree"), default="folder",
-                        help="folder: trust the class folder; agree: keep a file only where labels.csv agrees")
-    parser.add_argument("--max-per-class", type=int, default=None, help="cap of injected images per class (default: none)")
+    parser.add_argument(
+        "--label-policy",
+        choices=("folder", "agree"),
+        default="folder",
+        help="folder: trust the class folder; agree: keep a file only where labels.csv agrees",
+    )
+    parser.add_argument(
+        "--max-per-class", type=int, default=None, help="cap of injected images per class (default: none)"
+    )
     parser.add_argument("--synthetic-per-class", type=int, default=200, help="images per class of --source synthetic")
     parser.add_argument("--seed", type=int, default=42, help="seed of the --max-per-class choice")
     parser.add_argument("--workers", type=int, default=2, help="decoding processes")
@@ -359,8 +379,9 @@ def run(args: argparse.Namespace) -> int:
     if train.images.ndim != 3:
         raise FerflowError(f"{src / 'train.npz'}: AffectNet injection expects grayscale (N, 48, 48) images")
     with tempfile.TemporaryDirectory(prefix="ferflow-affectnet-") as tmp:
-        injected = load_affectnet(_source_root(args, Path(tmp)), classes, args.label_policy,
-                                  args.max_per_class, args.seed, args.workers, log)
+        injected = load_affectnet(
+            _source_root(args, Path(tmp)), classes, args.label_policy, args.max_per_class, args.seed, args.workers, log
+        )
     counts = injected.counts()
     log("injected into train: " + ", ".join(f"{c} {counts[c]}" for c in classes) + f" (total {len(injected)})")
     empty = [c for c in classes if counts[c] == 0]
@@ -369,4 +390,3 @@ def run(args: argparse.Namespace) -> int:
     merged = Split.concat([train, injected])
     replace_train(src, out, merged)
     return 0
-

@@ -116,8 +116,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rotation", type=float, default=15.0, help="random rotation range, ± degrees")
     parser.add_argument("--shift", type=float, default=0.1, help="random width/height shift, ± fraction")
     parser.add_argument("--zoom", type=float, default=0.1, help="random zoom range, ± fraction")
-    parser.add_argument("--horizontal-flip", action=argparse.BooleanOptionalAction, default=True,
-                        help="flip half of the new images horizontally")
+    parser.add_argument(
+        "--horizontal-flip",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="flip half of the new images horizontally",
+    )
     parser.add_argument("--seed", type=int, default=42, help="seed of the parents and transforms")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads of the warping")
 

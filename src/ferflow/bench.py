@@ -19,8 +19,8 @@ import argparse
 import tempfile
 import time
 import zipfile
+from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -37,14 +37,20 @@ REFERENCE_WORKERS = 2
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="resnet", help=f"architecture ({', '.join(models.names())})")
-    parser.add_argument("--data", required=True, type=Path, help="class-folder layout with train/<class>/ (folder or zip)")
+    parser.add_argument(
+        "--data", required=True, type=Path, help="class-folder layout with train/<class>/ (folder or zip)"
+    )
     parser.add_argument("--batches", type=int, default=60, help="timed batches of 64 per loop")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds the batches are split into")
     parser.add_argument("--warmup", type=int, default=3, help="untimed batches before each timing")
     parser.add_argument("--threads", type=int, default=2, help="torch threads of the training process")
     parser.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"], help="device of both loops")
-    parser.add_argument("--amp", default="auto", choices=["auto", "true", "false"],
-                        help="ferflow loop's mixed precision, as the training setting amp")
+    parser.add_argument(
+        "--amp",
+        default="auto",
+        choices=["auto", "true", "false"],
+        help="ferflow loop's mixed precision, as the training setting amp",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the model weights and batches")
 
 
@@ -58,8 +64,13 @@ def train_folder(data: Path, scratch: Path) -> Path:
     if not zipfile.is_zipfile(data):
         raise FerflowError(f"{data}: neither a folder nor a zip")
     with zipfile.ZipFile(data) as archive:
-        members = [m for m in archive.namelist() if len(PurePosixPath(m).parts) >= 3
-                   and PurePosixPath(m).parts[-3] == "train" and PurePosixPath(m).suffix.lower() in layouts.IMAGE_SUFFIXES]
+        members = [
+            m
+            for m in archive.namelist()
+            if len(PurePosixPath(m).parts) >= 3
+            and PurePosixPath(m).parts[-3] == "train"
+            and PurePosixPath(m).suffix.lower() in layouts.IMAGE_SUFFIXES
+        ]
         if not members:
             raise FerflowError(f"{data}: no train/<class>/<image> members")
         for m in members:  # flattened to train/<class>/<file>: no path from the archive escapes scratch
@@ -74,20 +85,31 @@ def reference_loader(folder: Path, seed: int) -> torch.utils.data.DataLoader:
     """The study's input pipeline: ImageFolder + PIL transforms + DataLoader (2 workers, batch 64)."""
     from torchvision import datasets, transforms
 
-    transform = transforms.Compose([
-        transforms.RandomHorizontalFlip(),
-        transforms.RandomRotation(5),
-        transforms.RandomAffine(0, shear=10, translate=(0.2, 0.2)),
-        transforms.ToTensor(),
-        transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
-    ])
+    transform = transforms.Compose(
+        [
+            transforms.RandomHorizontalFlip(),
+            transforms.RandomRotation(5),
+            transforms.RandomAffine(0, shear=10, translate=(0.2, 0.2)),
+            transforms.ToTensor(),
+            transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+        ]
+    )
     dataset = datasets.ImageFolder(str(folder), transform=transform)
-    return torch.utils.data.DataLoader(dataset, batch_size=64, shuffle=True, num_workers=REFERENCE_WORKERS,
-                                       generator=torch.Generator().manual_seed(seed))
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=64,
+        shuffle=True,
+        num_workers=REFERENCE_WORKERS,
+        generator=torch.Generator().manual_seed(seed),
+    )
 
 
-def timed(batches: Iterable[tuple[torch.Tensor, torch.Tensor]], step: Callable[[torch.Tensor, torch.Tensor], None],
-          count: int, warmup: int) -> float:
+def timed(
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    step: Callable[[torch.Tensor, torch.Tensor], None],
+    count: int,
+    warmup: int,
+) -> float:
     """Images/s of ``step`` over ``count`` batches after ``warmup`` untimed ones."""
     seen, began = 0, time.perf_counter()
     for i, (x, y) in enumerate(batches):
@@ -124,21 +146,29 @@ def run(args: argparse.Namespace) -> int:
     load_seconds = time.perf_counter() - began
     per_round = -(-args.batches // args.rounds)
     if len(train) < (args.warmup + per_round) * 64:
-        raise FerflowError(f"{args.data}: {len(train)} training images, too few for {args.warmup + per_round} batches of 64")
+        raise FerflowError(
+            f"{args.data}: {len(train)} training images, too few for {args.warmup + per_round} batches of 64"
+        )
     data = DeviceData.of(train, device, in_channels=3)
-    print(f"{args.model}: {args.rounds} rounds of {per_round} timed batches of 64 per loop, "
-          f"each after {args.warmup} warm-up batches; loops alternate so that both see the same machine load; "
-          f"{args.threads} thread(s), device {device}")
-    print(f"ferflow decoded {len(train)} training images into memory once, in {load_seconds:.1f} s (not timed); "
-          f"the reference loop decodes JPEGs in every batch")
+    print(
+        f"{args.model}: {args.rounds} rounds of {per_round} timed batches of 64 per loop, "
+        f"each after {args.warmup} warm-up batches; loops alternate so that both see the same machine load; "
+        f"{args.threads} thread(s), device {device}"
+    )
+    print(
+        f"ferflow decoded {len(train)} training images into memory once, in {load_seconds:.1f} s (not timed); "
+        f"the reference loop decodes JPEGs in every batch"
+    )
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     amp = {"true": True, "false": False}.get(args.amp, "auto")
     settings = resolve_settings({"max_train_batches": args.warmup + per_round, "amp": amp})
     torch.manual_seed(args.seed)
     engine, amp_dtype = make_engine(models.build(args.model, in_channels=3), settings, device)
-    print(f"ferflow loop: {'autocast ' + str(amp_dtype).removeprefix('torch.') if amp_dtype else 'fp32'}, channels_last "
-          f"{engine.channels_last}; reference loop: fp32. CPU capability {torch.backends.cpu.get_cpu_capability()}, "
-          f"native bf16 {'yes' if cpu_has_native_bf16() else 'no'}")
+    print(
+        f"ferflow loop: {'autocast ' + str(amp_dtype).removeprefix('torch.') if amp_dtype else 'fp32'}, channels_last "
+        f"{engine.channels_last}; reference loop: fp32. CPU capability {torch.backends.cpu.get_cpu_capability()}, "
+        f"native bf16 {'yes' if cpu_has_native_bf16() else 'no'}"
+    )
     torch.manual_seed(args.seed)
     reference = reference_step(models.build(args.model, in_channels=3), device)
 
@@ -151,18 +181,37 @@ def run(args: argparse.Namespace) -> int:
         loader = reference_loader(train_folder(args.data, Path(scratch)), args.seed)
         for r in range(args.rounds):
             engine.model.train()
-            rates["ferflow"].append(timed(EpochBatches(data, settings, epoch_generator(args.seed, r), engine.channels_last),
-                                          ours, per_round, args.warmup))
+            rates["ferflow"].append(
+                timed(
+                    EpochBatches(data, settings, epoch_generator(args.seed, r), engine.channels_last),
+                    ours,
+                    per_round,
+                    args.warmup,
+                )
+            )
             rates["reference"].append(timed(loader, reference, per_round, args.warmup))
             ours_rate, reference_rate = rates["ferflow"][-1], rates["reference"][-1]
-            print(f"round {r + 1}: ferflow {ours_rate:.1f} images/s, reference {reference_rate:.1f} images/s, "
-                  f"ratio {ours_rate / reference_rate:.2f}x", flush=True)
-        rates["ferflow input"].append(timed(EpochBatches(data, settings, epoch_generator(args.seed, 0), engine.channels_last),
-                                            lambda x, y: sync(), per_round, args.warmup))
+            print(
+                f"round {r + 1}: ferflow {ours_rate:.1f} images/s, reference {reference_rate:.1f} images/s, "
+                f"ratio {ours_rate / reference_rate:.2f}x",
+                flush=True,
+            )
+        rates["ferflow input"].append(
+            timed(
+                EpochBatches(data, settings, epoch_generator(args.seed, 0), engine.channels_last),
+                lambda x, y: sync(),
+                per_round,
+                args.warmup,
+            )
+        )
         rates["reference input"].append(timed(loader, lambda x, y: None, per_round, args.warmup))
-    mean = {name: len(values) / sum(1 / v for v in values) for name, values in rates.items()}  # total images / total time
-    print(f"input only: ferflow {mean['ferflow input']:.0f} images/s, reference {mean['reference input']:.0f} images/s "
-          f"({mean['ferflow input'] / mean['reference input']:.1f}x)")
+    mean = {
+        name: len(values) / sum(1 / v for v in values) for name, values in rates.items()
+    }  # total images / total time
+    print(
+        f"input only: ferflow {mean['ferflow input']:.0f} images/s, reference {mean['reference input']:.0f} images/s "
+        f"({mean['ferflow input'] / mean['reference input']:.1f}x)"
+    )
     print(f"training:   ferflow {mean['ferflow']:.1f} images/s, reference {mean['reference']:.1f} images/s")
     print(f"ratio: {mean['ferflow'] / mean['reference']:.2f}x (training images/s, ferflow / reference)")
     return 0

@@ -54,13 +54,19 @@ def read(path: str | os.PathLike[str]) -> dict[str, Any]:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise FerflowError(f"{path}: checkpoint not found") from None
-    except Exception as exc:  # torch raises many types (UnpicklingError, RuntimeError, KeyError, ...) for non-checkpoints
+    except (
+        Exception
+    ) as exc:  # torch raises many types (UnpicklingError, RuntimeError, KeyError, ...) for non-checkpoints
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise FerflowError(f"{path}: not a loadable ferflow checkpoint (refused by weights_only loading: {first})") from None
+        raise FerflowError(
+            f"{path}: not a loadable ferflow checkpoint (refused by weights_only loading: {first})"
+        ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise FerflowError(f"{path}: not a ferflow checkpoint (no 'format: {FORMAT}' entry)")
     if ckpt.get("version") != VERSION:
-        raise FerflowError(f"{path}: ferflow checkpoint version {ckpt.get('version')!r} is not supported (expected {VERSION})")
+        raise FerflowError(
+            f"{path}: ferflow checkpoint version {ckpt.get('version')!r} is not supported (expected {VERSION})"
+        )
     return ckpt
 
 

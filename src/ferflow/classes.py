@@ -14,7 +14,13 @@ ALIASES: dict[str, str] = {
 }
 
 ICML_CODES: dict[int, str] = {
-    0: "angry", 1: "disgust", 2: "fear", 3: "happy", 4: "sad", 5: "surprise", 6: "neutral",
+    0: "angry",
+    1: "disgust",
+    2: "fear",
+    3: "happy",
+    4: "sad",
+    5: "surprise",
+    6: "neutral",
 }
 """Emotion codes of the original ICML 2013 CSV (fer2013.csv / icml_face_data.csv)."""
 

@@ -55,9 +55,16 @@ def distribution_plot(summaries: list[tuple[str, dict]], path: Path, dpi: int) -
     shades = np.linspace(0.35, 1.0, len(summaries))
     for k, (name, summary) in enumerate(summaries):
         counts = [summary["train"].get(c, 0) for c in CLASS_NAMES]
-        bars = ax_train.bar(x + (k - (len(summaries) - 1) / 2) * width, counts, width, label=name,
-                            color=[class_color(c) for c in CLASS_NAMES], alpha=float(shades[k]),
-                            edgecolor="black", linewidth=0.4)
+        bars = ax_train.bar(
+            x + (k - (len(summaries) - 1) / 2) * width,
+            counts,
+            width,
+            label=name,
+            color=[class_color(c) for c in CLASS_NAMES],
+            alpha=float(shades[k]),
+            edgecolor="black",
+            linewidth=0.4,
+        )
         ax_train.bar_label(bars, fontsize=6, rotation=90, padding=2)
     test = [summaries[-1][1]["test"].get(c, 0) for c in CLASS_NAMES]
     bars = ax_test.bar(x, test, 0.6, color=[class_color(c) for c in CLASS_NAMES], edgecolor="black", linewidth=0.4)
@@ -68,8 +75,15 @@ def distribution_plot(summaries: list[tuple[str, dict]], path: Path, dpi: int) -
         ax.set_title(title)
         ax.margins(y=0.15)
         ax.spines[["top", "right"]].set_visible(False)
-    fig.legend(*ax_train.get_legend_handles_labels(), title="training split at stage (bars left to right)",
-               fontsize="small", frameon=False, ncol=len(summaries), loc="upper center", bbox_to_anchor=(0.5, 0.0))
+    fig.legend(
+        *ax_train.get_legend_handles_labels(),
+        title="training split at stage (bars left to right)",
+        fontsize="small",
+        frameon=False,
+        ncol=len(summaries),
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+    )
     save_figure(fig, path, dpi)
 
 
@@ -98,8 +112,14 @@ def add_arguments_plot_data(parser: argparse.ArgumentParser) -> None:
     samples.add_argument("--per-class", type=int, default=8, help="faces shown per class")
     samples.add_argument("--seed", type=int, default=42, help="seed of the choice of faces")
     dist = sub.add_parser("distribution", help="class distributions of data stages from their summary.json (Figure 2)")
-    dist.add_argument("--summary", type=_summary_arg, action="append", required=True, metavar="NAME=PATH",
-                      help="a stage's summary.json, in stage order (repeat)")
+    dist.add_argument(
+        "--summary",
+        type=_summary_arg,
+        action="append",
+        required=True,
+        metavar="NAME=PATH",
+        help="a stage's summary.json, in stage order (repeat)",
+    )
     tsne = sub.add_parser("tsne", help="plot t-SNE coordinates written by tsne-raw or embed (Figure 3)")
     tsne.add_argument("--coords", required=True, help="CSV with columns index,label,class,x,y")
     tsne.add_argument("--title", default="t-SNE of raw test pixels", help="figure title")
@@ -138,8 +158,9 @@ def run_tsne_raw(args: argparse.Namespace) -> int:
     if len(split) < 4:
         raise FerflowError(f"{args.split}: t-SNE needs at least 4 images, found {len(split)}")
     pixels = split.images.reshape(len(split), -1).astype(np.float32) / 255.0
-    coords, labels, index = embed_2d(pixels, split.labels, args.pca_components, args.perplexity,
-                                     args.max_iter, args.max_points, args.seed)
+    coords, labels, index = embed_2d(
+        pixels, split.labels, args.pca_components, args.perplexity, args.max_iter, args.max_points, args.seed
+    )
     write_coords(args.out, coords, labels, index)
     print(f"wrote {args.out}: {len(index)} of {len(split)} images embedded")
     return 0

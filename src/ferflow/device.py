@@ -33,7 +33,7 @@ def mps_available() -> bool:
     return bool(backend and backend.is_available())
 
 
-def select_device(preference: str = "auto") -> "torch.device":
+def select_device(preference: str = "auto") -> torch.device:
     """``auto``: CUDA, else MPS, else CPU; an explicit device must be available."""
     import torch  # imported here so that claiming a GPU slot stays light
 
@@ -84,7 +84,9 @@ class GpuSlot:
             self.handle.close()
 
 
-def claim_gpu_slot(count: int, directory: Path | None = None, timeout: float | None = None, poll: float = 1.0) -> GpuSlot:
+def claim_gpu_slot(
+    count: int, directory: Path | None = None, timeout: float | None = None, poll: float = 1.0
+) -> GpuSlot:
     """Lock the first free of ``count`` GPU slots, waiting for one to free up (up to ``timeout`` s)."""
     if count < 1:
         raise FerflowError("no GPU to claim a slot for")
@@ -110,6 +112,10 @@ def claim_gpu_slot(count: int, directory: Path | None = None, timeout: float | N
         if timeout is not None and time.monotonic() - start >= timeout:
             raise FerflowError(f"all {count} GPU slots in {directory} stayed busy for {timeout:g} s")
         if not announced:
-            print(f"all {count} GPU slots in {directory} are busy; waiting for one to free up", file=sys.stderr, flush=True)
+            print(
+                f"all {count} GPU slots in {directory} are busy; waiting for one to free up",
+                file=sys.stderr,
+                flush=True,
+            )
             announced = True
         time.sleep(poll)

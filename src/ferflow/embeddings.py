@@ -40,8 +40,13 @@ def run(args: argparse.Namespace) -> int:
     features = penultimate_features(args.checkpoint, split.images, args.batch_size)
     try:
         coords, labels, index = tsne.embed_2d(
-            features, split.labels, pca_components=args.pca_components, perplexity=args.perplexity,
-            max_iter=args.max_iter, max_points=args.max_points, seed=args.seed,
+            features,
+            split.labels,
+            pca_components=args.pca_components,
+            perplexity=args.perplexity,
+            max_iter=args.max_iter,
+            max_points=args.max_points,
+            seed=args.seed,
         )
     except ValueError as exc:
         raise FerflowError(f"{args.data}: {exc}") from None

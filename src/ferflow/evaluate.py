@@ -35,15 +35,20 @@ from ferflow.storage import Split, atomic_path, load_split, write_json
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="a ferflow checkpoint (best.pt)")
-    parser.add_argument("--data", required=True,
-                        help="split file (.npz), class-folder layout (folder or zip) or ICML CSV")
+    parser.add_argument(
+        "--data", required=True, help="split file (.npz), class-folder layout (folder or zip) or ICML CSV"
+    )
     parser.add_argument("--out", help="metrics JSON to write")
     parser.add_argument("--predictions", help="per-image predictions CSV (id, true, predicted, p_<class>...)")
     parser.add_argument("--per-class", help="per-class precision/recall/F1/support CSV")
     parser.add_argument("--confusion", help="confusion matrix CSV (rows: true class, columns: predicted)")
-    parser.add_argument("--split", choices=TEST_SPLITS, default=None,
-                        help="keep only these test images: a folder's or zip's by file name prefix, the ICML CSV's "
-                             "by Usage (default: every image of a folder or zip, the CSV's PublicTest rows)")
+    parser.add_argument(
+        "--split",
+        choices=TEST_SPLITS,
+        default=None,
+        help="keep only these test images: a folder's or zip's by file name prefix, the ICML CSV's "
+        "by Usage (default: every image of a folder or zip, the CSV's PublicTest rows)",
+    )
     parser.add_argument("--batch-size", type=int, default=256, help="images per inference batch")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for inference")
 
@@ -66,8 +71,9 @@ def load_labelled_images(path: str | Path, test_split: str | None = None) -> Spl
     raise FerflowError(f"{path}: no labelled test images (found splits: {', '.join(splits) or 'none'})")
 
 
-def batched_outputs(fn: Callable[[torch.Tensor], torch.Tensor], images: np.ndarray, in_channels: int,
-                    batch_size: int) -> np.ndarray:
+def batched_outputs(
+    fn: Callable[[torch.Tensor], torch.Tensor], images: np.ndarray, in_channels: int, batch_size: int
+) -> np.ndarray:
     """``fn`` applied to model inputs made from uint8 ``images`` batch by batch, without gradients."""
     outputs = []
     with torch.no_grad():
@@ -93,9 +99,7 @@ def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
     labels = list(range(NUM_CLASSES))
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, zero_division=0
-    )
+    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
     confusion = confusion_matrix(y_true, y_pred, labels=labels)
     rows = confusion.sum(axis=1, keepdims=True)
     normalized = np.divide(confusion, rows, out=np.zeros(confusion.shape), where=rows > 0)
@@ -103,8 +107,12 @@ def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
         "per_class": {
-            name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
-                   "support": int(support[i])}
+            name: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
             for i, name in enumerate(CLASS_NAMES)
         },
         "confusion": confusion.astype(int).tolist(),
@@ -117,11 +125,13 @@ def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
 def predictions_frame(split: Split, probabilities: np.ndarray) -> pd.DataFrame:
     """One row per image: id, true and predicted class, and the probability of every class."""
     predicted = probabilities.argmax(axis=1)
-    frame = pd.DataFrame({
-        "id": split.ids,
-        "true": [CLASS_NAMES[i] for i in split.labels],
-        "predicted": [CLASS_NAMES[i] for i in predicted],
-    })
+    frame = pd.DataFrame(
+        {
+            "id": split.ids,
+            "true": [CLASS_NAMES[i] for i in split.labels],
+            "predicted": [CLASS_NAMES[i] for i in predicted],
+        }
+    )
     for i, name in enumerate(CLASS_NAMES):
         frame[f"p_{name}"] = probabilities[:, i].round(6)
     return frame
@@ -145,21 +155,24 @@ def write_csv(path: str | Path, frame: pd.DataFrame, index: bool = False) -> Non
         frame.to_csv(tmp, index=index, float_format="%.6g")
 
 
-def evaluate(checkpoint_path: str | Path, data: str | Path, test_split: str | None = None,
-             batch_size: int = 256) -> tuple[dict[str, Any], pd.DataFrame]:
+def evaluate(
+    checkpoint_path: str | Path, data: str | Path, test_split: str | None = None, batch_size: int = 256
+) -> tuple[dict[str, Any], pd.DataFrame]:
     """Metrics (the metrics.json dict) and per-image predictions of a checkpoint on labelled data."""
     model, ckpt = checkpoint.load_model(checkpoint_path)
     split = load_labelled_images(data, test_split)
     probabilities = predict_probabilities(model, ckpt, split.images, batch_size)
     metrics = compute_metrics(split.labels, probabilities.argmax(axis=1))
-    metrics.update({
-        "arch": ckpt["arch"],
-        "parameters": models.count_parameters(model),
-        "experiment": ckpt.get("experiment"),
-        "epoch": ckpt.get("epoch"),
-        "checkpoint": str(checkpoint_path),
-        "data": str(data),
-    })
+    metrics.update(
+        {
+            "arch": ckpt["arch"],
+            "parameters": models.count_parameters(model),
+            "experiment": ckpt.get("experiment"),
+            "epoch": ckpt.get("epoch"),
+            "checkpoint": str(checkpoint_path),
+            "data": str(data),
+        }
+    )
     return metrics, predictions_frame(split, probabilities)
 
 

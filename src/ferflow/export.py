@@ -75,19 +75,26 @@ def fuse_batchnorm(model: nn.Module) -> nn.Module:
 
 def metadata(ckpt: dict[str, Any]) -> dict[str, str]:
     """The ONNX metadata that makes an export self-describing, like its checkpoint."""
-    return {"ferflow_arch": ckpt["arch"], "ferflow_classes": json.dumps(ckpt["classes"]),
-            "ferflow_image_size": str(ckpt["image_size"]),
-            "ferflow_in_channels": str(ckpt["arch_kwargs"]["in_channels"]),
-            "ferflow_normalization": json.dumps(ckpt["normalization"])}
+    return {
+        "ferflow_arch": ckpt["arch"],
+        "ferflow_classes": json.dumps(ckpt["classes"]),
+        "ferflow_image_size": str(ckpt["image_size"]),
+        "ferflow_in_channels": str(ckpt["arch_kwargs"]["in_channels"]),
+        "ferflow_normalization": json.dumps(ckpt["normalization"]),
+    }
 
 
 def read_metadata(session: ort.InferenceSession, path: str | Path) -> dict[str, Any]:
     """The checkpoint fields (arch, classes, image_size, in_channels, normalization) an export carries."""
     meta = session.get_modelmeta().custom_metadata_map
     try:
-        return {"arch": meta["ferflow_arch"], "classes": json.loads(meta["ferflow_classes"]),
-                "image_size": int(meta["ferflow_image_size"]), "in_channels": int(meta["ferflow_in_channels"]),
-                "normalization": json.loads(meta["ferflow_normalization"])}
+        return {
+            "arch": meta["ferflow_arch"],
+            "classes": json.loads(meta["ferflow_classes"]),
+            "image_size": int(meta["ferflow_image_size"]),
+            "in_channels": int(meta["ferflow_in_channels"]),
+            "normalization": json.loads(meta["ferflow_normalization"]),
+        }
     except (KeyError, ValueError):
         raise FerflowError(f"{path}: not an ONNX model of 'ferflow export-onnx' (ferflow metadata missing)") from None
 
@@ -101,18 +108,34 @@ def to_onnx(model: nn.Module, example: torch.Tensor, opset: int) -> tuple[onnx.M
     """``model`` as an ONNX model with a dynamic batch axis, and the exporter that produced it."""
     try:
         program = torch.onnx.export(
-            model, (example,), dynamo=True, opset_version=opset, input_names=[INPUT], output_names=[OUTPUT],
-            dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False,
+            model,
+            (example,),
+            dynamo=True,
+            opset_version=opset,
+            input_names=[INPUT],
+            output_names=[OUTPUT],
+            dynamic_shapes=({0: torch.export.Dim("batch")},),
+            verbose=False,
         )
         return program.model_proto, "dynamo"
     except Exception as exc:  # any exporter failure: fall back to the TorchScript exporter
-        print(f"ferflow export-onnx: dynamo exporter failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
-              "using the TorchScript exporter", file=sys.stderr)
+        print(
+            f"ferflow export-onnx: dynamo exporter failed "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+            "using the TorchScript exporter",
+            file=sys.stderr,
+        )
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
-            model, (example,), buffer, dynamo=False, opset_version=opset, input_names=[INPUT], output_names=[OUTPUT],
+            model,
+            (example,),
+            buffer,
+            dynamo=False,
+            opset_version=opset,
+            input_names=[INPUT],
+            output_names=[OUTPUT],
             dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
         )
     return onnx.load_from_string(buffer.getvalue()), "torchscript"
@@ -120,8 +143,9 @@ def to_onnx(model: nn.Module, example: torch.Tensor, opset: int) -> tuple[onnx.M
 
 def logits_of(run_batch: Any, x: torch.Tensor, batch_size: int) -> np.ndarray:
     """``run_batch`` over ``x`` in batches, concatenated (float64 for comparisons)."""
-    return np.concatenate([np.asarray(run_batch(x[i : i + batch_size]), dtype=np.float64)
-                           for i in range(0, len(x), batch_size)])
+    return np.concatenate(
+        [np.asarray(run_batch(x[i : i + batch_size]), dtype=np.float64) for i in range(0, len(x), batch_size)]
+    )
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -136,7 +160,9 @@ def compare(model: nn.Module, session: ort.InferenceSession, x: torch.Tensor, ba
     onnx_logits = logits_of(lambda b: session.run([OUTPUT], {INPUT: b.numpy()})[0], x, batch_size)
     single = np.asarray(session.run([OUTPUT], {INPUT: x[:1].numpy()})[0], dtype=np.float64)
     logit_diff = max(float(np.abs(reference - onnx_logits).max()), float(np.abs(reference[:1] - single).max()))
-    mismatches = int((reference.argmax(1) != onnx_logits.argmax(1)).sum()) + int(reference[0].argmax() != single[0].argmax())
+    mismatches = int((reference.argmax(1) != onnx_logits.argmax(1)).sum()) + int(
+        reference[0].argmax() != single[0].argmax()
+    )
     return {
         "max_abs_diff": logit_diff,
         "max_abs_diff_probabilities": float(np.abs(softmax(reference) - softmax(onnx_logits)).max()),
@@ -163,7 +189,10 @@ def run(args: argparse.Namespace) -> int:
         raise FerflowError(f"{args.data}: split file holds no images")
     size = int(ckpt["image_size"])
     if split.images.shape[1:3] != (size, size):
-        raise FerflowError(f"{args.data}: images are {split.images.shape[1]}×{split.images.shape[2]}, the checkpoint expects {size}×{size}")
+        raise FerflowError(
+            f"{args.data}: images are {split.images.shape[1]}×{split.images.shape[2]}, "
+            f"the checkpoint expects {size}×{size}"
+        )
     x = to_model_input(split.images, int(ckpt["arch_kwargs"]["in_channels"]))
     proto, exporter = to_onnx(fuse_batchnorm(model), example_input(ckpt, 2), args.opset)
     onnx.helper.set_model_props(proto, metadata(ckpt))
@@ -171,17 +200,33 @@ def run(args: argparse.Namespace) -> int:
         onnx.save_model(proto, tmp)
         onnx.checker.check_model(str(tmp))
         report = compare(model, ort_session(tmp, threads=torch.get_num_threads()), x, args.batch_size)
-        report.update({"exporter": exporter, "opset": args.opset,
-                       "batchnorm_nodes": count_ops(proto, "BatchNormalization"),
-                       "checkpoint": str(args.checkpoint), "data": str(args.data),
-                       "atol": args.atol, "torch": torch.__version__, "onnxruntime": ort.__version__})
-        print(f"ferflow export-onnx: {report['n_images']} images, exporter {exporter}, opset {args.opset}: "
-              f"max |logit diff| {report['max_abs_diff']:.3g}, max |probability diff| {report['max_abs_diff_probabilities']:.3g}, "
-              f"{report['n_mismatches']} prediction mismatch(es), "
-              f"{report['batchnorm_nodes']} BatchNormalization node(s) left")
+        report.update(
+            {
+                "exporter": exporter,
+                "opset": args.opset,
+                "batchnorm_nodes": count_ops(proto, "BatchNormalization"),
+                "checkpoint": str(args.checkpoint),
+                "data": str(args.data),
+                "atol": args.atol,
+                "torch": torch.__version__,
+                "onnxruntime": ort.__version__,
+            }
+        )
+        print(
+            f"ferflow export-onnx: {report['n_images']} images, exporter {exporter}, opset {args.opset}: "
+            f"max |logit diff| {report['max_abs_diff']:.3g}, "
+            f"max |probability diff| {report['max_abs_diff_probabilities']:.3g}, "
+            f"{report['n_mismatches']} prediction mismatch(es), "
+            f"{report['batchnorm_nodes']} BatchNormalization node(s) left"
+        )
         if not report["predictions_match"]:
-            raise FerflowError(f"{args.out}: ONNX Runtime and PyTorch disagree on {report['n_mismatches']} prediction(s) of {args.data}")
+            raise FerflowError(
+                f"{args.out}: ONNX Runtime and PyTorch disagree on {report['n_mismatches']} prediction(s) "
+                f"of {args.data}"
+            )
         if report["max_abs_diff"] > args.atol:
-            raise FerflowError(f"{args.out}: ONNX logits differ from PyTorch by {report['max_abs_diff']:.3g} > --atol {args.atol}")
+            raise FerflowError(
+                f"{args.out}: ONNX logits differ from PyTorch by {report['max_abs_diff']:.3g} > --atol {args.atol}"
+            )
         write_json(args.check_out, report)
     return 0

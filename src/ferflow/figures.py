@@ -50,8 +50,9 @@ def add_arguments_plot_run(parser: argparse.ArgumentParser) -> None:
 def add_arguments_plot_study(parser: argparse.ArgumentParser) -> None:
     kinds = parser.add_subparsers(dest="kind", required=True)
     sweep = kinds.add_parser("sweep", help="validation curves of an architecture's sweep experiments")
-    sweep.add_argument("histories", nargs="+",
-                       help="history.csv of every seed of each experiment (runs/<m>/<e>/seed<k>/)")
+    sweep.add_argument(
+        "histories", nargs="+", help="history.csv of every seed of each experiment (runs/<m>/<e>/seed<k>/)"
+    )
     params = kinds.add_parser("params", help="test accuracy and macro-F1 against parameter count")
     params.add_argument("metrics", nargs="+", help="metrics.json of every run (runs/<m>/<e>/seed<k>/)")
     for sub in (sweep, params):
@@ -71,12 +72,16 @@ def curves_figure(history: pd.DataFrame, title: str) -> plt.Figure:
     """Loss, accuracy (train and val) and val macro-F1 per epoch; the best epoch (val macro-F1) marked."""
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     best = int(best_epoch(history)["epoch"])
-    panels = [("loss", "Loss", ["train", "val"]), ("acc", "Accuracy", ["train", "val"]),
-              ("macro_f1", "Macro-F1", ["val"])]
+    panels = [
+        ("loss", "Loss", ["train", "val"]),
+        ("acc", "Accuracy", ["train", "val"]),
+        ("macro_f1", "Macro-F1", ["val"]),
+    ]
     for ax, (key, label, splits) in zip(axes, panels):
         for split in splits:
-            ax.plot(history["epoch"], history[f"{split}_{key}"], SPLIT_STYLES[split], marker="o", markersize=3,
-                    label=split)
+            ax.plot(
+                history["epoch"], history[f"{split}_{key}"], SPLIT_STYLES[split], marker="o", markersize=3, label=split
+            )
         ax.axvline(best, color="0.6", linestyle=":", linewidth=1, label=f"best epoch ({best})")
         epoch_axis(ax, int(history["epoch"].max()))
         ax.set_title(label)
@@ -118,8 +123,15 @@ def confusion_figure(metrics: dict[str, Any], title: str) -> plt.Figure:
         top = matrix.max() if matrix.max() > 0 else 1
         for i in range(matrix.shape[0]):
             for j in range(matrix.shape[1]):
-                ax.text(j, i, fmt.format(matrix[i, j]), ha="center", va="center", fontsize=8,
-                        color="white" if matrix[i, j] > 0.6 * top else "black")
+                ax.text(
+                    j,
+                    i,
+                    fmt.format(matrix[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if matrix[i, j] > 0.6 * top else "black",
+                )
         ax.set_xticks(range(len(CLASS_NAMES)), CLASS_NAMES, rotation=45, ha="right")
         ax.set_yticks(range(len(CLASS_NAMES)), CLASS_NAMES)
         ax.set_xlabel("predicted")
@@ -154,11 +166,17 @@ def sweep_figure(histories: list[str], title: str) -> plt.Figure:
         last_epoch = max(last_epoch, max(int(f["epoch"].max()) for f in frames))
         for ax, key in zip(axes, ("val_acc", "val_macro_f1")):
             values = stacked[key]
-            line, = ax.plot(values.mean().index, values.mean(), marker="o", markersize=3,
-                            label=f"{experiment} ({len(frames)} seed{'s' if len(frames) > 1 else ''})")
+            (line,) = ax.plot(
+                values.mean().index,
+                values.mean(),
+                marker="o",
+                markersize=3,
+                label=f"{experiment} ({len(frames)} seed{'s' if len(frames) > 1 else ''})",
+            )
             if len(frames) > 1:
-                ax.fill_between(values.min().index, values.min(), values.max(), color=line.get_color(), alpha=0.15,
-                                linewidth=0)
+                ax.fill_between(
+                    values.min().index, values.min(), values.max(), color=line.get_color(), alpha=0.15, linewidth=0
+                )
     for ax, label in zip(axes, ("Validation accuracy", "Validation macro-F1")):
         ax.set_title(f"{label} (mean, band: min–max over seeds)")
         epoch_axis(ax, last_epoch)
@@ -179,9 +197,15 @@ def params_figure(metrics_paths: list[str], title: str) -> plt.Figure:
         run = run_of(path)
         if "parameters" not in metrics:
             raise FerflowError(f"{path}: metrics lack the key parameters (re-run ferflow evaluate)")
-        rows.append({"arch": metrics.get("arch", run.model), "experiment": run.experiment,
-                     "parameters": metrics["parameters"], "accuracy": metrics["accuracy"],
-                     "macro_f1": metrics["macro_f1"]})
+        rows.append(
+            {
+                "arch": metrics.get("arch", run.model),
+                "experiment": run.experiment,
+                "parameters": metrics["parameters"],
+                "accuracy": metrics["accuracy"],
+                "macro_f1": metrics["macro_f1"],
+            }
+        )
     frame = pd.DataFrame(rows)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
@@ -189,18 +213,36 @@ def params_figure(metrics_paths: list[str], title: str) -> plt.Figure:
         for k, (arch, group) in enumerate(frame.groupby("arch", sort=False)):
             color = colors[k % len(colors)]
             ax.scatter(group["parameters"], group[key], color=color, marker=".", s=18, alpha=0.5)
-            means = group.groupby("experiment", sort=False).agg(parameters=("parameters", "first"),
-                                                                mean=(key, "mean"), std=(key, "std")).fillna(0.0)
+            means = (
+                group.groupby("experiment", sort=False)
+                .agg(parameters=("parameters", "first"), mean=(key, "mean"), std=(key, "std"))
+                .fillna(0.0)
+            )
             final = means.index == FINAL
             for is_final, marker, size, kind in ((False, "o", 6, "sweep"), (True, "*", 14, "final")):
                 chosen = means[final == is_final]
                 if len(chosen):
-                    ax.errorbar(chosen["parameters"], chosen["mean"], yerr=chosen["std"], fmt=marker, color=color,
-                                markersize=size, markeredgecolor="black" if is_final else color, markeredgewidth=0.5,
-                                capsize=3, alpha=0.85, label=f"{arch} {kind}")
+                    ax.errorbar(
+                        chosen["parameters"],
+                        chosen["mean"],
+                        yerr=chosen["std"],
+                        fmt=marker,
+                        color=color,
+                        markersize=size,
+                        markeredgecolor="black" if is_final else color,
+                        markeredgewidth=0.5,
+                        capsize=3,
+                        alpha=0.85,
+                        label=f"{arch} {kind}",
+                    )
             top = means.loc[means["mean"].idxmax()]
-            ax.annotate(f"{arch}\n{int(top['parameters']):,}", (top["parameters"], top["mean"]),
-                        textcoords="offset points", xytext=(8, 4), fontsize=8)
+            ax.annotate(
+                f"{arch}\n{int(top['parameters']):,}",
+                (top["parameters"], top["mean"]),
+                textcoords="offset points",
+                xytext=(8, 4),
+                fontsize=8,
+            )
         ax.set_xscale("log")
         ax.set_xlabel("parameters")
         ax.set_title(f"{label} (dots: seeds; bars: mean ± std)")

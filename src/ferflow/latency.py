@@ -22,7 +22,8 @@ import os
 import platform
 import statistics
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -34,8 +35,13 @@ from ferflow.export import INPUT, OUTPUT, example_input, fuse_batchnorm, ort_ses
 from ferflow.storage import read_json, write_json
 
 TARGET = {"batch_size": 1, "threads": 2, "max_ms": 0.5}
-CPU_FLAGS = {"avx2": ("avx2",), "avx512": ("avx512f",), "avx512_vnni": ("avx512_vnni",), "avx_vnni": ("avx_vnni",),
-             "amx": ("amx_tile", "amx_int8", "amx_bf16")}
+CPU_FLAGS = {
+    "avx2": ("avx2",),
+    "avx512": ("avx512f",),
+    "avx512_vnni": ("avx512_vnni",),
+    "avx_vnni": ("avx_vnni",),
+    "amx": ("amx_tile", "amx_int8", "amx_bf16"),
+}
 
 
 def time_runs(fn: Callable[[], object], warmup: int, repeats: int, min_seconds: float = 0.0) -> list[float]:
@@ -87,8 +93,10 @@ def cpu_capability() -> dict[str, Any]:
             flags = next((set(line.split(":", 1)[1].split()) for line in fh if line.startswith("flags")), set())
     except OSError:
         pass
-    return {"torch": torch.backends.cpu.get_cpu_capability(),
-            **{name: any(f in flags for f in names) for name, names in CPU_FLAGS.items()}}
+    return {
+        "torch": torch.backends.cpu.get_cpu_capability(),
+        **{name: any(f in flags for f in names) for name, names in CPU_FLAGS.items()},
+    }
 
 
 def capability_line(capability: dict[str, Any]) -> str:
@@ -105,12 +113,21 @@ def checked_session(path: str, threads: int, ckpt: dict[str, Any]) -> ort.Infere
     expected = list(example_input(ckpt, 1).shape[1:])
     if [session.get_inputs()[0].name, *shape[1:]] != [INPUT, *expected]:
         raise FerflowError(
-            f"{path}: ONNX input {session.get_inputs()[0].name} {shape} does not fit the checkpoint's {expected}")
+            f"{path}: ONNX input {session.get_inputs()[0].name} {shape} does not fit the checkpoint's {expected}"
+        )
     return session
 
 
-def measure(ckpt_path: str, onnx_path: str, int8_path: str | None, batch_sizes: list[int], repeats: int, warmup: int,
-            threads: int, min_seconds: float) -> dict[str, Any]:
+def measure(
+    ckpt_path: str,
+    onnx_path: str,
+    int8_path: str | None,
+    batch_sizes: list[int],
+    repeats: int,
+    warmup: int,
+    threads: int,
+    min_seconds: float,
+) -> dict[str, Any]:
     """The latency.json document."""
     model, ckpt = checkpoint.load_model(ckpt_path)
     parameters = models.count_parameters(model)
@@ -160,19 +177,22 @@ def measure(ckpt_path: str, onnx_path: str, int8_path: str | None, batch_sizes: 
 
 def summary(doc: dict[str, Any]) -> list[str]:
     """The printed table, with the deployment target next to the batch-1 figures."""
-    lines = [f"{doc['arch']} ({doc['parameters']:,} parameters), {doc['threads']} thread(s), "
-             f"median of ≥ {doc['repeats']} runs (≥ {doc['min_seconds']} s), {doc['cpu']}, "
-             f"load average {doc['load_average_1min']['before']} → {doc['load_average_1min']['after']}",
-             capability_line(doc["cpu_capability"]),
-             f"  {'engine':<16} {'batch':>6} {'images/s':>10} {'ms/batch':>10} {'ms/image':>9} "
-             f"{'min ms':>9} {'max ms':>9}"]
+    lines = [
+        f"{doc['arch']} ({doc['parameters']:,} parameters), {doc['threads']} thread(s), "
+        f"median of ≥ {doc['repeats']} runs (≥ {doc['min_seconds']} s), {doc['cpu']}, "
+        f"load average {doc['load_average_1min']['before']} → {doc['load_average_1min']['after']}",
+        capability_line(doc["cpu_capability"]),
+        f"  {'engine':<16} {'batch':>6} {'images/s':>10} {'ms/batch':>10} {'ms/image':>9} {'min ms':>9} {'max ms':>9}",
+    ]
     for r in doc["rows"]:
         note = ""
         if r["batch_size"] == TARGET["batch_size"]:
             met = "met" if r["median_ms"] <= TARGET["max_ms"] else "NOT met"
             note = f"   target ≤ {TARGET['max_ms']} ms on {TARGET['threads']} threads: {met}"
-        lines.append(f"  {r['engine']:<16} {r['batch_size']:>6} {r['images_per_s']:>10.1f} {r['ms_per_batch']:>10.3f} "
-                     f"{r['ms_per_image']:>9.4f} {r['min_ms']:>9.3f} {r['max_ms']:>9.3f}{note}")
+        lines.append(
+            f"  {r['engine']:<16} {r['batch_size']:>6} {r['images_per_s']:>10.1f} {r['ms_per_batch']:>10.3f} "
+            f"{r['ms_per_image']:>9.4f} {r['min_ms']:>9.3f} {r['max_ms']:>9.3f}{note}"
+        )
     return lines
 
 
@@ -200,10 +220,19 @@ def run(args: argparse.Namespace) -> int:
         check, keys = read_json(args.int8_check), ("fp32", "int8", "accuracy_drop_points", "agreement", "bytes")
         if not isinstance(check, dict) or not all(k in check for k in keys):
             raise FerflowError(
-                f"{args.int8_check}: not a comparison written by 'ferflow quantize' (needs {', '.join(keys)})")
+                f"{args.int8_check}: not a comparison written by 'ferflow quantize' (needs {', '.join(keys)})"
+            )
         comparison = {k: check[k] for k in keys}
-    doc = measure(args.checkpoint, args.onnx, args.int8_onnx, args.batch_sizes, args.repeats, args.warmup, args.threads,
-                  args.min_seconds)
+    doc = measure(
+        args.checkpoint,
+        args.onnx,
+        args.int8_onnx,
+        args.batch_sizes,
+        args.repeats,
+        args.warmup,
+        args.threads,
+        args.min_seconds,
+    )
     if comparison is not None:
         doc["int8_comparison"] = comparison
     print("\n".join(summary(doc)))

@@ -41,8 +41,9 @@ def random_erasing(x: torch.Tensor, probability: float, generator: torch.Generat
     return x.masked_fill(mask[:, None].to(x.device), 0.0)
 
 
-def mix(x: torch.Tensor, targets: torch.Tensor, mixup: float, cutmix: float,
-        generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def mix(
+    x: torch.Tensor, targets: torch.Tensor, mixup: float, cutmix: float, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Mixup (alpha ``mixup``) or cutmix (alpha ``cutmix``) of the batch with a shuffled copy of itself;
     with both on, each batch takes one of them at random. Targets are mixed in proportion to the pixels."""
     if not (mixup or cutmix):

@@ -74,8 +74,16 @@ def scatter_by_class(ax: Axes, coords: np.ndarray, labels: np.ndarray, size: flo
     for i, name in enumerate(CLASS_NAMES):
         mask = labels == i
         if mask.any():
-            ax.scatter(coords[mask, 0], coords[mask, 1], s=size, c=CLASS_COLORS[name], label=name,
-                       alpha=0.7, linewidths=0, rasterized=True)
+            ax.scatter(
+                coords[mask, 0],
+                coords[mask, 1],
+                s=size,
+                c=CLASS_COLORS[name],
+                label=name,
+                alpha=0.7,
+                linewidths=0,
+                rasterized=True,
+            )
     ax.set_xticks([])
     ax.set_yticks([])
     ax.legend(markerscale=3, fontsize="small", frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))

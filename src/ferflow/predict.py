@@ -81,8 +81,12 @@ class PhotoResult:
             "height": self.size[1] if self.size else None,
             "error": self.error,
             "faces": [
-                {"box": list(f.box), "emotion": f.emotion, "confidence": f.probabilities[f.emotion],
-                 "probabilities": f.probabilities}
+                {
+                    "box": list(f.box),
+                    "emotion": f.emotion,
+                    "confidence": f.probabilities[f.emotion],
+                    "probabilities": f.probabilities,
+                }
                 for f in self.faces
             ],
         }
@@ -117,20 +121,30 @@ def load_photo(path: Path) -> Image.Image:
 class FaceDetector:
     """OpenCV's frontal-face Haar cascade on a grayscale array, downscaled to at most ``max_side`` pixels."""
 
-    def __init__(self, min_face: int = 30, scale_factor: float = 1.1, min_neighbors: int = 5,
-                 max_side: int = DETECT_MAX_SIDE) -> None:
+    def __init__(
+        self, min_face: int = 30, scale_factor: float = 1.1, min_neighbors: int = 5, max_side: int = DETECT_MAX_SIDE
+    ) -> None:
         self.cascade = cv2.CascadeClassifier(cv2.data.haarcascades + CASCADE)
         if self.cascade.empty():
-            raise FerflowError(f"{cv2.data.haarcascades + CASCADE}: OpenCV's Haar cascade is missing (opencv-python-headless 4.x ships it)")
-        self.min_face, self.scale_factor, self.min_neighbors, self.max_side = min_face, scale_factor, min_neighbors, max_side
+            raise FerflowError(
+                f"{cv2.data.haarcascades + CASCADE}: OpenCV's Haar cascade is missing "
+                "(opencv-python-headless 4.x ships it)"
+            )
+        self.min_face, self.scale_factor, self.min_neighbors, self.max_side = (
+            min_face,
+            scale_factor,
+            min_neighbors,
+            max_side,
+        )
 
     def __call__(self, gray: np.ndarray) -> list[BoxT]:
         """Face boxes ``(x, y, w, h)`` sorted left to right, then top to bottom."""
         scale = min(1.0, self.max_side / max(gray.shape))
         small = gray if scale == 1.0 else cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         side = max(1, round(self.min_face * scale))
-        boxes = self.cascade.detectMultiScale(small, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
-                                              minSize=(side, side))
+        boxes = self.cascade.detectMultiScale(
+            small, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(side, side)
+        )
         found = [tuple(int(round(v / scale)) for v in box) for box in np.asarray(boxes).reshape(-1, 4)]
         return sorted(found, key=lambda b: (b[0], b[1]))  # type: ignore[return-value]
 
@@ -147,8 +161,13 @@ class FaceDetector:
             if scale < 1.0:
                 window = cv2.resize(window, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
             small, large = max(24, round(0.7 * max(w, h) * scale)), round(1.4 * max(w, h) * scale) + 1
-            hits = self.cascade.detectMultiScale(window, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
-                                                 minSize=(small, small), maxSize=(large, large))
+            hits = self.cascade.detectMultiScale(
+                window,
+                scaleFactor=self.scale_factor,
+                minNeighbors=self.min_neighbors,
+                minSize=(small, small),
+                maxSize=(large, large),
+            )
             for bx, by, bw, bh in np.asarray(hits).reshape(-1, 4):
                 box = (round(bx / scale) + x0, round(by / scale) + y0, round(bw / scale), round(bh / scale))
                 if all(iou(box, other) < 0.5 for other in found):
@@ -181,7 +200,8 @@ class Predictor:
             self.model = fuse_batchnorm(model)
         if fields["normalization"] != NORMALIZATION:
             raise FerflowError(
-                f"{model_path}: normalization {fields['normalization']} differs from ferflow's {NORMALIZATION}")
+                f"{model_path}: normalization {fields['normalization']} differs from ferflow's {NORMALIZATION}"
+            )
         self.classes: list[str] = list(fields["classes"])
         self.image_size: int = int(fields["image_size"])
         self.in_channels: int = int(fields["in_channels"])
@@ -207,8 +227,9 @@ class Predictor:
         return self.probabilities(np.stack([to_face48(Image.fromarray(c), self.image_size) for c in crops]))
 
     def __call__(self, crops: list[np.ndarray]) -> list[dict[str, float]]:
-        return [{name: round(float(p), 6) for name, p in zip(self.classes, row)}
-                for row in self.crop_probabilities(crops)]
+        return [
+            {name: round(float(p), 6) for name, p in zip(self.classes, row)} for row in self.crop_probabilities(crops)
+        ]
 
 
 def find_faces(gray: np.ndarray, detector: FaceDetector | None, margin: float) -> tuple[list[BoxT], list[np.ndarray]]:
@@ -220,8 +241,13 @@ def find_faces(gray: np.ndarray, detector: FaceDetector | None, margin: float) -
     return boxes, [crop_face(gray, b, margin) for b in boxes]
 
 
-def predict_photos(photos: list[tuple[Path, Path]], predictor: Predictor, detector: FaceDetector | None, margin: float,
-                   keep_images: bool) -> Iterator[tuple[PhotoResult, Path, Image.Image | None]]:
+def predict_photos(
+    photos: list[tuple[Path, Path]],
+    predictor: Predictor,
+    detector: FaceDetector | None,
+    margin: float,
+    keep_images: bool,
+) -> Iterator[tuple[PhotoResult, Path, Image.Image | None]]:
     """``(result, relative path, photo if keep_images)`` of every photo, in order. Faces are gathered
     across photos and classified together once ``predictor.batch_size`` faces (or photos) are waiting."""
     pending: list[tuple[PhotoResult, Path, Image.Image | None, list[BoxT], list[np.ndarray]]] = []
@@ -259,8 +285,16 @@ def draw_faces(canvas: np.ndarray, boxes: list[BoxT], labels: list[str]) -> None
         (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
         top = y - th - base - thickness if y - th - base - thickness >= 0 else y + h
         cv2.rectangle(canvas, (x, top), (x + tw, top + th + base + thickness), (0, 255, 0), -1)
-        cv2.putText(canvas, label, (x, top + th + thickness // 2), cv2.FONT_HERSHEY_SIMPLEX, font_scale, (0, 0, 0),
-                    max(1, thickness // 2), cv2.LINE_AA)
+        cv2.putText(
+            canvas,
+            label,
+            (x, top + th + thickness // 2),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            font_scale,
+            (0, 0, 0),
+            max(1, thickness // 2),
+            cv2.LINE_AA,
+        )
 
 
 def annotate(image: Image.Image, faces: list[Face], out_path: Path) -> None:
@@ -284,25 +318,39 @@ def format_result(result: PhotoResult, classes: list[str]) -> list[str]:
         return [f"{result.path}: skipped (unreadable)"]
     if not result.faces:
         return [f"{result.path}: no face found"]
-    lines = [f"{result.path}: {len(result.faces)} face(s)",
-             f"  {'#':>2}  {'box (x, y, w, h)':<22}  {'emotion':<8}  " + " ".join(f"{c:>8}" for c in classes)]
+    lines = [
+        f"{result.path}: {len(result.faces)} face(s)",
+        f"  {'#':>2}  {'box (x, y, w, h)':<22}  {'emotion':<8}  " + " ".join(f"{c:>8}" for c in classes),
+    ]
     for i, face in enumerate(result.faces, 1):
         box = "{}, {}, {}, {}".format(*face.box)
-        lines.append(f"  {i:>2}  {box:<22}  {face.emotion:<8}  " + " ".join(f"{face.probabilities[c]:>8.3f}" for c in classes))
+        lines.append(
+            f"  {i:>2}  {box:<22}  {face.emotion:<8}  " + " ".join(f"{face.probabilities[c]:>8.3f}" for c in classes)
+        )
     return lines
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("inputs", nargs="*", metavar="IMAGE_FOLDER_OR_VIDEO",
-                        help="photos, folders searched recursively for images, or one video file")
+    parser.add_argument(
+        "inputs",
+        nargs="*",
+        metavar="IMAGE_FOLDER_OR_VIDEO",
+        help="photos, folders searched recursively for images, or one video file",
+    )
     parser.add_argument("--checkpoint", required=True, help="a ferflow checkpoint (best.pt) or its ONNX export (.onnx)")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of the table (photos)")
-    parser.add_argument("--annotate", metavar="OUT", help="photos: write each with boxes and labels drawn into this "
-                        "folder; video: the annotated video (.mp4, .avi)")
-    parser.add_argument("--no-detect", action="store_true",
-                        help="every image is already a face crop: skip detection (photos)")
+    parser.add_argument(
+        "--annotate",
+        metavar="OUT",
+        help="photos: write each with boxes and labels drawn into this folder; video: the annotated video (.mp4, .avi)",
+    )
+    parser.add_argument(
+        "--no-detect", action="store_true", help="every image is already a face crop: skip detection (photos)"
+    )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a photo has no face or cannot be read")
-    parser.add_argument("--margin", type=float, default=0.125, help="widen each face box by this fraction of its side on each side")
+    parser.add_argument(
+        "--margin", type=float, default=0.125, help="widen each face box by this fraction of its side on each side"
+    )
     parser.add_argument("--min-face", type=int, default=30, metavar="N", help="smallest face side in pixels to detect")
     parser.add_argument("--batch-size", type=int, default=64, help="faces classified together")
     parser.add_argument("--threads", type=int, help="CPU threads of PyTorch, ONNX Runtime and OpenCV (default: theirs)")
@@ -312,15 +360,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sampling.add_argument("--every", type=int, metavar="N", help="classify every N-th frame (default: every frame)")
     sampling.add_argument("--fps", type=float, help="classify this many frames per second of video")
     video.add_argument("--csv", help="the per-face CSV to write (default: <video name>.emotions.csv here)")
-    video.add_argument("--plot", help="the PNG of each face's probabilities over time "
-                       "(default: <video name>.emotions.png here)")
-    video.add_argument("--detect-side", type=int, default=320, metavar="PX",
-                       help="frames are downscaled to this longest side for detection over the whole frame")
-    video.add_argument("--redetect", type=int, default=5, metavar="N",
-                       help="search the whole frame every N analysed frames, and only around the tracked faces in "
-                       "between (1: always the whole frame)")
-    video.add_argument("--max-frames", type=int, metavar="N",
-                       help="stop after N frames (a camera runs until Ctrl+C otherwise)")
+    video.add_argument(
+        "--plot", help="the PNG of each face's probabilities over time (default: <video name>.emotions.png here)"
+    )
+    video.add_argument(
+        "--detect-side",
+        type=int,
+        default=320,
+        metavar="PX",
+        help="frames are downscaled to this longest side for detection over the whole frame",
+    )
+    video.add_argument(
+        "--redetect",
+        type=int,
+        default=5,
+        metavar="N",
+        help="search the whole frame every N analysed frames, and only around the tracked faces in "
+        "between (1: always the whole frame)",
+    )
+    video.add_argument(
+        "--max-frames", type=int, metavar="N", help="stop after N frames (a camera runs until Ctrl+C otherwise)"
+    )
 
 
 def is_video(path: str) -> bool:
@@ -365,13 +425,21 @@ def run(args: argparse.Namespace) -> int:
     progress.close()
     seconds = time.perf_counter() - began
     if args.json:
-        doc = {"checkpoint": str(args.checkpoint), "arch": predictor.arch, "classes": predictor.classes,
-               "detector": None if args.no_detect else CASCADE, "margin": args.margin,
-               "images": [r.as_dict() for r in results]}
+        doc = {
+            "checkpoint": str(args.checkpoint),
+            "arch": predictor.arch,
+            "classes": predictor.classes,
+            "detector": None if args.no_detect else CASCADE,
+            "margin": args.margin,
+            "images": [r.as_dict() for r in results],
+        }
         print(json.dumps(doc, indent=2))
     unreadable = sum(r.error is not None for r in results)
     faceless = sum(r.error is None and not r.faces for r in results)
     n_faces = sum(len(r.faces) for r in results)
-    print(f"ferflow predict: {n_faces} face(s) in {len(results)} file(s); {faceless} without a face, "
-          f"{unreadable} unreadable; {seconds:.2f} s, {len(results) / seconds:.1f} images/s", file=sys.stderr)
+    print(
+        f"ferflow predict: {n_faces} face(s) in {len(results)} file(s); {faceless} without a face, "
+        f"{unreadable} unreadable; {seconds:.2f} s, {len(results) / seconds:.1f} images/s",
+        file=sys.stderr,
+    )
     return 1 if args.strict and (faceless or unreadable) else 0

@@ -51,7 +51,7 @@ def to_face48(image: Image.Image, size: int = IMAGE_SIZE) -> np.ndarray:
     return arr
 
 
-def to_model_input(images: "np.ndarray | torch.Tensor", in_channels: int) -> "torch.Tensor":
+def to_model_input(images: np.ndarray | torch.Tensor, in_channels: int) -> torch.Tensor:
     """uint8 images ``(N, H, W)`` or ``(N, H, W, C)`` → float ``(N, in_channels, H, W)`` in [-1, 1]."""
     import torch  # imported here so that the data stages, which never call this, start fast
 
@@ -62,7 +62,7 @@ def to_model_input(images: "np.ndarray | torch.Tensor", in_channels: int) -> "to
     return x.sub(NORMALIZATION["mean"]).div(NORMALIZATION["std"]).contiguous()
 
 
-def match_channels(x: "torch.Tensor", in_channels: int) -> "torch.Tensor":
+def match_channels(x: torch.Tensor, in_channels: int) -> torch.Tensor:
     """An ``(N, C, H, W)`` batch with ``in_channels`` channels: grayscale repeated to 3, or 3 averaged to 1
     (both commute with the normalisation, so they apply to raw or normalised batches alike)."""
     if x.shape[1] == in_channels:

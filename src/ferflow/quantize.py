@@ -35,8 +35,11 @@ from ferflow.export import INPUT, OUTPUT, count_ops, logits_of, ort_session
 from ferflow.preprocess import to_model_input
 from ferflow.storage import Split, atomic_path, load_split, write_json
 
-METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-           "percentile": CalibrationMethod.Percentile}
+METHODS = {
+    "minmax": CalibrationMethod.MinMax,
+    "entropy": CalibrationMethod.Entropy,
+    "percentile": CalibrationMethod.Percentile,
+}
 ACTIVATIONS = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
 MAX_ACCURACY_DROP = 0.5  # percentage points: the deployment target
 
@@ -45,8 +48,9 @@ class SplitReader(CalibrationDataReader):
     """Feeds model inputs made from uint8 images to the calibrator, ``batch_size`` at a time."""
 
     def __init__(self, images: np.ndarray, in_channels: int, batch_size: int) -> None:
-        self.batches = iter([to_model_input(images[i : i + batch_size], in_channels).numpy()
-                             for i in range(0, len(images), batch_size)])
+        self.batches = iter(
+            [to_model_input(images[i : i + batch_size], in_channels).numpy() for i in range(0, len(images), batch_size)]
+        )
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         batch = next(self.batches, None)
@@ -60,19 +64,34 @@ def input_channels(session: ort.InferenceSession, split: Split, path: str) -> in
         raise FerflowError(f"{path}: split file holds no images")
     if split.images.shape[1:3] != (height, width):
         raise FerflowError(
-            f"{path}: images are {split.images.shape[1]}×{split.images.shape[2]}, the model expects {height}×{width}")
+            f"{path}: images are {split.images.shape[1]}×{split.images.shape[2]}, the model expects {height}×{width}"
+        )
     return int(channels)
 
 
-def quantize(fp32: str | Path, out: Path, calibration: np.ndarray, in_channels: int, method: str, activations: str,
-             batch_size: int) -> onnx.ModelProto:
+def quantize(
+    fp32: str | Path,
+    out: Path,
+    calibration: np.ndarray,
+    in_channels: int,
+    method: str,
+    activations: str,
+    batch_size: int,
+) -> onnx.ModelProto:
     """Write the int8 QDQ model of ``fp32`` to ``out``; returns it (with the fp32 model's metadata)."""
     with tempfile.TemporaryDirectory(prefix="ferflow-quantize-") as scratch:
         prepared = Path(scratch) / "prepared.onnx"
         quant_pre_process(str(fp32), str(prepared))
-        quantize_static(str(prepared), str(out), SplitReader(calibration, in_channels, batch_size),
-                        quant_format=QuantFormat.QDQ, per_channel=True, weight_type=QuantType.QInt8,
-                        activation_type=ACTIVATIONS[activations], calibrate_method=METHODS[method])
+        quantize_static(
+            str(prepared),
+            str(out),
+            SplitReader(calibration, in_channels, batch_size),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            weight_type=QuantType.QInt8,
+            activation_type=ACTIVATIONS[activations],
+            calibrate_method=METHODS[method],
+        )
     proto = onnx.load(str(out))
     source = onnx.load(str(fp32), load_external_data=False)
     onnx.helper.set_model_props(proto, {p.key: p.value for p in source.metadata_props})
@@ -91,8 +110,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="split file (.npz) to compare fp32 and int8 on: the test split")
     parser.add_argument("--out", required=True, help="the int8 ONNX model to write (model.int8.onnx)")
     parser.add_argument("--check-out", required=True, help="the comparison JSON to write (int8_check.json)")
-    parser.add_argument("--calibration-images", type=int, default=1000, metavar="N",
-                        help="seeded random calibration images (all when fewer)")
+    parser.add_argument(
+        "--calibration-images",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="seeded random calibration images (all when fewer)",
+    )
     parser.add_argument("--method", default="minmax", choices=sorted(METHODS), help="calibration")
     parser.add_argument("--activations", default="uint8", choices=sorted(ACTIVATIONS), help="activation type")
     parser.add_argument("--batch-size", type=int, default=256, help="batch of calibration and comparison")
@@ -114,11 +138,14 @@ def run(args: argparse.Namespace) -> int:
     chosen = np.sort(rng.choice(len(val), count, replace=False))
     x = to_model_input(test.images, in_channels)
     with atomic_path(args.out) as tmp:
-        proto = quantize(args.onnx, tmp, val.images[chosen], in_channels, args.method, args.activations,
-                         args.batch_size)
+        proto = quantize(
+            args.onnx, tmp, val.images[chosen], in_channels, args.method, args.activations, args.batch_size
+        )
         int8 = ort_session(tmp, args.threads)
-        logits = {name: logits_of(lambda b, s=session: s.run([OUTPUT], {INPUT: b.numpy()})[0], x, args.batch_size)
-                  for name, session in (("fp32", fp32), ("int8", int8))}
+        logits = {
+            name: logits_of(lambda b, s=session: s.run([OUTPUT], {INPUT: b.numpy()})[0], x, args.batch_size)
+            for name, session in (("fp32", fp32), ("int8", int8))
+        }
         result = {name: scores(values, test.labels) for name, values in logits.items()}
         drop = 100 * (result["fp32"]["accuracy"] - result["int8"]["accuracy"])
         report: dict[str, Any] = {
@@ -129,20 +156,30 @@ def run(args: argparse.Namespace) -> int:
             "max_abs_logit_diff": float(np.abs(logits["fp32"] - logits["int8"]).max()),
             "bytes": {"fp32": Path(args.onnx).stat().st_size, "int8": tmp.stat().st_size},
             "n_images": len(test),
-            "calibration": {"data": str(args.calibration), "images": len(chosen), "method": args.method,
-                            "seed": args.seed},
-            "quantization": {"format": "QDQ", "weights": "int8 per channel", "activations": args.activations,
-                             "quantized_nodes": count_ops(proto, "DequantizeLinear")},
+            "calibration": {
+                "data": str(args.calibration),
+                "images": len(chosen),
+                "method": args.method,
+                "seed": args.seed,
+            },
+            "quantization": {
+                "format": "QDQ",
+                "weights": "int8 per channel",
+                "activations": args.activations,
+                "quantized_nodes": count_ops(proto, "DequantizeLinear"),
+            },
             "onnx": str(args.onnx),
             "data": str(args.data),
             "onnxruntime": ort.__version__,
         }
         met = "met" if drop <= MAX_ACCURACY_DROP else "NOT met"
         fp, q = result["fp32"], result["int8"]
-        print(f"ferflow quantize: {len(test)} images of {args.data}: accuracy fp32 {100 * fp['accuracy']:.2f} % / "
-              f"int8 {100 * q['accuracy']:.2f} % (drop {drop:.2f} points, target ≤ {MAX_ACCURACY_DROP}: {met}), "
-              f"macro-F1 {100 * fp['macro_f1']:.2f} % / {100 * q['macro_f1']:.2f} %, agreement "
-              f"{100 * report['agreement']:.2f} %, "
-              f"size {report['bytes']['fp32']:,} → {report['bytes']['int8']:,} bytes")
+        print(
+            f"ferflow quantize: {len(test)} images of {args.data}: accuracy fp32 {100 * fp['accuracy']:.2f} % / "
+            f"int8 {100 * q['accuracy']:.2f} % (drop {drop:.2f} points, target ≤ {MAX_ACCURACY_DROP}: {met}), "
+            f"macro-F1 {100 * fp['macro_f1']:.2f} % / {100 * q['macro_f1']:.2f} %, agreement "
+            f"{100 * report['agreement']:.2f} %, "
+            f"size {report['bytes']['fp32']:,} → {report['bytes']['int8']:,} bytes"
+        )
         write_json(args.check_out, report)
     return 0

@@ -82,8 +82,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stages", nargs="+", required=True, help="data stages in order (raw affectnet balanced rgb)")
     parser.add_argument("--sweeps", nargs="*", default=[], help="architectures with a sweep table and figure")
     parser.add_argument("--experiments", nargs="*", default=[], help="experiments as <model>/<experiment>")
-    parser.add_argument("--deploy", nargs="*", default=[],
-                        help="architectures with a deployed final (deployed.json, onnx_check.json, latency.json)")
+    parser.add_argument(
+        "--deploy",
+        nargs="*",
+        default=[],
+        help="architectures with a deployed final (deployed.json, onnx_check.json, latency.json)",
+    )
     parser.add_argument("--title", default="", help="report title (default: ferflow — <dataset>)")
 
 
@@ -102,8 +106,11 @@ def embed_figure(path: str | Path, caption: str) -> str:
         raise FerflowError(f"{path}: cannot embed a .{fmt} figure (use png, svg or pdf)")
     uri = f"data:{MIME[fmt]};base64,{base64.b64encode(_existing(path).read_bytes()).decode('ascii')}"
     alt = html.escape(caption, quote=True)
-    body = (f'<object data="{uri}" type="application/pdf" width="100%" height="600" aria-label="{alt}"></object>'
-            if fmt == "pdf" else f'<img src="{uri}" alt="{alt}">')
+    body = (
+        f'<object data="{uri}" type="application/pdf" width="100%" height="600" aria-label="{alt}"></object>'
+        if fmt == "pdf"
+        else f'<img src="{uri}" alt="{alt}">'
+    )
     return f"<figure>{body}<figcaption>{html.escape(caption)}</figcaption></figure>"
 
 
@@ -111,8 +118,9 @@ def html_table(rows: list[list[Any]], headers: list[str], best: Iterable[int] = 
     """An HTML table: text left-aligned, ints with thousands separators, floats with ``digits`` decimals;
     the maximum of each column in ``best`` in bold."""
     best = set(best)
-    maxima = {j: max((r[j] for r in rows if isinstance(r[j], (int, float)) and not pd.isna(r[j])), default=None)
-              for j in best}
+    maxima = {
+        j: max((r[j] for r in rows if isinstance(r[j], (int, float)) and not pd.isna(r[j])), default=None) for j in best
+    }
 
     def cell(j: int, value: Any) -> str:
         if isinstance(value, str):
@@ -129,8 +137,10 @@ def html_table(rows: list[list[Any]], headers: list[str], best: Iterable[int] = 
 
 def _frame_rows(frame: pd.DataFrame) -> list[list[Any]]:
     """Rows of a data frame as plain Python values (ints stay ints, missing values None)."""
-    return [[None if pd.isna(v) else (v.item() if hasattr(v, "item") else v) for v in row]
-            for row in frame.itertuples(index=False)]
+    return [
+        [None if pd.isna(v) else (v.item() if hasattr(v, "item") else v) for v in row]
+        for row in frame.itertuples(index=False)
+    ]
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -187,10 +197,14 @@ def collapse_note(seeds: pd.DataFrame) -> str:
     hit = counts[counts["sum"] > 0]
     if hit.empty:
         return ""
-    items = ", ".join(f"{html.escape(m)}/{html.escape(e)}: {int(r['sum'])} of {int(r['size'])} seeds collapsed"
-                      for (m, e), r in hit.iterrows())
-    return (f'<p class="warning"><b>Collapsed runs</b> (one class ≥ 95 % of val predictions or ≥ 90 % dead '
-            f"embedding units): {items}. Their scores are in the means; see the per-seed table.</p>")
+    items = ", ".join(
+        f"{html.escape(m)}/{html.escape(e)}: {int(r['sum'])} of {int(r['size'])} seeds collapsed"
+        for (m, e), r in hit.iterrows()
+    )
+    return (
+        f'<p class="warning"><b>Collapsed runs</b> (one class ≥ 95 % of val predictions or ≥ 90 % dead '
+        f"embedding units): {items}. Their scores are in the means; see the per-seed table.</p>"
+    )
 
 
 def data_section(layout: Layout, stages: list[str]) -> str:
@@ -201,10 +215,12 @@ def data_section(layout: Layout, stages: list[str]) -> str:
     columns += [(split, last.get(split, {})) for split in ("val", "test")]
     rows = [[name] + [int(counts.get(name, 0)) for _, counts in columns] for name in CLASS_NAMES]
     rows.append(["total"] + [int(sum(counts.values())) for _, counts in columns])
-    parts = ['<h2 id="data">Data</h2>',
-             f"<p>Images per class at each stage ({' → '.join(map(html.escape, stages))}). "
-             "Validation and test splits pass through the stages unchanged.</p>",
-             html_table(rows, ["class"] + [c for c, _ in columns])]
+    parts = [
+        '<h2 id="data">Data</h2>',
+        f"<p>Images per class at each stage ({' → '.join(map(html.escape, stages))}). "
+        "Validation and test splits pass through the stages unchanged.</p>",
+        html_table(rows, ["class"] + [c for c, _ in columns]),
+    ]
     figures = [embed_figure(layout.data_figure(n), c) for n, c in DATA_FIGURES.items()]
     parts += ['<div class="grid">', *figures, "</div>"]
     return "\n".join(parts)
@@ -215,20 +231,28 @@ def results_section(layout: Layout, sweeps: list[str], seeds: pd.DataFrame) -> s
     every run's scores per seed."""
     n = sorted(set(seeds.groupby(["model", "experiment"]).size()))
     over = f"mean ± std over {'–'.join(map(str, n))} seed{'s' if n != [1] else ''}; hover a score for each seed's value"
-    parts = ['<h2 id="results">Results</h2>', collapse_note(seeds),
-             f"<h3>Final models</h3><p class='muted'>{over}.</p>",
-             score_table(read_table(layout.table("finals")), seeds),
-             embed_figure(layout.study_figure("params_vs_accuracy"),
-                          "Test accuracy and macro-F1 against parameter count: a dot per seed, mean ± std per "
-                          "experiment (stars: final runs)")]
+    parts = [
+        '<h2 id="results">Results</h2>',
+        collapse_note(seeds),
+        f"<h3>Final models</h3><p class='muted'>{over}.</p>",
+        score_table(read_table(layout.table("finals")), seeds),
+        embed_figure(
+            layout.study_figure("params_vs_accuracy"),
+            "Test accuracy and macro-F1 against parameter count: a dot per seed, mean ± std per "
+            "experiment (stars: final runs)",
+        ),
+    ]
     for model in sweeps:
-        parts += [f'<h3 id="sweep-{html.escape(model)}">{html.escape(model)} sweep (validation at the best epoch; '
-                  "test)</h3>",
-                  score_table(read_table(layout.table(f"sweep_{model}")), seeds),
-                  embed_figure(layout.study_figure(f"sweep_{model}"),
-                               f"{model}: validation accuracy and macro-F1 per epoch of each sweep experiment "
-                               "(mean over seeds, band: lowest to highest seed)")]
-    parts += ['<details><summary>Every run, seed by seed</summary>', seed_rows(seeds), "</details>"]
+        parts += [
+            f'<h3 id="sweep-{html.escape(model)}">{html.escape(model)} sweep (validation at the best epoch; test)</h3>',
+            score_table(read_table(layout.table(f"sweep_{model}")), seeds),
+            embed_figure(
+                layout.study_figure(f"sweep_{model}"),
+                f"{model}: validation accuracy and macro-F1 per epoch of each sweep experiment "
+                "(mean over seeds, band: lowest to highest seed)",
+            ),
+        ]
+    parts += ["<details><summary>Every run, seed by seed</summary>", seed_rows(seeds), "</details>"]
     return "\n".join(parts)
 
 
@@ -238,26 +262,34 @@ def experiment_section(layout: Layout, experiment: str, seeds: pd.DataFrame) -> 
     rows = seeds[(seeds["model"] == model) & (seeds["experiment"] == name)]
     if rows.empty:
         raise FerflowError(f"{layout.table('seeds')}: no runs of {experiment}")
-    records = [{**r, "collapse": r["collapse"] if isinstance(r["collapse"], str) else ""}
-               for r in rows.to_dict("records")]
+    records = [
+        {**r, "collapse": r["collapse"] if isinstance(r["collapse"], str) else ""} for r in rows.to_dict("records")
+    ]
     chosen, reason = choose_seed(records)
 
     def spread(score: str) -> str:
         values = rows[score].astype(float)
         return f"{values.mean():.4f}" + (f" ± {values.std():.4f}" if len(values) > 1 else "")
 
-    scores = [("test accuracy", spread("test_acc")), ("test macro-F1", spread("test_macro_f1")),
-              ("val macro-F1", spread("val_macro_f1")),
-              ("seeds collapsed", f"{int(rows['collapsed'].sum())} of {len(rows)}")]
+    scores = [
+        ("test accuracy", spread("test_acc")),
+        ("test macro-F1", spread("test_macro_f1")),
+        ("val macro-F1", spread("val_macro_f1")),
+        ("seeds collapsed", f"{int(rows['collapsed'].sum())} of {len(rows)}"),
+    ]
     tiles = "".join(f"<div>{html.escape(k)}<b>{html.escape(v)}</b></div>" for k, v in scores)
     seed = int(chosen["seed"])
-    figure = {n: embed_figure(layout.run_figure(model, name, seed, n), f"seed {seed}: {RUN_FIGURE_CAPTIONS[n]}")
-              for n in RUN_FIGURES}
+    figure = {
+        n: embed_figure(layout.run_figure(model, name, seed, n), f"seed {seed}: {RUN_FIGURE_CAPTIONS[n]}")
+        for n in RUN_FIGURES
+    }
     figures = f'{figure["curves"]}<div class="grid">{figure["per_class"]}{figure["tsne"]}</div>{figure["confusion"]}'
     anchor = "run-" + experiment.replace("/", "-")
-    return (f'<section class="run" id="{html.escape(anchor)}"><h3>{html.escape(experiment)}</h3>'
-            f'<div class="scores">{tiles}</div>{seed_rows(rows)}'
-            f"<p class='muted'>Figures of seed {seed}: {html.escape(reason)}.</p>{figures}</section>")
+    return (
+        f'<section class="run" id="{html.escape(anchor)}"><h3>{html.escape(experiment)}</h3>'
+        f'<div class="scores">{tiles}</div>{seed_rows(rows)}'
+        f"<p class='muted'>Figures of seed {seed}: {html.escape(reason)}.</p>{figures}</section>"
+    )
 
 
 def deploy_section(layout: Layout, models: list[str]) -> str:
@@ -267,51 +299,74 @@ def deploy_section(layout: Layout, models: list[str]) -> str:
         record = read_json(_existing(layout.deployed_file(model, "record")))
         check = read_json(_existing(layout.deployed_file(model, "onnx_check")))
         latency = read_json(_existing(layout.deployed_file(model, "latency")))
-        rows = [[r["engine"], int(r["batch_size"]), float(r["images_per_s"]), float(r["ms_per_batch"]),
-                 float(r["ms_per_batch"]) / int(r["batch_size"])] for r in latency.get("rows", [])]
+        rows = [
+            [
+                r["engine"],
+                int(r["batch_size"]),
+                float(r["images_per_s"]),
+                float(r["ms_per_batch"]),
+                float(r["ms_per_batch"]) / int(r["batch_size"]),
+            ]
+            for r in latency.get("rows", [])
+        ]
         status = "warning" if record.get("all_collapsed") else "muted"
         cpu = latency.get("cpu_capability", {})
         flags = ", ".join(f"{k.replace('_', ' ')} {'yes' if v else 'no'}" for k, v in cpu.items() if k != "torch")
-        cpu_text = f" on {html.escape(str(latency.get('cpu')))} ({html.escape(str(cpu.get('torch')))}: {flags})" if cpu else ""
+        cpu_text = (
+            f" on {html.escape(str(latency.get('cpu')))} ({html.escape(str(cpu.get('torch')))}: {flags})" if cpu else ""
+        )
         int8 = latency.get("int8_comparison")
-        int8_text = "" if int8 is None else (
-            f"<p>int8 (model.int8.onnx, {int8['bytes']['int8']:,} bytes against {int8['bytes']['fp32']:,}): test "
-            f"accuracy {100 * int8['int8']['accuracy']:.2f} % against fp32 {100 * int8['fp32']['accuracy']:.2f} % "
-            f"(drop {int8['accuracy_drop_points']:.2f} points), macro-F1 {100 * int8['int8']['macro_f1']:.2f} % "
-            f"against {100 * int8['fp32']['macro_f1']:.2f} %, same prediction on {100 * int8['agreement']:.2f} % "
-            f"of the images.</p>")
-        parts += [f"<h3>{html.escape(model)}</h3>",
-                  f"<p class='{status}'>Deployed: seed {html.escape(str(record.get('seed')))} of "
-                  f"{html.escape(str(record.get('experiment')))} ({html.escape(str(record.get('reason')))}), "
-                  f"copied to {html.escape(layout.deployed_file(model, 'checkpoint'))}.</p>",
-                  f"<p>ONNX export: predictions {'match' if check.get('predictions_match') else 'DIFFER'} on "
-                  f"{check.get('n_images', '?')} images, largest absolute logit difference "
-                  f"{float(check.get('max_abs_diff', float('nan'))):.2e}.</p>",
-                  int8_text,
-                  f"<p class='muted'>CPU latency (median) with {html.escape(str(latency.get('threads', '?')))} "
-                  f"threads{cpu_text}:</p>",
-                  html_table(rows, ["engine", "batch size", "images / s", "ms / batch", "ms / image"], digits=3)]
+        int8_text = (
+            ""
+            if int8 is None
+            else (
+                f"<p>int8 (model.int8.onnx, {int8['bytes']['int8']:,} bytes against {int8['bytes']['fp32']:,}): test "
+                f"accuracy {100 * int8['int8']['accuracy']:.2f} % against fp32 {100 * int8['fp32']['accuracy']:.2f} % "
+                f"(drop {int8['accuracy_drop_points']:.2f} points), macro-F1 {100 * int8['int8']['macro_f1']:.2f} % "
+                f"against {100 * int8['fp32']['macro_f1']:.2f} %, same prediction on {100 * int8['agreement']:.2f} % "
+                f"of the images.</p>"
+            )
+        )
+        parts += [
+            f"<h3>{html.escape(model)}</h3>",
+            f"<p class='{status}'>Deployed: seed {html.escape(str(record.get('seed')))} of "
+            f"{html.escape(str(record.get('experiment')))} ({html.escape(str(record.get('reason')))}), "
+            f"copied to {html.escape(layout.deployed_file(model, 'checkpoint'))}.</p>",
+            f"<p>ONNX export: predictions {'match' if check.get('predictions_match') else 'DIFFER'} on "
+            f"{check.get('n_images', '?')} images, largest absolute logit difference "
+            f"{float(check.get('max_abs_diff', float('nan'))):.2e}.</p>",
+            int8_text,
+            f"<p class='muted'>CPU latency (median) with {html.escape(str(latency.get('threads', '?')))} "
+            f"threads{cpu_text}:</p>",
+            html_table(rows, ["engine", "batch size", "images / s", "ms / batch", "ms / image"], digits=3),
+        ]
     return "\n".join(parts)
 
 
-def build_report(layout: Layout, title: str, stages: list[str], sweeps: list[str], experiments: list[str],
-                 deploy: list[str]) -> str:
+def build_report(
+    layout: Layout, title: str, stages: list[str], sweeps: list[str], experiments: list[str], deploy: list[str]
+) -> str:
     """The whole HTML document."""
     seeds = read_table(layout.table("seeds"))
-    sections = [data_section(layout, stages), results_section(layout, sweeps, seeds),
-                '<h2 id="runs">Runs</h2>' + "".join(experiment_section(layout, e, seeds) for e in experiments)]
+    sections = [
+        data_section(layout, stages),
+        results_section(layout, sweeps, seeds),
+        '<h2 id="runs">Runs</h2>' + "".join(experiment_section(layout, e, seeds) for e in experiments),
+    ]
     nav = [("data", "Data"), ("results", "Results"), ("runs", "Runs")]
     if deploy:
         sections.append(deploy_section(layout, deploy))
         nav.append(("deployment", "Deployment"))
     links = "".join(f'<a href="#{a}">{t}</a>' for a, t in nav)
     links += "".join(f'<a href="#run-{html.escape(e.replace("/", "-"))}">{html.escape(e)}</a>' for e in experiments)
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
-            f"<header><h1>{html.escape(title)}</h1><p>Facial emotion recognition with compact CNNs: "
-            f"{len(experiments)} experiments, {len(seeds)} runs, {len(CLASS_NAMES)} classes.</p></header>"
-            f"<nav>{links}</nav><main>{''.join(sections)}</main></body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
+        f"<header><h1>{html.escape(title)}</h1><p>Facial emotion recognition with compact CNNs: "
+        f"{len(experiments)} experiments, {len(seeds)} runs, {len(CLASS_NAMES)} classes.</p></header>"
+        f"<nav>{links}</nav><main>{''.join(sections)}</main></body></html>\n"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

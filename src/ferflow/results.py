@@ -95,12 +95,20 @@ def scores_on_val(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     dead = float(best.get("val_dead_units", float("nan")))
     reason = collapse_reason(dead, top_class, top_share)
     return {
-        "model": run.model, "experiment": run.experiment, "seed": run.seed,
-        "best_epoch": int(best["epoch"]), "epochs": int(history["epoch"].max()),
-        "val_acc": float(best["val_acc"]), "val_macro_f1": float(best["val_macro_f1"]),
-        "val_f1_happy": val_class_f1(best, "happy"), "val_f1_disgust": val_class_f1(best, "disgust"),
-        "val_dead_units": dead, "val_top_class": top_class, "val_top_share": top_share,
-        "collapsed": bool(reason), "collapse": reason,
+        "model": run.model,
+        "experiment": run.experiment,
+        "seed": run.seed,
+        "best_epoch": int(best["epoch"]),
+        "epochs": int(history["epoch"].max()),
+        "val_acc": float(best["val_acc"]),
+        "val_macro_f1": float(best["val_macro_f1"]),
+        "val_f1_happy": val_class_f1(best, "happy"),
+        "val_f1_disgust": val_class_f1(best, "disgust"),
+        "val_dead_units": dead,
+        "val_top_class": top_class,
+        "val_top_share": top_share,
+        "collapsed": bool(reason),
+        "collapse": reason,
     }
 
 
@@ -108,7 +116,8 @@ def scores_on_test(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """A run's test record (metrics.json): accuracy, macro-F1, per-class F1 and parameter count."""
     metrics = read_metrics(Path(run_dir) / RUN_FILES["metrics"])
     return {
-        "parameters": metrics.get("parameters"), "test_acc": float(metrics["accuracy"]),
+        "parameters": metrics.get("parameters"),
+        "test_acc": float(metrics["accuracy"]),
         "test_macro_f1": float(metrics["macro_f1"]),
         **{f"test_f1_{name}": metrics["per_class"].get(name, {}).get("f1") for name in CLASS_NAMES},
     }

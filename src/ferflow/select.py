@@ -28,17 +28,27 @@ from ferflow.storage import copy_file, parse_json_object, write_json
 
 def add_arguments_select_final(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="architecture name (recorded in the output)")
-    parser.add_argument("--histories", required=True, nargs="+", type=Path,
-                        help="history.csv of every seed of every sweep experiment (runs/<model>/<experiment>/seed<k>/)")
+    parser.add_argument(
+        "--histories",
+        required=True,
+        nargs="+",
+        type=Path,
+        help="history.csv of every seed of every sweep experiment (runs/<model>/<experiment>/seed<k>/)",
+    )
     parser.add_argument("--settings", required=True, help="JSON object: experiment name → merged training settings")
     parser.add_argument("--epochs", type=int, help="epochs of the final run (default: the chosen experiment's)")
     parser.add_argument("--out", required=True, type=Path, help="selection JSON to write")
 
 
 def add_arguments_deploy_seed(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--runs", required=True, nargs="+", type=Path,
-                        help="the seed folders of one final (runs/<model>/final/seed<k>/, with history.csv, "
-                             "val_metrics.json and best.pt)")
+    parser.add_argument(
+        "--runs",
+        required=True,
+        nargs="+",
+        type=Path,
+        help="the seed folders of one final (runs/<model>/final/seed<k>/, with history.csv, "
+        "val_metrics.json and best.pt)",
+    )
     parser.add_argument("--out", required=True, type=Path, help="the deployed checkpoint to write (a copy of best.pt)")
     parser.add_argument("--record", required=True, type=Path, help="JSON recording the chosen seed and why")
 
@@ -70,8 +80,9 @@ def select(model: str, histories: list[Path], settings: dict[str, Any], epochs: 
         "model": model,
         "experiment": chosen,
         "val_macro_f1": means[chosen],
-        "candidates": {e: {"val_macro_f1": means[e], "seeds": {str(s): f1 for s, f1 in sorted(per_seed[e].items())}}
-                       for e in order},
+        "candidates": {
+            e: {"val_macro_f1": means[e], "seeds": {str(s): f1 for s, f1 in sorted(per_seed[e].items())}} for e in order
+        },
         "settings": final,
     }
 
@@ -86,12 +97,13 @@ def choose_seed(records: list[dict[str, Any]]) -> tuple[dict[str, Any], str]:
     chosen = max(pool, key=lambda r: (r["val_macro_f1"], -r["seed"]))
     n = len(records)
     if not healthy:
-        reason = (f"all {n} seeds collapsed: seed {chosen['seed']} has the best val macro-F1 "
-                  f"({chosen['val_macro_f1']:.4f}) and is collapsed too ({chosen['collapse']})")
+        reason = (
+            f"all {n} seeds collapsed: seed {chosen['seed']} has the best val macro-F1 "
+            f"({chosen['val_macro_f1']:.4f}) and is collapsed too ({chosen['collapse']})"
+        )
     else:
         skipped = f"; {n - len(healthy)} of {n} seeds collapsed and were passed over" if len(healthy) < n else ""
-        reason = (f"best val macro-F1 ({chosen['val_macro_f1']:.4f}) among {len(healthy)} non-collapsed "
-                  f"seed(s){skipped}")
+        reason = f"best val macro-F1 ({chosen['val_macro_f1']:.4f}) among {len(healthy)} non-collapsed seed(s){skipped}"
     return chosen, reason
 
 
@@ -102,12 +114,23 @@ def deployment_record(runs: list[Path]) -> dict[str, Any]:
     if len(experiments) != 1:
         raise FerflowError(f"--runs mix experiments: {', '.join(sorted('/'.join(e) for e in experiments))}")
     chosen, reason = choose_seed(records)
-    keys = ("best_epoch", "val_acc", "val_macro_f1", "val_dead_units", "val_top_class", "val_top_share", "collapsed",
-            "collapse")
+    keys = (
+        "best_epoch",
+        "val_acc",
+        "val_macro_f1",
+        "val_dead_units",
+        "val_top_class",
+        "val_top_share",
+        "collapsed",
+        "collapse",
+    )
     return {
-        "model": chosen["model"], "experiment": chosen["experiment"], "seed": chosen["seed"],
+        "model": chosen["model"],
+        "experiment": chosen["experiment"],
+        "seed": chosen["seed"],
         "checkpoint": str(runs[records.index(chosen)] / RUN_FILES["best"]),
-        "all_collapsed": all(r["collapsed"] for r in records), "reason": reason,
+        "all_collapsed": all(r["collapsed"] for r in records),
+        "reason": reason,
         "seeds": {str(r["seed"]): {k: r[k] for k in keys} for r in sorted(records, key=lambda r: r["seed"])},
     }
 
@@ -130,6 +153,9 @@ def run_deploy_seed(args: argparse.Namespace) -> int:
     name = f"{record['model']}/{record['experiment']}"
     print(f"{name}: deployed seed {record['seed']} -> {args.out} ({record['reason']})")
     if record["all_collapsed"]:
-        print(f"warning: every seed of {name} collapsed; the deployed model "
-              "predicts essentially one class (see the README's known problems)", file=sys.stderr)
+        print(
+            f"warning: every seed of {name} collapsed; the deployed model "
+            "predicts essentially one class (see the README's known problems)",
+            file=sys.stderr,
+        )
     return 0

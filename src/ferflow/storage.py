@@ -18,9 +18,10 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -46,7 +47,9 @@ class Split:
         self.ids = np.asarray(self.ids, dtype=np.str_)
         n = len(self.images)
         if len(self.labels) != n or len(self.ids) != n:
-            raise ValueError(f"split arrays differ in length: {n} images, {len(self.labels)} labels, {len(self.ids)} ids")
+            raise ValueError(
+                f"split arrays differ in length: {n} images, {len(self.labels)} labels, {len(self.ids)} ids"
+            )
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -56,12 +59,12 @@ class Split:
         per = np.bincount(self.labels, minlength=len(CLASS_NAMES))
         return {name: int(per[i]) for i, name in enumerate(CLASS_NAMES)}
 
-    def subset(self, index: np.ndarray) -> "Split":
+    def subset(self, index: np.ndarray) -> Split:
         """The images at ``index`` (an integer or boolean array)."""
         return Split(self.images[index], self.labels[index], self.ids[index])
 
     @staticmethod
-    def concat(parts: list["Split"]) -> "Split":
+    def concat(parts: list[Split]) -> Split:
         """Concatenate splits of the same image shape."""
         return Split(
             np.concatenate([p.images for p in parts]),

@@ -36,7 +36,13 @@ from ferflow.errors import FerflowError
 from ferflow.storage import Split
 
 FER2013_TRAIN_COUNTS: dict[str, int] = {
-    "angry": 3995, "disgust": 436, "fear": 4097, "happy": 7215, "neutral": 4965, "sad": 4830, "surprise": 3171,
+    "angry": 3995,
+    "disgust": 436,
+    "fear": 4097,
+    "happy": 7215,
+    "neutral": 4965,
+    "sad": 4830,
+    "surprise": 3171,
 }
 """Class counts of FER2013's training split: the synthetic data's class proportions."""
 
@@ -44,14 +50,25 @@ SUPERSAMPLE = 3
 
 # Expression prototypes: brow_h (brow above eye), brow_tilt (+: inner ends down), arch, eye_open,
 # mouth_w (half-width), curve (+: corners up), open (lip gap), teeth (0-1), asym, wrinkle.
-PARAMS: tuple[str, ...] = ("brow_h", "brow_tilt", "arch", "eye_open", "mouth_w", "curve", "open", "teeth", "asym", "wrinkle")
+PARAMS: tuple[str, ...] = (
+    "brow_h",
+    "brow_tilt",
+    "arch",
+    "eye_open",
+    "mouth_w",
+    "curve",
+    "open",
+    "teeth",
+    "asym",
+    "wrinkle",
+)
 PROTOTYPES: dict[str, tuple[float, ...]] = {
-    "angry":    (0.08, 0.14, 0.00, 0.65, 0.28, -0.06, 0.05, 0.6, 0.00, 0.4),
-    "disgust":  (0.12, 0.06, 0.00, 0.45, 0.30, -0.08, 0.07, 0.3, 0.15, 1.1),
-    "fear":     (0.32, -0.10, 0.02, 1.50, 0.40, -0.06, 0.20, 0.5, 0.00, 0.0),
-    "happy":    (0.21, 0.00, 0.04, 0.55, 0.44, 0.26, 0.14, 1.0, 0.00, 0.0),
-    "neutral":  (0.20, 0.00, 0.03, 1.00, 0.31, 0.00, 0.00, 0.0, 0.00, 0.0),
-    "sad":      (0.19, -0.13, 0.00, 0.70, 0.29, -0.19, 0.00, 0.0, 0.00, 0.0),
+    "angry": (0.08, 0.14, 0.00, 0.65, 0.28, -0.06, 0.05, 0.6, 0.00, 0.4),
+    "disgust": (0.12, 0.06, 0.00, 0.45, 0.30, -0.08, 0.07, 0.3, 0.15, 1.1),
+    "fear": (0.32, -0.10, 0.02, 1.50, 0.40, -0.06, 0.20, 0.5, 0.00, 0.0),
+    "happy": (0.21, 0.00, 0.04, 0.55, 0.44, 0.26, 0.14, 1.0, 0.00, 0.0),
+    "neutral": (0.20, 0.00, 0.03, 1.00, 0.31, 0.00, 0.00, 0.0, 0.00, 0.0),
+    "sad": (0.19, -0.13, 0.00, 0.70, 0.29, -0.19, 0.00, 0.0, 0.00, 0.0),
     "surprise": (0.38, -0.02, 0.08, 1.70, 0.21, 0.00, 0.40, 0.2, 0.00, 0.0),
 }
 JITTER = np.array([0.03, 0.03, 0.025, 0.13, 0.04, 0.04, 0.035, 0.3, 0.035, 0.25])
@@ -84,7 +101,9 @@ def _expressions(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def _identities(n: int, rng: np.random.Generator, colour: bool) -> list[dict]:
     """Per-face identity and pose parameters (class-independent)."""
-    skin_rgb = np.array([[236, 205, 180], [214, 172, 140], [190, 140, 105], [150, 105, 75], [110, 75, 55], [245, 220, 200]])
+    skin_rgb = np.array(
+        [[236, 205, 180], [214, 172, 140], [190, 140, 105], [150, 105, 75], [110, 75, 55], [245, 220, 200]]
+    )
     hair_rgb = np.array([[25, 20, 18], [70, 45, 30], [120, 85, 50], [200, 170, 110], [140, 140, 140], [95, 35, 20]])
     out = []
     for _ in range(n):
@@ -96,15 +115,27 @@ def _identities(n: int, rng: np.random.Generator, colour: bool) -> list[dict]:
             skin = np.full(3, rng.uniform(95, 215))
             hair = np.full(3, rng.uniform(10, 110))
             bg = np.full(3, rng.uniform(15, 240))
-        out.append({
-            "face_w": rng.uniform(0.82, 1.0), "face_h": rng.uniform(1.12, 1.36),
-            "skin": skin, "hair": hair, "bg": bg, "has_hair": rng.random() < 0.8,
-            "hairline": rng.uniform(-1.05, -0.7), "eye_dx": rng.uniform(0.32, 0.42), "eye_y": rng.uniform(-0.26, -0.1),
-            "eye_w": rng.uniform(0.16, 0.21), "brow_t": rng.uniform(0.06, 0.1), "mouth_y": rng.uniform(0.5, 0.66),
-            "clutter": int(rng.integers(0, 2)), "seed": int(rng.integers(2**31)),
-            "scale": rng.uniform(0.33, 0.40), "angle": np.deg2rad(rng.normal(0, 6)),
-            "shift": rng.normal(0, 0.035, 2),
-        })
+        out.append(
+            {
+                "face_w": rng.uniform(0.82, 1.0),
+                "face_h": rng.uniform(1.12, 1.36),
+                "skin": skin,
+                "hair": hair,
+                "bg": bg,
+                "has_hair": rng.random() < 0.8,
+                "hairline": rng.uniform(-1.05, -0.7),
+                "eye_dx": rng.uniform(0.32, 0.42),
+                "eye_y": rng.uniform(-0.26, -0.1),
+                "eye_w": rng.uniform(0.16, 0.21),
+                "brow_t": rng.uniform(0.06, 0.1),
+                "mouth_y": rng.uniform(0.5, 0.66),
+                "clutter": int(rng.integers(0, 2)),
+                "seed": int(rng.integers(2**31)),
+                "scale": rng.uniform(0.33, 0.40),
+                "angle": np.deg2rad(rng.normal(0, 6)),
+                "shift": rng.normal(0, 0.035, 2),
+            }
+        )
     return out
 
 
@@ -165,7 +196,9 @@ def draw_face(expr: np.ndarray, ident: dict, size: int, colour: bool) -> Image.I
         shapes.append(("line", eye[10:], dark, line))  # upper lid
         inner, outer = side * (ident["eye_dx"] - 0.11), side * (ident["eye_dx"] + 0.15)
         by = ey - eh - e["brow_h"]
-        brow = np.array([[inner, by + e["brow_tilt"]], [(inner + outer) / 2, by - e["arch"]], [outer, by - 0.25 * e["brow_tilt"]]])
+        brow = np.array(
+            [[inner, by + e["brow_tilt"]], [(inner + outer) / 2, by - e["arch"]], [outer, by - 0.25 * e["brow_tilt"]]]
+        )
         shapes.append(("line", brow, brow_col, brow_w))
 
     nose_y, my = ident["eye_y"] + 0.1, ident["mouth_y"]
@@ -185,7 +218,9 @@ def draw_face(expr: np.ndarray, ident: dict, size: int, colour: bool) -> Image.I
         shapes.append(("polygon", np.concatenate([_curve(x, upper), _curve(x, lower)[::-1]]), col(skin * 0.2), 0))
         if e["teeth"] > 0.5:
             teeth = upper + 0.45 * (lower - upper)
-            shapes.append(("polygon", np.concatenate([_curve(x, upper), _curve(x, teeth)[::-1]]), col(np.full(3, 235.0)), 0))
+            shapes.append(
+                ("polygon", np.concatenate([_curve(x, upper), _curve(x, teeth)[::-1]]), col(np.full(3, 235.0)), 0)
+            )
     lip = col(skin * np.array([0.75, 0.5, 0.5])) if colour else col(skin * 0.55)
     shapes.append(("line", _curve(x, upper), lip, lip_w))
     shapes.append(("line", _curve(x, lower), lip, lip_w))
@@ -210,7 +245,9 @@ def _photometric(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Lighting gradient, contrast, blur and noise on uint8 images ``(N, H, W[, C])`` (vectorised)."""
     n, h, w = images.shape[:3]
     x = images.astype(np.float32)
-    yy, xx = np.meshgrid(np.linspace(-1, 1, h, dtype=np.float32), np.linspace(-1, 1, w, dtype=np.float32), indexing="ij")
+    yy, xx = np.meshgrid(
+        np.linspace(-1, 1, h, dtype=np.float32), np.linspace(-1, 1, w, dtype=np.float32), indexing="ij"
+    )
     phi = rng.uniform(0, 2 * np.pi, n).astype(np.float32)
     strength = rng.uniform(0, 0.3, n).astype(np.float32)
     light = 1 + strength[:, None, None] * (np.cos(phi)[:, None, None] * xx + np.sin(phi)[:, None, None] * yy)
@@ -314,8 +351,12 @@ def write_fer_folders(out: Path, splits: dict[str, Split]) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--kind", choices=["fer", "affectnet"], default="fer",
-                        help="fer: train/<class>/ and test/<class>/ PNGs; affectnet: affectnet/<folder>/ JPEGs + labels.csv")
+    parser.add_argument(
+        "--kind",
+        choices=["fer", "affectnet"],
+        default="fer",
+        help="fer: train/<class>/ and test/<class>/ PNGs; affectnet: affectnet/<folder>/ JPEGs + labels.csv",
+    )
     parser.add_argument("--out", type=Path, required=True, help="folder to create (must not exist or be empty)")
     parser.add_argument("--train", type=int, default=2800, help="training images (fer)")
     parser.add_argument("--test", type=int, default=700, help="test images (fer)")

@@ -24,20 +24,40 @@ from ferflow.results import run_record
 from ferflow.storage import atomic_path, write_text
 
 SCORES = {
-    "val_acc": "Val accuracy", "val_macro_f1": "Val macro-F1", "val_f1_happy": "Happy F1 (val)",
-    "val_f1_disgust": "Disgust F1 (val)", "test_acc": "Test accuracy", "test_macro_f1": "Test macro-F1",
+    "val_acc": "Val accuracy",
+    "val_macro_f1": "Val macro-F1",
+    "val_f1_happy": "Happy F1 (val)",
+    "val_f1_disgust": "Disgust F1 (val)",
+    "test_acc": "Test accuracy",
+    "test_macro_f1": "Test macro-F1",
     **{f"test_f1_{name}": f"F1 {name}" for name in CLASS_NAMES},
 }
 """Every score column that is averaged over seeds, with its heading."""
 SWEEP_SCORES = ["val_acc", "val_macro_f1", "val_f1_happy", "val_f1_disgust", "test_acc", "test_macro_f1"]
 FINALS_SCORES = ["val_acc", "val_macro_f1", "test_acc", "test_macro_f1", *(f"test_f1_{n}" for n in CLASS_NAMES)]
-GROUP_COLUMNS = {"model": "Model", "experiment": "Experiment", "parameters": "Parameters", "seeds": "Seeds",
-                 "collapsed": "Collapsed", "epochs": "Epochs"}
+GROUP_COLUMNS = {
+    "model": "Model",
+    "experiment": "Experiment",
+    "parameters": "Parameters",
+    "seeds": "Seeds",
+    "collapsed": "Collapsed",
+    "epochs": "Epochs",
+}
 SEED_COLUMNS = {
-    "model": "Model", "experiment": "Experiment", "seed": "Seed", "best_epoch": "Best epoch", "epochs": "Epochs",
-    "val_acc": "Val accuracy", "val_macro_f1": "Val macro-F1", "test_acc": "Test accuracy",
-    "test_macro_f1": "Test macro-F1", "val_dead_units": "Dead units (val)", "val_top_class": "Top class (val)",
-    "val_top_share": "Top-class share (val)", "collapsed": "Collapsed", "collapse": "Why collapsed",
+    "model": "Model",
+    "experiment": "Experiment",
+    "seed": "Seed",
+    "best_epoch": "Best epoch",
+    "epochs": "Epochs",
+    "val_acc": "Val accuracy",
+    "val_macro_f1": "Val macro-F1",
+    "test_acc": "Test accuracy",
+    "test_macro_f1": "Test macro-F1",
+    "val_dead_units": "Dead units (val)",
+    "val_top_class": "Top class (val)",
+    "val_top_share": "Top-class share (val)",
+    "collapsed": "Collapsed",
+    "collapse": "Why collapsed",
 }
 SWEEP_COLUMNS = ["model", "experiment", "seeds", "collapsed", "epochs", *SWEEP_SCORES]
 FINALS_COLUMNS = ["model", "experiment", "parameters", "seeds", "collapsed", *FINALS_SCORES]
@@ -52,11 +72,16 @@ def headers() -> dict[str, str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, type=Path,
-                        help="folder for sweep_<model>, finals and seeds (.csv and .md)")
-    parser.add_argument("--runs", nargs="+", required=True, type=Path,
-                        help="run folders runs/<model>/<experiment>/seed<k>/ "
-                             "(history.csv, metrics.json, val_metrics.json)")
+    parser.add_argument(
+        "--out", required=True, type=Path, help="folder for sweep_<model>, finals and seeds (.csv and .md)"
+    )
+    parser.add_argument(
+        "--runs",
+        nargs="+",
+        required=True,
+        type=Path,
+        help="run folders runs/<model>/<experiment>/seed<k>/ (history.csv, metrics.json, val_metrics.json)",
+    )
     parser.add_argument("--baseline", nargs="*", default=[], help="architectures whose runs join every sweep table")
 
 
@@ -69,8 +94,12 @@ def aggregate(seeds: pd.DataFrame, scores: list[str], columns: list[str]) -> pd.
     """One row per (model, experiment), in order of appearance: seed and collapse counts, the largest epoch
     count, parameters, and each score's mean and sample standard deviation over the seeds (NaN for one seed)."""
     groups = seeds.groupby(["model", "experiment"], sort=False)
-    frame = groups.agg(seeds=("seed", "size"), collapsed=("collapsed", "sum"), epochs=("epochs", "max"),
-                       parameters=("parameters", "first")).reset_index()
+    frame = groups.agg(
+        seeds=("seed", "size"),
+        collapsed=("collapsed", "sum"),
+        epochs=("epochs", "max"),
+        parameters=("parameters", "first"),
+    ).reset_index()
     for score in scores:
         values = groups[score].agg(["mean", "std"]).reset_index(drop=True)
         frame[f"{score}_mean"], frame[f"{score}_std"] = values["mean"], values["std"]
@@ -117,8 +146,12 @@ def to_markdown(frame: pd.DataFrame, title: str) -> str:
             return f"{value:.4f}"
         return str(value)
 
-    lines = [f"## {title}", "", "| " + " | ".join(names[c] for c in columns) + " |",
-             "|" + "|".join("---:" if pd.api.types.is_numeric_dtype(frame[c]) else "---" for c in columns) + "|"]
+    lines = [
+        f"## {title}",
+        "",
+        "| " + " | ".join(names[c] for c in columns) + " |",
+        "|" + "|".join("---:" if pd.api.types.is_numeric_dtype(frame[c]) else "---" for c in columns) + "|",
+    ]
     lines += ["| " + " | ".join(cell(row, c) for c in columns) + " |" for _, row in frame.iterrows()]
     return "\n".join(lines) + "\n"
 
@@ -138,9 +171,14 @@ def run(args: argparse.Namespace) -> int:
     n = seeds.groupby(["model", "experiment"]).size()
     over = f"mean ± std over {n.min()} seeds" if n.min() == n.max() else f"mean ± std over {n.min()}–{n.max()} seeds"
     for model, frame in tables.items():
-        write_table(args.out, f"sweep_{model}", frame,
-                    f"{model} sweep: validation scores at the best epoch (by val macro-F1) and test scores, {over}")
+        write_table(
+            args.out,
+            f"sweep_{model}",
+            frame,
+            f"{model} sweep: validation scores at the best epoch (by val macro-F1) and test scores, {over}",
+        )
     write_table(args.out, "finals", finals, f"Final models: validation and test scores, {over}")
-    write_table(args.out, "seeds", seeds[list(SEED_COLUMNS)],
-                "Every run: scores, dead embedding units and collapse per seed")
+    write_table(
+        args.out, "seeds", seeds[list(SEED_COLUMNS)], "Every run: scores, dead embedding units and collapse per seed"
+    )
     return 0

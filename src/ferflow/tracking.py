@@ -39,8 +39,9 @@ class IouTracker:
 
     def update(self, boxes: list[BoxT]) -> list[int]:
         """The track id of each of this frame's ``boxes``, in their order."""
-        pairs = sorted(((iou(t.box, b), ti, bi) for ti, t in enumerate(self.tracks) for bi, b in enumerate(boxes)),
-                       reverse=True)
+        pairs = sorted(
+            ((iou(t.box, b), ti, bi) for ti, t in enumerate(self.tracks) for bi, b in enumerate(boxes)), reverse=True
+        )
         ids: list[int | None] = [None] * len(boxes)
         matched: set[int] = set()
         for overlap, ti, bi in pairs:

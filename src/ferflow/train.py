@@ -29,9 +29,11 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,11 +43,11 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ferflow import checkpoint, models
-from ferflow.losses import Criterion, balanced_class_weights, distillation_loss
-from ferflow.mixing import mix, random_erasing
 from ferflow.classes import CLASS_NAMES
 from ferflow.device import claim_gpu_slot, cpu_has_native_bf16, select_device
 from ferflow.errors import FerflowError
+from ferflow.losses import Criterion, balanced_class_weights, distillation_loss
+from ferflow.mixing import mix, random_erasing
 from ferflow.preprocess import match_channels, to_model_input
 from ferflow.results import COLLAPSE_DEAD_UNITS
 from ferflow.storage import Split, load_split, parse_json_object, write_text
@@ -88,7 +90,15 @@ CHOICES: dict[str, tuple[Any, ...]] = {
 RUNTIME_KEYS = ("device", "threads")  # may change between a kill and the resume
 EVAL_BATCH = 256
 HISTORY_COLUMNS = [
-    "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_macro_f1", "lr", "epoch_seconds", "val_dead_units",
+    "epoch",
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "val_macro_f1",
+    "lr",
+    "epoch_seconds",
+    "val_dead_units",
     *[f"val_{metric}_{name}" for name in CLASS_NAMES for metric in ("precision", "recall", "f1")],
 ]
 
@@ -135,10 +145,13 @@ def affine_matrices(n: int, augmentation: dict[str, Any], generator: torch.Gener
     angle, skew = torch.deg2rad(u[:, 1] * rotation), torch.tan(torch.deg2rad(u[:, 2] * shear))
     cos, sin = torch.cos(angle), torch.sin(angle)
     # forward map A = Shear · Rotation · Flip, then + t (t in normalised units: 2 × fraction)
-    a = torch.stack([
-        torch.stack([(cos + skew * sin) * flip, -sin + skew * cos], dim=1),
-        torch.stack([sin * flip, cos], dim=1),
-    ], dim=1)
+    a = torch.stack(
+        [
+            torch.stack([(cos + skew * sin) * flip, -sin + skew * cos], dim=1),
+            torch.stack([sin * flip, cos], dim=1),
+        ],
+        dim=1,
+    )
     if zoom:  # a random crop of scale s: the content is magnified by s ∈ [1 - zoom, 1 + zoom]
         a = a * (1 + zoom * (torch.rand(n, generator=generator, dtype=torch.float64) * 2 - 1))[:, None, None]
     t = torch.stack([u[:, 3], u[:, 4]], dim=1) * (2 * translate)
@@ -163,8 +176,10 @@ class DeviceData:
     in_channels: int
 
     @staticmethod
-    def of(split: Split, device: torch.device, in_channels: int) -> "DeviceData":
-        return DeviceData(torch.from_numpy(split.images).to(device), torch.from_numpy(split.labels).to(device), in_channels)
+    def of(split: Split, device: torch.device, in_channels: int) -> DeviceData:
+        return DeviceData(
+            torch.from_numpy(split.images).to(device), torch.from_numpy(split.labels).to(device), in_channels
+        )
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -178,13 +193,20 @@ class EpochBatches:
     """The augmented ``(x, y)`` batches of one epoch, in an order drawn from ``generator``; a final
     batch of one image is dropped (batch norm needs two)."""
 
-    def __init__(self, data: DeviceData, settings: dict[str, Any], generator: torch.Generator, channels_last: bool) -> None:
+    def __init__(
+        self, data: DeviceData, settings: dict[str, Any], generator: torch.Generator, channels_last: bool
+    ) -> None:
         size = settings["batch_size"]
         order = torch.randperm(len(data), generator=generator)
         if len(order) % size == 1 and len(order) > 1:
             order = order[:-1]
         self.chunks = list(order.split(size))[: settings["max_train_batches"] or None]
-        self.data, self.augmentation, self.generator, self.channels_last = data, settings["augmentation"], generator, channels_last
+        self.data, self.augmentation, self.generator, self.channels_last = (
+            data,
+            settings["augmentation"],
+            generator,
+            channels_last,
+        )
         self.erasing = float(settings["random_erasing"])
 
     def __len__(self) -> int:
@@ -252,8 +274,13 @@ class Engine:
         first = next(m for m in self.teacher.modules() if isinstance(m, nn.Conv2d))
         return first.in_channels
 
-    def train_epoch(self, data: DeviceData, settings: dict[str, Any], generator: torch.Generator,
-                    progress: Callable[[int, int], None] | None = None) -> tuple[float, float]:
+    def train_epoch(
+        self,
+        data: DeviceData,
+        settings: dict[str, Any],
+        generator: torch.Generator,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> tuple[float, float]:
         """One pass over (at most ``max_train_batches`` batches of) ``data``: (mean loss, accuracy; with
         mixup or cutmix, accuracy against each image's own label)."""
         self.model.train()
@@ -263,7 +290,9 @@ class Engine:
         batches = EpochBatches(data, settings, generator, self.channels_last)
         total = len(batches)
         for i, (x, y) in enumerate(batches, start=1):
-            x, targets = mix(x, F.one_hot(y, len(CLASS_NAMES)).float(), settings["mixup"], settings["cutmix"], generator)
+            x, targets = mix(
+                x, F.one_hot(y, len(CLASS_NAMES)).float(), settings["mixup"], settings["cutmix"], generator
+            )
             loss, logits = self.step(x, targets)
             loss_sum += loss.double() * len(y)
             correct += (logits.argmax(1) == y).sum()
@@ -302,7 +331,13 @@ def val_metrics(labels: np.ndarray, predictions: np.ndarray) -> dict[str, float]
         "val_macro_f1": float(f1_score(labels, predictions, labels=classes, average="macro", zero_division=0)),
     }
     for i, name in enumerate(CLASS_NAMES):
-        row.update({f"val_precision_{name}": float(precision[i]), f"val_recall_{name}": float(recall[i]), f"val_f1_{name}": float(f1[i])})
+        row.update(
+            {
+                f"val_precision_{name}": float(precision[i]),
+                f"val_recall_{name}": float(recall[i]),
+                f"val_f1_{name}": float(f1[i]),
+            }
+        )
     return row
 
 
@@ -310,8 +345,9 @@ def make_optimizer(model: nn.Module, settings: dict[str, Any]) -> torch.optim.Op
     params = [p for p in model.parameters() if p.requires_grad]
     lr, decay = settings["lr"], settings["weight_decay"]
     if settings["optimizer"] == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=settings["momentum"], weight_decay=decay,
-                               nesterov=bool(settings["nesterov"]))
+        return torch.optim.SGD(
+            params, lr=lr, momentum=settings["momentum"], weight_decay=decay, nesterov=bool(settings["nesterov"])
+        )
     if settings["optimizer"] == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=decay)
     return torch.optim.Adam(params, lr=lr, weight_decay=decay)
@@ -328,8 +364,9 @@ def lr_factor(step: int, warmup: int, total: int, cosine: bool) -> float:
     return 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def make_schedule(optimizer: torch.optim.Optimizer, settings: dict[str, Any],
-                  steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR | None:
+def make_schedule(
+    optimizer: torch.optim.Optimizer, settings: dict[str, Any], steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LambdaLR | None:
     """The per-batch warmup / cosine schedule of ``settings`` (None when the lr is constant)."""
     warmup = round(settings["warmup_epochs"] * steps_per_epoch)
     cosine = settings["schedule"] == "cosine"
@@ -339,9 +376,14 @@ def make_schedule(optimizer: torch.optim.Optimizer, settings: dict[str, Any],
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, warmup, total, cosine))
 
 
-def make_engine(model: nn.Module, settings: dict[str, Any], device: torch.device, steps_per_epoch: int = 1,
-                train_labels: np.ndarray | None = None,
-                teacher: nn.Module | None = None) -> tuple[Engine, torch.dtype | None]:
+def make_engine(
+    model: nn.Module,
+    settings: dict[str, Any],
+    device: torch.device,
+    steps_per_epoch: int = 1,
+    train_labels: np.ndarray | None = None,
+    teacher: nn.Module | None = None,
+) -> tuple[Engine, torch.dtype | None]:
     """The model on ``device`` (channels_last when configured) with its optimizer, mixed precision, loss,
     schedule, EMA and teacher as ``settings`` ask (``train_labels`` give the balanced class weights)."""
     channels_last = bool(settings["channels_last"])
@@ -353,8 +395,11 @@ def make_engine(model: nn.Module, settings: dict[str, Any], device: torch.device
         if train_labels is None:
             raise FerflowError("setting class_weights: balanced needs the training labels")
         weights = balanced_class_weights(train_labels, len(CLASS_NAMES))
-    criterion = Criterion(float(settings["label_smoothing"]),
-                          float(settings["focal_gamma"]) if settings["loss"] == "focal" else None, weights)
+    criterion = Criterion(
+        float(settings["label_smoothing"]),
+        float(settings["focal_gamma"]) if settings["loss"] == "focal" else None,
+        weights,
+    )
     optimizer = make_optimizer(model, settings)
     ema = None
     if settings["ema"]:
@@ -365,9 +410,19 @@ def make_engine(model: nn.Module, settings: dict[str, Any], device: torch.device
         teacher = teacher.to(device).eval()
         for p in teacher.parameters():
             p.requires_grad_(False)
-    return Engine(model, optimizer, device, channels_last, autocast, scaler, criterion,
-                  make_schedule(optimizer, settings, steps_per_epoch), ema, teacher,
-                  settings["distillation"]), amp_dtype
+    return Engine(
+        model,
+        optimizer,
+        device,
+        channels_last,
+        autocast,
+        scaler,
+        criterion,
+        make_schedule(optimizer, settings, steps_per_epoch),
+        ema,
+        teacher,
+        settings["distillation"],
+    ), amp_dtype
 
 
 def autocast_for(device: torch.device, amp: Any) -> tuple[Callable[[], ContextManager[Any]], torch.dtype | None]:
@@ -427,13 +482,18 @@ def write_history(path: Path, history: list[dict[str, float]]) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help=f"architecture ({', '.join(models.names())})")
     parser.add_argument("--experiment", required=True, help="experiment name (recorded in best.pt)")
-    parser.add_argument("--data-dir", required=True, type=Path, help="data stage directory holding train.npz and val.npz")
+    parser.add_argument(
+        "--data-dir", required=True, type=Path, help="data stage directory holding train.npz and val.npz"
+    )
     parser.add_argument("--out", required=True, type=Path, help="run directory: history.csv, best.pt, last.pt")
     parser.add_argument("--settings", default="{}", help="training settings as a JSON object (defaults filled in)")
-    parser.add_argument("--model-options", default="{}", help="architecture options as a JSON object, e.g. {\"pretrained\": true}")
+    parser.add_argument(
+        "--model-options", default="{}", help='architecture options as a JSON object, e.g. {"pretrained": true}'
+    )
     parser.add_argument("--seed", type=int, default=42, help="seed of the weights, batches and augmentation")
-    parser.add_argument("--teacher", type=Path, help="knowledge distillation: the teacher's checkpoint (with the "
-                        "distillation setting)")
+    parser.add_argument(
+        "--teacher", type=Path, help="knowledge distillation: the teacher's checkpoint (with the distillation setting)"
+    )
     parser.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="override the settings' device")
     parser.add_argument("--threads", type=int, help="override the settings' CPU threads")
 
@@ -458,21 +518,40 @@ def run(args: argparse.Namespace) -> int:
         if split.labels.min() < 0 or split.labels.max() >= len(CLASS_NAMES):
             raise FerflowError(f"{args.data_dir / (name + '.npz')}: labels outside 0..{len(CLASS_NAMES) - 1}")
     in_channels = 1 if train_split.images.ndim == 3 else train_split.images.shape[-1]
-    arch_kwargs = {"in_channels": in_channels, "num_classes": len(CLASS_NAMES), "dropout": settings["dropout"], **options}
+    arch_kwargs = {
+        "in_channels": in_channels,
+        "num_classes": len(CLASS_NAMES),
+        "dropout": settings["dropout"],
+        **options,
+    }
     teacher = checkpoint.load_model(args.teacher)[0] if args.teacher else None
     fingerprint = {
-        "arch": args.model, "arch_kwargs": arch_kwargs, "seed": args.seed, "data": data_digest(train_split, val_split),
+        "arch": args.model,
+        "arch_kwargs": arch_kwargs,
+        "seed": args.seed,
+        "data": data_digest(train_split, val_split),
         "settings": {k: v for k, v in settings.items() if k not in RUNTIME_KEYS},
         "teacher": file_digest(args.teacher) if args.teacher else None,
     }
 
     torch.manual_seed(args.seed)
-    engine, amp_dtype = make_engine(models.build(args.model, **arch_kwargs), settings, device,
-                                    batches_per_epoch(len(train_split), settings), train_split.labels, teacher)
+    engine, amp_dtype = make_engine(
+        models.build(args.model, **arch_kwargs),
+        settings,
+        device,
+        batches_per_epoch(len(train_split), settings),
+        train_split.labels,
+        teacher,
+    )
     model, channels_last = engine.model, engine.channels_last
     plateau = settings["plateau"]
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(engine.optimizer, mode="min", factor=plateau["factor"],
-                                                           patience=plateau["patience"]) if plateau else None
+    scheduler = (
+        torch.optim.lr_scheduler.ReduceLROnPlateau(
+            engine.optimizer, mode="min", factor=plateau["factor"], patience=plateau["patience"]
+        )
+        if plateau
+        else None
+    )
     out_dir: Path = args.out
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in out_dir.glob(".*.tmp"):  # partial writes of a killed run
@@ -487,8 +566,7 @@ def run(args: argparse.Namespace) -> int:
         state = checkpoint.read(last_path)
         done = state.get("epoch", 0)
         if done >= settings["epochs"] or state.get("early_stopping", {}).get("stopped"):  # a rerun retrains
-            print(f"ignoring {last_path}: it holds a finished run (epoch {done}); training from scratch",
-                  flush=True)
+            print(f"ignoring {last_path}: it holds a finished run (epoch {done}); training from scratch", flush=True)
         elif state.get("fingerprint") == fingerprint:
             model.load_state_dict(state["model"])
             engine.optimizer.load_state_dict(state["optimizer"])
@@ -508,9 +586,12 @@ def run(args: argparse.Namespace) -> int:
 
     n_params = models.count_parameters(model)
     n_trainable = models.count_parameters(model, trainable_only=True)
-    print(f"{args.model}/{args.experiment}: {n_params:,} parameters ({n_trainable:,} trainable), options {options}, "
-          f"{len(train_split)} train / {len(val_split)} val images ({in_channels} channel(s)), device {device}, "
-          f"threads {threads}, amp {amp_dtype}, channels_last {channels_last}", flush=True)
+    print(
+        f"{args.model}/{args.experiment}: {n_params:,} parameters ({n_trainable:,} trainable), options {options}, "
+        f"{len(train_split)} train / {len(val_split)} val images ({in_channels} channel(s)), device {device}, "
+        f"threads {threads}, amp {amp_dtype}, channels_last {channels_last}",
+        flush=True,
+    )
     print(f"settings {json.dumps(settings, sort_keys=True)}", flush=True)
     train_data = DeviceData.of(train_split, device, in_channels)
     val_data = DeviceData.of(val_split, device, in_channels)
@@ -521,10 +602,19 @@ def run(args: argparse.Namespace) -> int:
             break
         began = time.perf_counter()
         lr = engine.optimizer.param_groups[0]["lr"]
-        train_loss, train_acc = engine.train_epoch(train_data, settings, epoch_generator(args.seed, epoch), progress_printer(epoch))
+        train_loss, train_acc = engine.train_epoch(
+            train_data, settings, epoch_generator(args.seed, epoch), progress_printer(epoch)
+        )
         val_loss, predictions, dead = engine.predict(val_data)
-        row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
-               **val_metrics(val_split.labels, predictions), "lr": lr, "val_dead_units": dead}
+        row = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "train_acc": train_acc,
+            "val_loss": val_loss,
+            **val_metrics(val_split.labels, predictions),
+            "lr": lr,
+            "val_dead_units": dead,
+        }
         if scheduler is not None:
             scheduler.step(val_loss)
         if row["val_macro_f1"] > best["val_macro_f1"]:
@@ -539,27 +629,56 @@ def run(args: argparse.Namespace) -> int:
                 engine.evaluated.load_state_dict(stopping["model"])  # restore the weights of the best val loss
         row["epoch_seconds"] = time.perf_counter() - began
         history.append({k: row[k] for k in HISTORY_COLUMNS})
-        checkpoint.save(last_path, checkpoint.make(
-            model, args.model, arch_kwargs, experiment=args.experiment, settings=settings, epoch=epoch,
-            optimizer=engine.optimizer.state_dict(), scheduler=scheduler.state_dict() if scheduler else None,
-            schedule=engine.schedule.state_dict() if engine.schedule else None,
-            ema=engine.ema.state_dict() if engine.ema else None,
-            scaler=engine.scaler.state_dict(), rng=rng_state(), history=history, best=best,
-            early_stopping=stopping, fingerprint=fingerprint,
-        ))
-        print(f"epoch {epoch}/{settings['epochs']}  train loss {train_loss:.4f} acc {train_acc:.4f}  val loss {val_loss:.4f} "
-              f"acc {row['val_acc']:.4f} macro-F1 {row['val_macro_f1']:.4f}  lr {lr:.3g}  {row['epoch_seconds']:.1f}s"
-              + (f"  early stop: restored epoch {stopping['epoch']} (best val loss)" if stopping["stopped"] else ""), flush=True)
+        checkpoint.save(
+            last_path,
+            checkpoint.make(
+                model,
+                args.model,
+                arch_kwargs,
+                experiment=args.experiment,
+                settings=settings,
+                epoch=epoch,
+                optimizer=engine.optimizer.state_dict(),
+                scheduler=scheduler.state_dict() if scheduler else None,
+                schedule=engine.schedule.state_dict() if engine.schedule else None,
+                ema=engine.ema.state_dict() if engine.ema else None,
+                scaler=engine.scaler.state_dict(),
+                rng=rng_state(),
+                history=history,
+                best=best,
+                early_stopping=stopping,
+                fingerprint=fingerprint,
+            ),
+        )
+        print(
+            f"epoch {epoch}/{settings['epochs']}  train loss {train_loss:.4f} acc {train_acc:.4f}  "
+            f"val loss {val_loss:.4f} "
+            f"acc {row['val_acc']:.4f} macro-F1 {row['val_macro_f1']:.4f}  lr {lr:.3g}  {row['epoch_seconds']:.1f}s"
+            + (f"  early stop: restored epoch {stopping['epoch']} (best val loss)" if stopping["stopped"] else ""),
+            flush=True,
+        )
         if dead >= COLLAPSE_DEAD_UNITS:
-            print(f"warning: {dead:.0%} of the embedding units are dead (zero on every val image); the run is "
-                  f"probably collapsing (dying ReLUs): try a lower lr or SGD, see the README's known problems", flush=True)
+            print(
+                f"warning: {dead:.0%} of the embedding units are dead (zero on every val image); the run is "
+                f"probably collapsing (dying ReLUs): try a lower lr or SGD, see the README's known problems",
+                flush=True,
+            )
 
     model.load_state_dict(best["model"])
     write_history(out_dir / "history.csv", history)
-    checkpoint.save(out_dir / "best.pt", checkpoint.make(
-        model, args.model, arch_kwargs, experiment=args.experiment, settings=settings, epoch=best["epoch"],
-        val_macro_f1=best["val_macro_f1"], seed=args.seed,
-    ))
+    checkpoint.save(
+        out_dir / "best.pt",
+        checkpoint.make(
+            model,
+            args.model,
+            arch_kwargs,
+            experiment=args.experiment,
+            settings=settings,
+            epoch=best["epoch"],
+            val_macro_f1=best["val_macro_f1"],
+            seed=args.seed,
+        ),
+    )
     print(f"best epoch {best['epoch']}: val macro-F1 {best['val_macro_f1']:.4f} -> {out_dir / 'best.pt'}", flush=True)
     return 0
 

@@ -90,8 +90,7 @@ def write_coords(path: str | os.PathLike[str], coords: np.ndarray, labels: np.nd
     """Write t-SNE coordinates as CSV (``index,label,class,x,y``), atomically."""
     lines = ["index,label,class,x,y"]
     lines += [
-        f"{int(i)},{int(lab)},{CLASS_NAMES[int(lab)]},{x:.5f},{y:.5f}"
-        for i, lab, (x, y) in zip(index, labels, coords)
+        f"{int(i)},{int(lab)},{CLASS_NAMES[int(lab)]},{x:.5f},{y:.5f}" for i, lab, (x, y) in zip(index, labels, coords)
     ]
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")

@@ -57,8 +57,14 @@ class FaceRow:
 
     def as_csv(self, classes: list[str]) -> list[str]:
         emotion = classes[int(self.probabilities.argmax())]
-        return [f"{self.time_s:.3f}", str(self.frame), str(self.face_id), *map(str, self.box), emotion,
-                *(f"{p:.5f}" for p in self.probabilities)]
+        return [
+            f"{self.time_s:.3f}",
+            str(self.frame),
+            str(self.face_id),
+            *map(str, self.box),
+            emotion,
+            *(f"{p:.5f}" for p in self.probabilities),
+        ]
 
 
 class Sampler:
@@ -86,8 +92,9 @@ def open_capture(args: argparse.Namespace) -> tuple[cv2.VideoCapture, str]:
         capture, name = cv2.VideoCapture(args.camera), f"camera{args.camera}"
     else:
         if len(args.inputs) != 1 or not is_video(args.inputs[0]):
-            raise FerflowError(f"{' '.join(args.inputs)}: give one video file "
-                               "(photos and folders are predicted separately)")
+            raise FerflowError(
+                f"{' '.join(args.inputs)}: give one video file (photos and folders are predicted separately)"
+            )
         path = Path(args.inputs[0])
         if not path.is_file():
             raise FerflowError(f"{path}: no such file or folder")
@@ -97,8 +104,9 @@ def open_capture(args: argparse.Namespace) -> tuple[cv2.VideoCapture, str]:
     return capture, name
 
 
-def frames(capture: cv2.VideoCapture, camera: bool, sampler: Sampler, max_frames: int | None,
-           progress: tqdm) -> Iterator[tuple[int, float, np.ndarray]]:
+def frames(
+    capture: cv2.VideoCapture, camera: bool, sampler: Sampler, max_frames: int | None, progress: tqdm
+) -> Iterator[tuple[int, float, np.ndarray]]:
     """``(frame index, time in s, BGR frame)`` of each sampled frame; the others are only grabbed."""
     rate = capture.get(cv2.CAP_PROP_FPS)
     began = time.monotonic()
@@ -162,8 +170,9 @@ def plot_tracks(path: Path, rows: list[FaceRow], classes: list[str], source: str
         times = [r.time_s for r in track]
         probs = np.stack([r.probabilities for r in track])
         for k, name in enumerate(classes):
-            ax.plot(times, probs[:, k], color=class_color(name), label=name, lw=1.4,
-                    marker="." if len(track) < 30 else None)
+            ax.plot(
+                times, probs[:, k], color=class_color(name), label=name, lw=1.4, marker="." if len(track) < 30 else None
+            )
         ax.set_ylim(0, 1)
         ax.set_ylabel("probability")
         ax.set_title(f"face {face_id} ({len(track)} frames)", fontsize=10)
@@ -202,8 +211,10 @@ def run_video(args: argparse.Namespace) -> int:
     began = time.perf_counter()
     annotated = Path(args.annotate) if args.annotate else None
     try:
-        with video_writer(annotated, args.fps or source_fps / sampler.every, size) as writer, \
-                tqdm(total=total, desc=Path(name).name, unit="frame", file=sys.stderr) as progress:
+        with (
+            video_writer(annotated, args.fps or source_fps / sampler.every, size) as writer,
+            tqdm(total=total, desc=Path(name).name, unit="frame", file=sys.stderr) as progress,
+        ):
             try:
                 for index, time_s, frame in frames(capture, camera, sampler, args.max_frames, progress):
                     gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
@@ -217,8 +228,11 @@ def run_video(args: argparse.Namespace) -> int:
                     rows += [FaceRow(time_s, index, i, b, p) for i, b, p in zip(ids, boxes, probs)]
                     n_sampled += 1
                     if writer is not None:
-                        draw_faces(frame, boxes, [f"#{i} {predictor.classes[int(p.argmax())]} {p.max():.2f}"
-                                                  for i, p in zip(ids, probs)])
+                        draw_faces(
+                            frame,
+                            boxes,
+                            [f"#{i} {predictor.classes[int(p.argmax())]} {p.max():.2f}" for i, p in zip(ids, probs)],
+                        )
                         writer.write(frame)
             except KeyboardInterrupt:
                 print(f"ferflow predict: {name}: interrupted; writing what was seen", file=sys.stderr)
@@ -231,8 +245,11 @@ def run_video(args: argparse.Namespace) -> int:
     write_csv(csv_path, rows, predictor.classes)
     plot_tracks(plot_path, rows, predictor.classes, name)
     n_tracks = len({r.face_id for r in rows})
-    print(f"ferflow predict: {name}: {n_frames} frames, {n_sampled} analysed, {n_tracks} face track(s), "
-          f"{len(rows)} face rows in {seconds:.2f} s: {n_frames / seconds:.1f} frames/s end to end "
-          f"({n_sampled / seconds:.1f} analysed frames/s); wrote {csv_path}, {plot_path}"
-          + (f", {annotated}" if annotated else ""), file=sys.stderr)
+    print(
+        f"ferflow predict: {name}: {n_frames} frames, {n_sampled} analysed, {n_tracks} face track(s), "
+        f"{len(rows)} face rows in {seconds:.2f} s: {n_frames / seconds:.1f} frames/s end to end "
+        f"({n_sampled / seconds:.1f} analysed frames/s); wrote {csv_path}, {plot_path}"
+        + (f", {annotated}" if annotated else ""),
+        file=sys.stderr,
+    )
     return 0

@@ -5,6 +5,12 @@
 rule download:
     output:
         **stage_files("raw"),
+    log:
+        f"{RESULTS}/logs/download/download.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/download/download.tsv"
+    conda:
+        "../../envs/data.yaml"
     params:
         source=lambda wc: config["dataset"]["source"],
         sha256=lambda wc: f"--sha256 {config['dataset']['sha256']}" if config["dataset"]["sha256"] else "",
@@ -17,12 +23,6 @@ rule download:
         test_split=lambda wc: config["dataset"]["test_split"],
         seed=lambda wc: config["seed"],
         out_dir=lambda wc: stage_dir("raw"),
-    log:
-        f"{RESULTS}/logs/download/download.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/download/download.tsv"
-    conda:
-        "../../envs/data.yaml"
     shell:
         "ferflow download --source {params.source:q} {params.sha256} {params.synthetic}"
         " --val-fraction {params.val_fraction} --test-split {params.test_split} --seed {params.seed}"

@@ -8,6 +8,13 @@ rule affectnet:
         **stage_files("raw"),
     output:
         **stage_files("affectnet"),
+    log:
+        f"{RESULTS}/logs/affectnet/affectnet.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/affectnet/affectnet.tsv"
+    conda:
+        "../../envs/data.yaml"
+    threads: 2
     params:
         source=lambda wc: config["affectnet"]["source"],
         sha256=lambda wc: f"--sha256 {config['affectnet']['sha256']}" if config["affectnet"]["sha256"] else "",
@@ -24,13 +31,6 @@ rule affectnet:
         seed=lambda wc: config["seed"],
         in_dir=lambda wc: stage_dir("raw"),
         out_dir=lambda wc: stage_dir("affectnet"),
-    log:
-        f"{RESULTS}/logs/affectnet/affectnet.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/affectnet/affectnet.tsv"
-    threads: 2
-    conda:
-        "../../envs/data.yaml"
     shell:
         "ferflow affectnet --in-dir {params.in_dir} --out {params.out_dir} --source {params.source:q}"
         " --classes {params.classes} --label-policy {params.label_policy} {params.max_per_class}"
@@ -42,6 +42,13 @@ rule balance:
         **stage_files(before_balance_stage()),
     output:
         **stage_files("balanced"),
+    log:
+        f"{RESULTS}/logs/balance/balance.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/balance/balance.tsv"
+    conda:
+        "../../envs/data.yaml"
+    threads: 2
     params:
         min_per_class=lambda wc: config["augment"]["min_per_class"],
         rotation=lambda wc: config["augment"]["rotation"],
@@ -51,13 +58,6 @@ rule balance:
         seed=lambda wc: config["seed"],
         in_dir=lambda wc: stage_dir(before_balance_stage()),
         out_dir=lambda wc: stage_dir("balanced"),
-    log:
-        f"{RESULTS}/logs/balance/balance.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/balance/balance.tsv"
-    threads: 2
-    conda:
-        "../../envs/data.yaml"
     shell:
         "ferflow balance --in-dir {params.in_dir} --out {params.out_dir}"
         " --min-per-class {params.min_per_class} --rotation {params.rotation} --shift {params.shift}"
@@ -69,15 +69,15 @@ rule rgb:
         **stage_files("balanced"),
     output:
         **stage_files("rgb"),
-    params:
-        in_dir=lambda wc: stage_dir("balanced"),
-        out_dir=lambda wc: stage_dir("rgb"),
     log:
         f"{RESULTS}/logs/rgb/rgb.log",
     benchmark:
         f"{RESULTS}/benchmarks/rgb/rgb.tsv"
     conda:
         "../../envs/data.yaml"
+    params:
+        in_dir=lambda wc: stage_dir("balanced"),
+        out_dir=lambda wc: stage_dir("rgb"),
     shell:
         "ferflow rgb --in-dir {params.in_dir} --out {params.out_dir} > {log} 2>&1"
 

@@ -7,7 +7,7 @@ maps it to logits, and whose ``forward(x)`` is ``classifier(features(x))``.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from torch import nn
 

@@ -6,10 +6,18 @@ import torch
 from torch import nn
 
 # (expansion t, output channels c, repeats n, first stride s), as in the study
-SETTINGS: tuple[tuple[int, int, int, int], ...] = ((1, 16, 1, 1), (6, 24, 1, 1), (6, 32, 2, 2), (6, 64, 1, 2), (6, 96, 1, 1))
+SETTINGS: tuple[tuple[int, int, int, int], ...] = (
+    (1, 16, 1, 1),
+    (6, 24, 1, 1),
+    (6, 32, 2, 2),
+    (6, 64, 1, 2),
+    (6, 96, 1, 1),
+)
 
 
-def conv_bn(in_channels: int, out_channels: int, kernel: int, stride: int = 1, groups: int = 1, relu6: bool = True) -> nn.Sequential:
+def conv_bn(
+    in_channels: int, out_channels: int, kernel: int, stride: int = 1, groups: int = 1, relu6: bool = True
+) -> nn.Sequential:
     """Conv (no bias) → BN (→ ReLU6)."""
     layers: list[nn.Module] = [
         nn.Conv2d(in_channels, out_channels, kernel, stride, kernel // 2, groups=groups, bias=False),
