@@ -252,3 +252,17 @@ def test_fernets_are_compact_and_input_size_independent(name: str, limit: int) -
     assert (model.features(torch.randn(4, 1, 48, 48)) >= 0).all()
     classifier = model.classifier[-1]
     assert float(classifier.bias.abs().max()) == 0 and float(classifier.weight.std()) < 0.02  # N(0, 0.01)
+
+
+def test_models_listing_counts_the_multiply_accumulates_of_each_layer(capsys: pytest.CaptureFixture[str]) -> None:
+    from ferflow.models.listing import multiply_accumulates
+
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.Flatten(), torch.nn.Linear(4 * 48 * 48, 7)
+    )
+    assert multiply_accumulates(model, 1) == 48 * 48 * 4 * 9 + 4 * 48 * 48 * 7
+    assert cli.main(["models", "--in-channels", "1"]) == 0
+    lines = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()[1:]}
+    assert set(lines) == set(models.names())
+    assert int(lines["fernettiny"][1].replace(",", "")) < 100_000 < int(lines["fernet"][1].replace(",", "")) < 500_000
+    assert 0 < float(lines["fernettiny"][3]) < float(lines["fernet"][3])
