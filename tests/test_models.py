@@ -103,7 +103,7 @@ def test_ferflow_models_lists_counts() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "ferflow.cli", "models"], capture_output=True, text=True, check=True
     ).stdout
-    lines = {line.split()[0]: line.split()[1:] for line in out.splitlines()[1:]}
+    lines = {line.split()[0]: line.split()[1:3] for line in out.splitlines()[1:]}
     assert set(lines) == set(models.names())
     assert lines["resnet"] == ["481,551", "481,551"]
     assert lines["mobilenetv2"] == ["132,935", "132,935"]
