@@ -18,7 +18,8 @@ from ferflow import checkpoint, cli, models, synthetic
 from ferflow.errors import FerflowError
 from ferflow.losses import Criterion, balanced_class_weights, distillation_loss
 from ferflow.mixing import beta_sample, mix, random_erasing
-from ferflow.storage import save_stage
+from ferflow.preprocess import to_model_input
+from ferflow.storage import load_split, save_stage
 from ferflow.train import affine_matrices, lr_factor, resolve_settings
 from interrupt import kill_after_first_epoch
 
@@ -226,6 +227,13 @@ def test_ema_weights_are_what_is_validated_and_saved(stage: Path, tmp_path: Path
         assert torch.equal(best["model"][key], ema_weights[key]), key
     differs = any(not torch.equal(last["model"][k], ema_weights[k]) for k in ema_weights if k.endswith("weight"))
     assert differs  # the average lags the raw weights
+    # the average's batch norms hold the statistics of the (unaugmented) training images, recomputed for its
+    # own weights: the first BN's running mean is the mean of the first convolution's outputs
+    model = models.build(best["arch"], **best["arch_kwargs"])
+    model.load_state_dict(best["model"])
+    with torch.no_grad():
+        conv = model.blocks[0](to_model_input(load_split(stage / "train.npz").images, 1))
+    assert torch.allclose(model.blocks[1].running_mean, conv.mean(dim=(0, 2, 3)), atol=1e-5)
 
 
 def test_distillation_takes_a_teacher_checkpoint_of_another_architecture(

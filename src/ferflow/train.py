@@ -89,6 +89,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
 }
 RUNTIME_KEYS = ("device", "threads")  # may change between a kill and the resume
 EVAL_BATCH = 256
+EMA_BN_IMAGES = 4096  # training images whose statistics the EMA's batch norms are recomputed on each epoch
 HISTORY_COLUMNS = [
     "epoch",
     "train_loss",
@@ -300,6 +301,29 @@ class Engine:
             if progress:
                 progress(i, total)
         return float(loss_sum) / seen, int(correct) / seen
+
+    @torch.no_grad()
+    def refresh_average_statistics(self, data: DeviceData, images: int = EMA_BN_IMAGES) -> None:
+        """Recompute the EMA's batch-norm statistics on a fixed subset of (unaugmented) training images.
+        Averaged running statistics do not fit averaged weights: on FER2013 an EMA (decay .998) validated
+        at 18 % accuracy with them and at 47 % with recomputed ones."""
+        if self.ema is None:
+            return
+        model = self.ema.module
+        norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        momenta = [m.momentum for m in norms]
+        model.eval()
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # a cumulative average over the batches below
+            m.train()
+        order = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[:images]
+        for chunk in order.split(EVAL_BATCH):
+            with self.autocast():
+                model(data.batch(chunk.to(self.device), self.channels_last))
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        model.eval()
 
     @torch.no_grad()
     def predict(self, data: DeviceData) -> tuple[float, np.ndarray, float]:
@@ -605,6 +629,7 @@ def run(args: argparse.Namespace) -> int:
         train_loss, train_acc = engine.train_epoch(
             train_data, settings, epoch_generator(args.seed, epoch), progress_printer(epoch)
         )
+        engine.refresh_average_statistics(train_data)
         val_loss, predictions, dead = engine.predict(val_data)
         row = {
             "epoch": epoch,
