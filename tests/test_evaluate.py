@@ -318,3 +318,21 @@ def test_embed_writes_tsne_of_the_split(
         ]
     )
     assert again.read_text() == out.read_text()  # seeded
+
+
+def test_test_time_augmentation_averages_the_views_probabilities() -> None:
+    from ferflow.evaluate import predict_probabilities, shifted
+
+    torch.manual_seed(0)
+    model = models.build("fernettiny", in_channels=1).eval()
+    images = np.random.default_rng(0).integers(0, 256, (5, 48, 48), dtype=np.uint8)
+    ckpt = {"arch_kwargs": {"in_channels": 1}}
+    plain = predict_probabilities(model, ckpt, images, 4)
+    mirrored = predict_probabilities(model, ckpt, images[:, :, ::-1].copy(), 4)
+    flip = predict_probabilities(model, ckpt, images, 4, tta="flip")
+    assert np.allclose(flip, (plain + mirrored) / 2, atol=1e-5)
+    assert np.allclose(flip.sum(1), 1, atol=1e-5)
+    assert predict_probabilities(model, ckpt, images, 4, tta="flip-shift").shape == (5, 7)
+    x = torch.arange(16.0).reshape(1, 1, 4, 4)
+    down = shifted(x, 1, 0)
+    assert torch.equal(down[0, 0, 1:], x[0, 0, :-1]) and torch.equal(down[0, 0, 0], x[0, 0, 0])

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ferflow import checkpoint, models
@@ -51,6 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--batch-size", type=int, default=256, help="images per inference batch")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for inference")
+    parser.add_argument(
+        "--tta", choices=list(TTA_VIEWS), default="none", help="test-time augmentation: mean over these views"
+    )
 
 
 def load_labelled_images(path: str | Path, test_split: str | None = None) -> Split:
@@ -88,10 +92,38 @@ def in_channels_of(ckpt: dict[str, Any]) -> int:
     return int(ckpt["arch_kwargs"].get("in_channels", 3))
 
 
-def predict_probabilities(model: nn.Module, ckpt: dict[str, Any], images: np.ndarray, batch_size: int) -> np.ndarray:
-    """Softmax class probabilities ``(N, 7)`` of ``model`` on uint8 images."""
-    logits = batched_outputs(model, images, in_channels_of(ckpt), batch_size)
-    return torch.softmax(torch.from_numpy(logits), dim=1).numpy()
+def shifted(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """The batch moved by (dy, dx) pixels, edges replicated (a crop of a padded image)."""
+    pad = max(abs(dy), abs(dx))
+    padded = F.pad(x, (pad, pad, pad, pad), mode="replicate")
+    h, w = x.shape[2:]
+    return padded[:, :, pad - dy : pad - dy + h, pad - dx : pad - dx + w]
+
+
+TTA_VIEWS: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], ...]] = {
+    "none": (lambda x: x,),
+    "flip": (lambda x: x, lambda x: x.flip(3)),
+    "flip-shift": tuple(
+        (lambda x, dy=dy, dx=dx, f=f: shifted(x.flip(3) if f else x, dy, dx))
+        for f in (False, True)
+        for dy, dx in ((0, 0), (-2, 0), (2, 0), (0, -2), (0, 2))
+    ),
+}
+
+
+def predict_probabilities(
+    model: nn.Module, ckpt: dict[str, Any], images: np.ndarray, batch_size: int, tta: str = "none"
+) -> np.ndarray:
+    """Softmax class probabilities ``(N, 7)`` of ``model`` on uint8 images; with test-time augmentation
+    (``flip``: the image and its mirror; ``flip-shift``: both, each also moved by 2 pixels up, down, left and
+    right) the mean of the views' probabilities."""
+    views = TTA_VIEWS[tta]
+    return batched_outputs(
+        lambda x: torch.stack([torch.softmax(model(view(x)).float(), dim=1) for view in views]).mean(0),
+        images,
+        in_channels_of(ckpt),
+        batch_size,
+    )
 
 
 def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
@@ -156,12 +188,16 @@ def write_csv(path: str | Path, frame: pd.DataFrame, index: bool = False) -> Non
 
 
 def evaluate(
-    checkpoint_path: str | Path, data: str | Path, test_split: str | None = None, batch_size: int = 256
+    checkpoint_path: str | Path,
+    data: str | Path,
+    test_split: str | None = None,
+    batch_size: int = 256,
+    tta: str = "none",
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Metrics (the metrics.json dict) and per-image predictions of a checkpoint on labelled data."""
     model, ckpt = checkpoint.load_model(checkpoint_path)
     split = load_labelled_images(data, test_split)
-    probabilities = predict_probabilities(model, ckpt, split.images, batch_size)
+    probabilities = predict_probabilities(model, ckpt, split.images, batch_size, tta)
     metrics = compute_metrics(split.labels, probabilities.argmax(axis=1))
     metrics.update(
         {
@@ -171,6 +207,7 @@ def evaluate(
             "epoch": ckpt.get("epoch"),
             "checkpoint": str(checkpoint_path),
             "data": str(data),
+            "tta": tta,
         }
     )
     return metrics, predictions_frame(split, probabilities)
@@ -178,7 +215,7 @@ def evaluate(
 
 def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
-    metrics, predictions = evaluate(args.checkpoint, args.data, args.split, args.batch_size)
+    metrics, predictions = evaluate(args.checkpoint, args.data, args.split, args.batch_size, args.tta)
     if args.predictions:
         write_csv(args.predictions, predictions)
     if args.per_class:

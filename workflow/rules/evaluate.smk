@@ -20,10 +20,12 @@ rule evaluate:
     conda:
         "../../envs/report.yaml"
     threads: 2
+    params:
+        tta=lambda wc: config["evaluation"]["tta"],
     shell:
         "ferflow evaluate --checkpoint {input.checkpoint} --data {input.data} --out {output.metrics}"
         " --per-class {output.per_class} --confusion {output.confusion} --predictions {output.predictions}"
-        " --threads {threads} > {log} 2>&1"
+        " --tta {params.tta} --threads {threads} > {log} 2>&1"
 
 
 rule evaluate_val:
