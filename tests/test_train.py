@@ -4,11 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +17,7 @@ from ferflow import checkpoint, cli, models, synthetic
 from ferflow.classes import CLASS_NAMES
 from ferflow.preprocess import to_model_input
 from ferflow.storage import load_split, save_stage
+from interrupt import kill_after_first_epoch
 
 # fp32 everywhere (amp false): the tests compare exact numbers, which bf16 autocast (amp auto on CPUs with
 # native bf16) would change from one CPU kind to another
@@ -134,25 +130,7 @@ def test_outputs_history_and_best_checkpoint(reference: Path, stage: Path) -> No
 
 def test_killed_run_resumes_to_the_uninterrupted_result(reference: Path, stage: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ferflow.cli", *train_args(stage, out, BASE)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 300
-        while not (out / "last.pt").exists():
-            assert proc.poll() is None, proc.stderr.read()
-            assert time.monotonic() < deadline, "no last.pt after 300 s"
-            time.sleep(0.01)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    finally:
-        proc.kill()
-    assert proc.returncode == -signal.SIGKILL
+    kill_after_first_epoch(train_args(stage, out, BASE), out)
     assert not (out / "history.csv").exists() and not (out / "best.pt").exists()  # killed before the end
     killed_at = checkpoint.read(out / "last.pt")["epoch"]
     assert 1 <= killed_at < BASE["epochs"]
