@@ -59,3 +59,25 @@ def test_schema_defaults_fill_a_minimal_config(workdir: Path, tmp_path: Path) ->
 def test_presets_validate(workdir: Path, preset: str) -> None:
     proc = _dry_run(workdir, workdir / "workflow" / "presets" / preset)
     assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_a_distilled_experiment_takes_its_teachers_deployed_checkpoint_as_input(workdir: Path, tmp_path: Path) -> None:
+    overlay = tmp_path / "distil.yaml"
+    recipe = {"epochs": 1, "distillation": {"teacher": "resnet/final", "temperature": 4.0, "weight": 0.5}}
+    overlay.write_text(yaml.safe_dump({"models": {"fernettiny": {"enabled": True, "sweep": {"kd": recipe}}}}))
+    target = "results/tiny/runs/fernettiny/kd/seed1/history.csv"
+    args = [bin_path("snakemake"), "-n", "-p", "--configfile", "workflow/presets/tiny.yaml", str(overlay), "--", target]
+    proc = subprocess.run(args, cwd=workdir, text=True, capture_output=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "--teacher results/tiny/runs/resnet/final/best.pt" in proc.stdout
+    assert "rule deploy_seed:" in proc.stdout  # the teacher's deployed seed is chosen first
+    without = [
+        bin_path("snakemake"),
+        "-n",
+        "-p",
+        "--configfile",
+        "workflow/presets/tiny.yaml",
+        "--",
+        "results/tiny/runs/resnet/final/seed1/history.csv",
+    ]
+    assert "--teacher" not in subprocess.run(without, cwd=workdir, text=True, capture_output=True).stdout
