@@ -28,6 +28,8 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     [
         ({"dataset": {"bogus_key": 1}}, "unknown config key dataset.bogus_key"),
         ({"train": {"lr": -1}}, "invalid config key train.lr"),
+        ({"models": {"vgg16": {"options": {"pretraned": True}}}}, "unknown config key models.vgg16.options.pretraned"),
+        ({"models": {"resnet": {"options": {"width": 2}}}}, "unknown config key models.resnet.options.width"),
         ({"augment": {"min_per_class": "many"}}, "invalid config key augment.min_per_class"),
         ({"models": {"resnet": {"sweep": {"x": {"optimizer": "rmsprop"}}}}}, "models.resnet.sweep.x.optimizer"),
         ({"affectnet": {"label_policy": "vote"}}, "affectnet.label_policy"),

@@ -3,7 +3,9 @@
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from ferflow.errors import FerflowError
 from ferflow.layout import FINAL, Layout
+from ferflow.models import check_options
 
 
 def config_error(exc):
@@ -24,6 +26,11 @@ def validate_config(config, schema):
         validate(config, schema)
     except WorkflowError as exc:
         raise WorkflowError(config_error(exc)) from None
+    for model, spec in config["models"].items():  # options are checked per architecture
+        try:
+            check_options(model, spec.get("options") or {})
+        except FerflowError as exc:
+            raise WorkflowError(str(exc)) from None
 
 
 DATASET = config["dataset"]["name"]

@@ -41,6 +41,29 @@ def builder(name: str) -> Builder:
     return getattr(importlib.import_module(module), attr)
 
 
+# what every architecture takes from the pipeline rather than from `models.<m>.options`
+PIPELINE_ARGUMENTS = ("in_channels", "num_classes", "dropout")
+
+
+def option_names(name: str) -> list[str]:
+    """The options (``models.<name>.options`` keys) an architecture accepts: its builder's keyword
+    parameters other than those the pipeline passes."""
+    import inspect
+
+    parameters = inspect.signature(builder(name)).parameters
+    return [p for p in parameters if p not in PIPELINE_ARGUMENTS and p != "variant"]
+
+
+def check_options(name: str, options: dict[str, object]) -> None:
+    """Refuse unknown options of an architecture with one line naming the config key."""
+    allowed = option_names(name)
+    for key in options:
+        if key not in allowed:
+            raise FerflowError(
+                f"unknown config key models.{name}.options.{key} (allowed: {', '.join(allowed) or 'none'})"
+            )
+
+
 def build(name: str, **kwargs: object) -> nn.Module:
     """Instantiate a registered architecture."""
     return builder(name)(**kwargs)

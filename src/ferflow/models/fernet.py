@@ -13,6 +13,7 @@ last BN slowed early learning (25.6 % vs 27.1 %), so it is not done.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -117,11 +118,5 @@ class FerNet(nn.Module):
         return self.classifier(self.features(x))
 
 
-def fernet(**kwargs: object) -> FerNet:
-    """FerNet (< 500k parameters)."""
-    return FerNet("fernet", **kwargs)  # type: ignore[arg-type]
-
-
-def fernet_tiny(**kwargs: object) -> FerNet:
-    """FerNet-tiny (< 100k parameters)."""
-    return FerNet("fernet_tiny", **kwargs)  # type: ignore[arg-type]
+fernet = partial(FerNet, "fernet")  # < 500k parameters
+fernet_tiny = partial(FerNet, "fernet_tiny")  # < 100k parameters
