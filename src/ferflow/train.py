@@ -239,6 +239,7 @@ class Engine:
     ema: AveragedModel | None = None
     teacher: nn.Module | None = None
     distillation: dict[str, Any] | None = None
+    teacher_channels: int = 0  # the teacher's input channels (a batch is matched to them)
 
     @property
     def evaluated(self) -> nn.Module:
@@ -268,12 +269,6 @@ class Engine:
         if self.schedule is not None:
             self.schedule.step()
         return loss.detach(), logits.detach()
-
-    @property
-    def teacher_channels(self) -> int:
-        assert self.teacher is not None
-        first = next(m for m in self.teacher.modules() if isinstance(m, nn.Conv2d))
-        return first.in_channels
 
     def train_epoch(
         self,
@@ -446,6 +441,7 @@ def make_engine(
         ema,
         teacher,
         settings["distillation"],
+        next(m.in_channels for m in teacher.modules() if isinstance(m, nn.Conv2d)) if teacher is not None else 0,
     ), amp_dtype
 
 
