@@ -30,7 +30,7 @@ configfile: "config.yaml"
 include: "workflow/rules/common.smk"
 
 
-validate_config(config, "workflow/schemas/config.schema.yaml")
+validate_config(config, str(SCHEMA_PATH))
 
 
 wildcard_constraints:

@@ -47,7 +47,7 @@ def main() -> int:
     args = parser.parse_args()
     ferflow = str(Path(sys.executable).with_name("ferflow"))
 
-    from ferflow.acquire import resolve_source
+    from ferflow.fetch import resolve_source
 
     start = time.perf_counter()
     resolve_source(args.affectnet, None, Path(args.cache_dir))

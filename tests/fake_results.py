@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ferflow.classes import CLASS_NAMES
-from ferflow.evaluate import compute_metrics
+from ferflow.metrics import compute_metrics
 from ferflow.plotting import new_figure, save_figure
 from ferflow.storage import write_json
 from ferflow.tsne import write_coords

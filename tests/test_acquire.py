@@ -19,9 +19,9 @@ import pytest
 from PIL import Image
 
 from ferflow import cli
-from ferflow.acquire import CREDENTIALS_HELP, resolve_source
 from ferflow.classes import CLASS_NAMES
 from ferflow.errors import FerflowError
+from ferflow.fetch import CREDENTIALS_HELP, resolve_source
 from ferflow.storage import load_stage
 from ferflow.synthetic import generate, write_fer_folders
 

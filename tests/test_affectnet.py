@@ -13,10 +13,10 @@ from PIL import Image
 
 from datastage import make_stage
 from ferflow import cli
-from ferflow.acquire import resolve_source
-from ferflow.affectnet import load_affectnet, parse_classes
 from ferflow.classes import CLASS_NAMES, canonical
 from ferflow.errors import FerflowError
+from ferflow.fetch import resolve_source
+from ferflow.preprocess.affectnet import load_affectnet, parse_classes
 from ferflow.storage import load_split, read_json
 from ferflow.synthetic import write_affectnet_like
 

@@ -9,7 +9,7 @@ import pytest
 
 from datastage import make_split, make_stage
 from ferflow import cli
-from ferflow.augment import Transform, balance, random_affines, warp
+from ferflow.preprocess.balance import Transform, balance, random_affines, warp
 from ferflow.storage import Split, load_split, read_json
 
 COUNTS = {0: 30, 1: 4, 2: 12, 3: 45, 4: 20, 5: 20, 6: 19}

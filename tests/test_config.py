@@ -9,6 +9,10 @@ import pytest
 import yaml
 
 from conftest import REPO, bin_path, copy_workflow
+from ferflow.cli import parser_for
+from ferflow.config import SCHEMA_PATH
+from ferflow.errors import FerflowError
+from ferflow.train.settings import DEFAULTS, resolve_settings
 
 
 def _dry_run(workdir: Path, *configfiles: Path) -> subprocess.CompletedProcess[str]:
@@ -50,11 +54,50 @@ def test_schema_defaults_fill_a_minimal_config(workdir: Path, tmp_path: Path) ->
     from snakemake.utils import validate
 
     config = {"dataset": {"name": "x", "source": "synthetic"}, "models": {"resnet": {"sweep": {"a": {}}}}}
-    validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+    validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))  # the packaged schema, linked
     assert config["dataset"]["val_fraction"] == 0.1
     assert config["augment"]["min_per_class"] == 4500
     assert config["models"]["resnet"]["enabled"] is True
     assert config["figures"]["format"] == "png"
+
+    assert config["train"] == DEFAULTS  # the pipeline's train defaults are ferflow train's: one table, the schema's
+
+
+@pytest.mark.parametrize(
+    ("command", "option", "key"),
+    [
+        ("download", "val_fraction", "dataset.val_fraction"),
+        ("balance", "min_per_class", "augment.min_per_class"),
+        ("balance", "horizontal_flip", "augment.horizontal_flip"),
+        ("affectnet", "classes", "affectnet.classes"),
+        ("tsne-raw", "perplexity", "tsne.perplexity"),
+        ("latency", "batch_sizes", "export.latency_batch_sizes"),
+        ("quantize", "method", "export.calibration_method"),
+        ("evaluate", "tta", "evaluation.tta"),
+        ("report", "format", "figures.format"),
+    ],
+)
+def test_command_defaults_are_the_schemas(command: str, option: str, key: str) -> None:
+    """A command's option that mirrors a config key takes its default from the schema, not a second literal."""
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    node = schema
+    for part in key.split("."):
+        node = node["properties"][part]
+    assert parser_for(command).get_default(option) == node["default"]
+
+
+def test_training_settings_are_checked_by_the_schema() -> None:
+    """ferflow train refuses what the Snakefile would refuse, naming the key; an experiment's partial
+    augmentation keeps the other augmentation defaults."""
+    settings = resolve_settings({"augmentation": {"rotation": 20}})
+    assert settings["augmentation"] == {**DEFAULTS["augmentation"], "rotation": 20}
+    for bad, message in [
+        ({"optimizer": "rmsprop"}, "invalid training setting optimizer"),
+        ({"augmentation": {"rotate": 1}}, "unknown training setting augmentation.rotate"),
+        ({"distillation": {"teacher": "a/b"}}, "invalid training setting distillation"),
+    ]:
+        with pytest.raises(FerflowError, match=message):
+            resolve_settings(bad)
 
 
 @pytest.mark.parametrize("preset", sorted(p.name for p in (REPO / "workflow" / "presets").glob("*.yaml")))

@@ -160,7 +160,7 @@ def test_distribution_rejects_a_file_that_is_not_a_summary(tmp_path: Path, capsy
 
 
 def test_samples_from_an_rgb_split(tmp_path: Path) -> None:
-    from ferflow.rgb import to_rgb
+    from ferflow.faces import to_rgb
     from ferflow.storage import save_split
 
     save_split(tmp_path / "rgb.npz", to_rgb(make_split({0: 2, 3: 2}, "x", 0)))

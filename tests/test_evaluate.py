@@ -16,7 +16,7 @@ from torch import nn
 
 from ferflow import checkpoint, cli, models
 from ferflow.classes import CLASS_NAMES, ICML_CODES
-from ferflow.preprocess import to_model_input
+from ferflow.faces import to_model_input
 from ferflow.storage import Split, load_split, save_split
 
 LEVELS = np.array([20 + 30 * k for k in range(len(CLASS_NAMES))])
@@ -321,7 +321,7 @@ def test_embed_writes_tsne_of_the_split(
 
 
 def test_test_time_augmentation_averages_the_views_probabilities() -> None:
-    from ferflow.evaluate import predict_probabilities, shifted
+    from ferflow.inference import predict_probabilities, shifted
 
     torch.manual_seed(0)
     model = models.build("fernettiny", in_channels=1).eval()

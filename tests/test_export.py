@@ -15,8 +15,8 @@ from sklearn.metrics import f1_score
 
 from ferflow import checkpoint, models
 from ferflow.cli import main
-from ferflow.latency import time_runs
-from ferflow.preprocess import to_model_input
+from ferflow.deploy.latency import time_runs
+from ferflow.faces import to_model_input
 from ferflow.storage import Split, save_split
 
 N_IMAGES = 70

@@ -12,7 +12,7 @@ from PIL import Image
 
 from fake_results import write_run
 from ferflow import cli
-from ferflow.figures import params_figure, sweep_figure
+from ferflow.report.figures import params_figure, sweep_figure
 
 RUN_FIGURES = ("curves", "per_class", "confusion", "tsne")
 

@@ -11,7 +11,7 @@ from PIL import Image
 
 from ferflow.classes import CLASS_NAMES, ICML_CODES
 from ferflow.errors import FerflowError
-from ferflow.layouts import load_labelled
+from ferflow.sources import load_labelled
 from ferflow.synthetic import generate, write_fer_folders
 
 

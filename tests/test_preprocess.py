@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ferflow.preprocess import to_face48, to_model_input
+from ferflow.faces import to_face48, to_model_input
 
 
 @pytest.mark.parametrize("mode", ["RGB", "RGBA", "P", "CMYK", "I;16", "F", "LA", "1"])

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from ferflow import progress
-from ferflow.augment import Transform, balance
-from ferflow.layouts import load_labelled
+from ferflow.preprocess.balance import Transform, balance
+from ferflow.sources import load_labelled
 from ferflow.storage import Split
 from ferflow.synthetic import generate, write_fer_folders
 from ferflow.tsne import embed_2d

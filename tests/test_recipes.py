@@ -16,11 +16,12 @@ import torch.nn.functional as F
 
 from ferflow import checkpoint, cli, models, synthetic
 from ferflow.errors import FerflowError
-from ferflow.losses import Criterion, balanced_class_weights, distillation_loss
-from ferflow.mixing import beta_sample, mix, random_erasing
-from ferflow.preprocess import to_model_input
+from ferflow.faces import to_model_input
 from ferflow.storage import load_split, save_stage
-from ferflow.train import affine_matrices, lr_factor, resolve_settings
+from ferflow.train.engine import affine_matrices, lr_factor
+from ferflow.train.losses import Criterion, balanced_class_weights, distillation_loss
+from ferflow.train.mixing import beta_sample, mix, random_erasing
+from ferflow.train.settings import resolve_settings
 from interrupt import kill_after_first_epoch
 
 BASE = {"epochs": 2, "batch_size": 32, "max_train_batches": 3, "threads": 2, "amp": False}

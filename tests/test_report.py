@@ -14,7 +14,7 @@ import pytest
 
 from fake_results import write_data, write_deploy, write_run
 from ferflow import cli
-from ferflow.report import embed_figure
+from ferflow.report.html import embed_figure
 
 STAGES = ["raw", "affectnet", "balanced", "rgb"]
 # (model, experiment, seeds, parameters); seed 2 of resnet/final collapsed (predicts "happy" for all of val)

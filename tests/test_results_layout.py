@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import ast
-import re
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO
-from ferflow import train
 from ferflow.errors import FerflowError
 from ferflow.layout import Layout, Run, run_of
 
@@ -44,10 +40,3 @@ def test_run_of_parses_what_the_layout_builds() -> None:
     for path in ("results/x/runs/resnet/final/best.pt", "history.csv", "runs/resnet/a/seedx/history.csv"):
         with pytest.raises(FerflowError, match="not in a run folder"):
             run_of(path)
-
-
-def test_the_workflow_keeps_the_runtime_keys_of_train_out_of_the_params() -> None:
-    """common.smk strips the same keys from the train params that ferflow train may see change on a resume."""
-    text = (REPO / "workflow" / "rules" / "common.smk").read_text()
-    keys = ast.literal_eval(re.search(r"^RUNTIME_KEYS = (\(.*?\))", text, re.MULTILINE).group(1))
-    assert set(keys) == set(train.RUNTIME_KEYS) == {"device", "threads"}

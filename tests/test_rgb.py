@@ -8,7 +8,7 @@ import numpy as np
 
 from datastage import make_split, make_stage
 from ferflow import cli
-from ferflow.rgb import to_rgb
+from ferflow.faces import to_rgb
 from ferflow.storage import load_stage, read_json
 
 

@@ -14,8 +14,8 @@ from conftest import bin_path, copy_workflow
 from fake_results import metrics as fake_metrics
 from ferflow import cli
 from ferflow.errors import FerflowError
-from ferflow.select import select
 from ferflow.storage import write_json
+from ferflow.train.select import select
 
 
 def write_history(path: Path, f1s: list[float], dead: float = 0.1) -> Path:

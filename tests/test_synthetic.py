@@ -13,7 +13,7 @@ from PIL import Image
 from ferflow import cli
 from ferflow.classes import CLASS_NAMES
 from ferflow.errors import FerflowError
-from ferflow.layouts import load_labelled
+from ferflow.sources import load_labelled
 from ferflow.synthetic import FER2013_TRAIN_COUNTS, class_counts, generate, write_affectnet_like
 
 

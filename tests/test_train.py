@@ -15,7 +15,7 @@ from sklearn.metrics import f1_score
 
 from ferflow import checkpoint, cli, models, synthetic
 from ferflow.classes import CLASS_NAMES
-from ferflow.preprocess import to_model_input
+from ferflow.faces import to_model_input
 from ferflow.storage import load_split, save_stage
 from interrupt import kill_after_first_epoch
 
@@ -325,7 +325,8 @@ def test_a_collapsing_run_warns_of_dead_units(stage: Path, tmp_path: Path, capsy
 
 
 def test_dead_units_are_those_zero_on_every_image(stage: Path) -> None:
-    from ferflow.train import DeviceData, make_engine, resolve_settings
+    from ferflow.train.engine import DeviceData, make_engine
+    from ferflow.train.settings import resolve_settings
 
     torch.manual_seed(0)
     engine, _ = make_engine(models.build("resnet", in_channels=1), resolve_settings({}), torch.device("cpu"))

@@ -15,9 +15,9 @@ from PIL import Image
 from clips import Box, affectnet_faces, drawn_face, moving_face_clip, scene
 from ferflow.classes import CLASS_NAMES, canonical
 from ferflow.cli import main
-from ferflow.predict import FaceDetector, Predictor
-from ferflow.tracking import IouTracker, iou
-from ferflow.video import Sampler
+from ferflow.predict.photos import FaceDetector, Predictor
+from ferflow.predict.tracking import IouTracker, iou
+from ferflow.predict.video import Sampler
 from test_export import make_checkpoint
 
 FRAMES, FPS = 60, 30.0

@@ -20,7 +20,7 @@ from torch import nn
 from ferflow import models
 from ferflow.classes import CLASS_NAMES
 from ferflow.errors import FerflowError
-from ferflow.preprocess import IMAGE_SIZE, NORMALIZATION
+from ferflow.faces import IMAGE_SIZE, NORMALIZATION
 from ferflow.storage import atomic_path
 
 FORMAT = "ferflow-checkpoint"

@@ -126,3 +126,23 @@ def scores_on_test(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
 def run_record(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """:func:`scores_on_val` and :func:`scores_on_test` of one run."""
     return {**scores_on_val(run_dir), **scores_on_test(run_dir)}
+
+
+def choose_seed(records: list[dict[str, Any]]) -> tuple[dict[str, Any], str]:
+    """The record (of :func:`ferflow.results.scores_on_val`) with the best val macro-F1 among the seeds
+    that did not collapse (all seeds when every one collapsed; the lowest seed on ties), and the reason."""
+    if not records:
+        raise FerflowError("no runs to choose from")
+    healthy = [r for r in records if not r["collapsed"]]
+    pool = healthy or records
+    chosen = max(pool, key=lambda r: (r["val_macro_f1"], -r["seed"]))
+    n = len(records)
+    if not healthy:
+        reason = (
+            f"all {n} seeds collapsed: seed {chosen['seed']} has the best val macro-F1 "
+            f"({chosen['val_macro_f1']:.4f}) and is collapsed too ({chosen['collapse']})"
+        )
+    else:
+        skipped = f"; {n - len(healthy)} of {n} seeds collapsed and were passed over" if len(healthy) < n else ""
+        reason = f"best val macro-F1 ({chosen['val_macro_f1']:.4f}) among {len(healthy)} non-collapsed seed(s){skipped}"
+    return chosen, reason

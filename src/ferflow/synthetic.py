@@ -32,6 +32,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ferflow.classes import CLASS_NAMES
+from ferflow.config import default
 from ferflow.errors import FerflowError
 from ferflow.storage import Split
 
@@ -358,10 +359,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="fer: train/<class>/ and test/<class>/ PNGs; affectnet: affectnet/<folder>/ JPEGs + labels.csv",
     )
     parser.add_argument("--out", type=Path, required=True, help="folder to create (must not exist or be empty)")
-    parser.add_argument("--train", type=int, default=2800, help="training images (fer)")
-    parser.add_argument("--test", type=int, default=700, help="test images (fer)")
-    parser.add_argument("--per-class", type=int, default=200, help="images per class folder (affectnet)")
-    parser.add_argument("--seed", type=int, default=42, help="seed of the generated faces")
+    parser.add_argument("--train", type=int, default=default("dataset.synthetic.train"), help="training images (fer)")
+    parser.add_argument("--test", type=int, default=default("dataset.synthetic.test"), help="test images (fer)")
+    parser.add_argument(
+        "--per-class",
+        type=int,
+        default=default("affectnet.synthetic_per_class"),
+        help="images per class folder (affectnet)",
+    )
+    parser.add_argument("--seed", type=int, default=default("seed"), help="seed of the generated faces")
 
 
 def run(args: argparse.Namespace) -> int:

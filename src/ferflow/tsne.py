@@ -16,17 +16,22 @@ import numpy as np
 
 from ferflow import progress
 from ferflow.classes import CLASS_NAMES
+from ferflow.config import default
 from ferflow.errors import FerflowError
 from ferflow.storage import atomic_path
 
 
 def add_tsne_arguments(parser: argparse.ArgumentParser) -> None:
     """The t-SNE options shared by ``ferflow tsne-raw`` and ``ferflow embed``."""
-    parser.add_argument("--pca-components", type=int, default=50, help="PCA width before t-SNE")
-    parser.add_argument("--perplexity", type=float, default=30.0, help="t-SNE perplexity")
-    parser.add_argument("--max-iter", type=int, default=1000, help="t-SNE iterations")
-    parser.add_argument("--max-points", type=int, default=3589, help="stratified subsample above this many images")
-    parser.add_argument("--seed", type=int, default=42, help="seed of the subsample, PCA and t-SNE")
+    parser.add_argument(
+        "--pca-components", type=int, default=default("tsne.pca_components"), help="PCA width before t-SNE"
+    )
+    parser.add_argument("--perplexity", type=float, default=default("tsne.perplexity"), help="t-SNE perplexity")
+    parser.add_argument("--max-iter", type=int, default=default("tsne.max_iter"), help="t-SNE iterations")
+    parser.add_argument(
+        "--max-points", type=int, default=default("tsne.max_points"), help="stratified subsample above this many images"
+    )
+    parser.add_argument("--seed", type=int, default=default("seed"), help="seed of the subsample, PCA and t-SNE")
 
 
 def stratified_subsample(labels: np.ndarray, max_points: int, seed: int) -> np.ndarray:

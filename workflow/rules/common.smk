@@ -3,21 +3,17 @@
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from ferflow.config import SCHEMA_PATH, describe
 from ferflow.errors import FerflowError
 from ferflow.layout import FINAL, Layout
 from ferflow.models import check_options
+from ferflow.train.settings import RUNTIME_KEYS  # train settings that never rerun a job
 
 
 def config_error(exc):
     """One line naming the offending config key of a schema validation error."""
     err = exc.__context__  # the jsonschema ValidationError that validate() wrapped
-    if not hasattr(err, "absolute_path"):
-        return str(exc)
-    path = ".".join(map(str, err.absolute_path))
-    if err.validator == "additionalProperties":
-        unknown = sorted(set(err.instance) - set(err.schema.get("properties", {})))
-        return f"unknown config key {'.'.join(filter(None, [path, unknown[0]]))} (allowed: {', '.join(err.schema.get('properties', {}))})"
-    return f"invalid config key {path or '(top level)'}: {err.message}"
+    return describe(err) if hasattr(err, "absolute_path") else str(exc)
 
 
 def validate_config(config, schema):
@@ -37,7 +33,6 @@ DATASET = config["dataset"]["name"]
 FIGFMT = config["figures"]["format"]
 L = Layout(f"results/{DATASET}", FIGFMT)  # every path of the results layout (ferflow.layout)
 RESULTS = L.root
-RUNTIME_KEYS = ("device", "threads")  # train settings that never rerun a job (= ferflow.train.RUNTIME_KEYS)
 
 
 def stage_files(stage):

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ferflow import models
-from ferflow.preprocess import IMAGE_SIZE
+from ferflow.faces import IMAGE_SIZE
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

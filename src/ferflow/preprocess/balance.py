@@ -28,9 +28,10 @@ import torch
 import torch.nn.functional as F
 
 from ferflow.classes import CLASS_NAMES
+from ferflow.config import default
 from ferflow.errors import FerflowError
+from ferflow.preprocess.stages import replace_train
 from ferflow.progress import progress_bar
-from ferflow.stages import replace_train
 from ferflow.storage import Split, load_split
 
 
@@ -112,17 +113,23 @@ def balance(train: Split, target: int, transform: Transform, seed: int) -> tuple
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--in-dir", required=True, help="data stage directory to read")
     parser.add_argument("--out", required=True, help="data stage directory to write")
-    parser.add_argument("--min-per-class", type=int, default=4500, help="target images per training class")
-    parser.add_argument("--rotation", type=float, default=15.0, help="random rotation range, ± degrees")
-    parser.add_argument("--shift", type=float, default=0.1, help="random width/height shift, ± fraction")
-    parser.add_argument("--zoom", type=float, default=0.1, help="random zoom range, ± fraction")
+    parser.add_argument(
+        "--min-per-class", type=int, default=default("augment.min_per_class"), help="target images per training class"
+    )
+    parser.add_argument(
+        "--rotation", type=float, default=default("augment.rotation"), help="random rotation range, ± degrees"
+    )
+    parser.add_argument(
+        "--shift", type=float, default=default("augment.shift"), help="random width/height shift, ± fraction"
+    )
+    parser.add_argument("--zoom", type=float, default=default("augment.zoom"), help="random zoom range, ± fraction")
     parser.add_argument(
         "--horizontal-flip",
         action=argparse.BooleanOptionalAction,
-        default=True,
+        default=default("augment.horizontal_flip"),
         help="flip half of the new images horizontally",
     )
-    parser.add_argument("--seed", type=int, default=42, help="seed of the parents and transforms")
+    parser.add_argument("--seed", type=int, default=default("seed"), help="seed of the parents and transforms")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads of the warping")
 
 

@@ -30,8 +30,10 @@ import onnxruntime as ort
 import torch
 
 from ferflow import checkpoint, models
+from ferflow.config import default
 from ferflow.errors import FerflowError
-from ferflow.export import INPUT, OUTPUT, example_input, fuse_batchnorm, ort_session
+from ferflow.inference import fuse_batchnorm
+from ferflow.ort import INPUT, OUTPUT, example_input, ort_session
 from ferflow.storage import read_json, write_json
 
 TARGET = {"batch_size": 1, "threads": 2, "max_ms": 0.5}
@@ -202,11 +204,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--int8-onnx", help="also time the int8 model written by 'ferflow quantize'")
     parser.add_argument("--int8-check", help="the int8_check.json of 'ferflow quantize', copied into the output")
     parser.add_argument("--out", required=True, help="latency.json to write")
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 256], metavar="B", help="default: 1 256")
-    parser.add_argument("--repeats", type=int, default=30, help="least timed runs per measurement")
-    parser.add_argument("--min-seconds", type=float, default=1.0, help="least timed seconds")
+    parser.add_argument(
+        "--batch-sizes",
+        type=int,
+        nargs="+",
+        default=default("export.latency_batch_sizes"),
+        metavar="B",
+        help="batch sizes timed",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=default("export.latency_repeats"), help="least timed runs per measurement"
+    )
+    parser.add_argument(
+        "--min-seconds", type=float, default=default("export.latency_min_seconds"), help="least timed seconds"
+    )
     parser.add_argument("--warmup", type=int, default=5, help="untimed runs before timing")
-    parser.add_argument("--threads", type=int, default=2, help="intra-op threads of both engines")
+    parser.add_argument(
+        "--threads", type=int, default=default("export.threads"), help="intra-op threads of both engines"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

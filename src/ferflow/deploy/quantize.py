@@ -29,10 +29,12 @@ import onnxruntime as ort
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from ferflow.config import default
+from ferflow.deploy.export import count_ops
 from ferflow.errors import FerflowError
-from ferflow.evaluate import compute_metrics
-from ferflow.export import INPUT, OUTPUT, count_ops, logits_of, ort_session
-from ferflow.preprocess import to_model_input
+from ferflow.faces import to_model_input
+from ferflow.metrics import compute_metrics
+from ferflow.ort import INPUT, OUTPUT, logits_of, ort_session
 from ferflow.storage import Split, atomic_path, load_split, write_json
 
 METHODS = {
@@ -113,15 +115,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--calibration-images",
         type=int,
-        default=1000,
+        default=default("export.calibration_images"),
         metavar="N",
         help="seeded random calibration images (all when fewer)",
     )
-    parser.add_argument("--method", default="minmax", choices=sorted(METHODS), help="calibration")
+    parser.add_argument(
+        "--method", default=default("export.calibration_method"), choices=sorted(METHODS), help="calibration"
+    )
     parser.add_argument("--activations", default="uint8", choices=sorted(ACTIVATIONS), help="activation type")
     parser.add_argument("--batch-size", type=int, default=256, help="batch of calibration and comparison")
     parser.add_argument("--seed", type=int, default=0, help="seed of the calibration sample")
-    parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads")
+    parser.add_argument("--threads", type=int, default=default("export.threads"), help="ONNX Runtime intra-op threads")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,7 +1,7 @@
 """Training losses on soft targets: cross-entropy or focal loss with label smoothing and class weights,
 and knowledge distillation from a teacher's logits.
 
-Targets are class distributions ``(N, classes)`` so that mixup and cutmix (``ferflow.mixing``) mix them;
+Targets are class distributions ``(N, classes)`` so that mixup and cutmix (``ferflow.train.mixing``) mix them;
 a hard label is its one-hot row. With every option off the loss equals ``F.cross_entropy(logits, y)``.
 """
 

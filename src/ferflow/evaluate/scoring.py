@@ -2,7 +2,7 @@
 
 The data can be a ferflow split file (``.npz``, what the pipeline's evaluate rule passes), a class-folder
 layout as a folder or zip (``test/<class>/*.jpg``, or ``<class>/*.jpg`` at the top), or the ICML CSV; the
-last three are read by :func:`ferflow.layouts.load_labelled`, which converts every image to 48×48
+last three are read by :func:`ferflow.sources.load_labelled`, which converts every image to 48×48
 grayscale. Every labelled test image (else every labelled image) is scored: a folder or zip is not
 filtered by file name unless ``--split`` asks, and the ICML CSV's test rows are its ``PublicTest`` rows
 unless ``--split`` names others. The checkpoint's own input handling is then applied (3 identical
@@ -16,22 +16,20 @@ lists all seven classes; a class with neither images nor predictions scores 0.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from ferflow import checkpoint, models
-from ferflow.classes import CLASS_NAMES, NUM_CLASSES
-from ferflow.errors import FerflowError
-from ferflow.layouts import TEST_SPLITS, load_labelled
-from ferflow.preprocess import to_model_input
-from ferflow.storage import Split, atomic_path, load_split, write_json
+from ferflow.classes import CLASS_NAMES
+from ferflow.config import default
+from ferflow.inference import TTA_VIEWS, load_labelled_images, predict_probabilities
+from ferflow.metrics import compute_metrics
+from ferflow.sources import TEST_SPLITS
+from ferflow.storage import Split, atomic_path, write_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,105 +51,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=256, help="images per inference batch")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for inference")
     parser.add_argument(
-        "--tta", choices=list(TTA_VIEWS), default="none", help="test-time augmentation: mean over these views"
+        "--tta",
+        choices=list(TTA_VIEWS),
+        default=default("evaluation.tta"),
+        help="test-time augmentation: mean over these views",
     )
-
-
-def load_labelled_images(path: str | Path, test_split: str | None = None) -> Split:
-    """The labelled images at ``path``: a split file, or the test (else only) split of a layout, filtered
-    by ``test_split`` (see :func:`ferflow.layouts.load_labelled`)."""
-    path = Path(path)
-    if path.suffix == ".npz":
-        split = load_split(path)
-        if not len(split):
-            raise FerflowError(f"{path}: the split file holds no images")
-        return split
-    if not path.exists():
-        raise FerflowError(f"{path}: data not found")
-    splits = load_labelled(path, test_split=test_split)
-    for key in ("test", "all"):
-        if key in splits and len(splits[key]):
-            return splits[key]
-    raise FerflowError(f"{path}: no labelled test images (found splits: {', '.join(splits) or 'none'})")
-
-
-def batched_outputs(
-    fn: Callable[[torch.Tensor], torch.Tensor], images: np.ndarray, in_channels: int, batch_size: int
-) -> np.ndarray:
-    """``fn`` applied to model inputs made from uint8 ``images`` batch by batch, without gradients."""
-    outputs = []
-    with torch.no_grad():
-        for start in range(0, len(images), batch_size):
-            x = to_model_input(images[start : start + batch_size], in_channels)
-            outputs.append(fn(x).float().numpy())
-    return np.concatenate(outputs)
-
-
-def in_channels_of(ckpt: dict[str, Any]) -> int:
-    """The number of input channels a checkpoint's model expects."""
-    return int(ckpt["arch_kwargs"].get("in_channels", 3))
-
-
-def shifted(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
-    """The batch moved by (dy, dx) pixels, edges replicated (a crop of a padded image)."""
-    pad = max(abs(dy), abs(dx))
-    padded = F.pad(x, (pad, pad, pad, pad), mode="replicate")
-    h, w = x.shape[2:]
-    return padded[:, :, pad - dy : pad - dy + h, pad - dx : pad - dx + w]
-
-
-TTA_VIEWS: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], ...]] = {
-    "none": (lambda x: x,),
-    "flip": (lambda x: x, lambda x: x.flip(3)),
-    "flip-shift": tuple(
-        (lambda x, dy=dy, dx=dx, f=f: shifted(x.flip(3) if f else x, dy, dx))
-        for f in (False, True)
-        for dy, dx in ((0, 0), (-2, 0), (2, 0), (0, -2), (0, 2))
-    ),
-}
-
-
-def predict_probabilities(
-    model: nn.Module, ckpt: dict[str, Any], images: np.ndarray, batch_size: int, tta: str = "none"
-) -> np.ndarray:
-    """Softmax class probabilities ``(N, 7)`` of ``model`` on uint8 images; with test-time augmentation
-    (``flip``: the image and its mirror; ``flip-shift``: both, each also moved by 2 pixels up, down, left and
-    right) the mean of the views' probabilities."""
-    views = TTA_VIEWS[tta]
-    return batched_outputs(
-        lambda x: torch.stack([torch.softmax(model(view(x)).float(), dim=1) for view in views]).mean(0),
-        images,
-        in_channels_of(ckpt),
-        batch_size,
-    )
-
-
-def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
-    """Accuracy, macro-F1, per-class precision/recall/F1/support and confusion matrices (scikit-learn)."""
-    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
-
-    labels = list(range(NUM_CLASSES))
-    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
-    confusion = confusion_matrix(y_true, y_pred, labels=labels)
-    rows = confusion.sum(axis=1, keepdims=True)
-    normalized = np.divide(confusion, rows, out=np.zeros(confusion.shape), where=rows > 0)
-    return {
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
-        "per_class": {
-            name: {
-                "precision": float(precision[i]),
-                "recall": float(recall[i]),
-                "f1": float(f1[i]),
-                "support": int(support[i]),
-            }
-            for i, name in enumerate(CLASS_NAMES)
-        },
-        "confusion": confusion.astype(int).tolist(),
-        "confusion_normalized": normalized.round(6).tolist(),
-        "classes": list(CLASS_NAMES),
-        "n_images": int(len(y_true)),
-    }
 
 
 def predictions_frame(split: Split, probabilities: np.ndarray) -> pd.DataFrame:

@@ -22,11 +22,12 @@ from typing import Any
 import pandas as pd
 
 from ferflow.classes import CLASS_NAMES
+from ferflow.config import default
 from ferflow.errors import FerflowError
 from ferflow.layout import RUN_FIGURES, Layout
-from ferflow.select import choose_seed
+from ferflow.report.tables import headers
+from ferflow.results import choose_seed
 from ferflow.storage import read_json, write_text
-from ferflow.tables import headers
 
 DATA_FIGURES = {
     "samples": "Sample training images per class",
@@ -78,7 +79,9 @@ details summary { cursor: pointer; color: var(--accent); }
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results", required=True, help="the results folder, results/<dataset.name>")
     parser.add_argument("--out", required=True, help="the HTML file to write")
-    parser.add_argument("--format", default="png", choices=sorted(MIME), help="figure format (figures.format)")
+    parser.add_argument(
+        "--format", default=default("figures.format"), choices=sorted(MIME), help="figure format (figures.format)"
+    )
     parser.add_argument("--stages", nargs="+", required=True, help="data stages in order (raw affectnet balanced rgb)")
     parser.add_argument("--sweeps", nargs="*", default=[], help="architectures with a sweep table and figure")
     parser.add_argument("--experiments", nargs="*", default=[], help="experiments as <model>/<experiment>")

@@ -1,12 +1,12 @@
-"""Predict emotions on ordinary photos (and, through :mod:`ferflow.video`, on videos and cameras):
+"""Predict emotions on ordinary photos (and, through :mod:`ferflow.predict.video`, on videos and cameras):
 Haar-cascade face detection, then the classifier of a checkpoint or of its ONNX export.
 
 Each photo (any size, any Pillow-readable format, EXIF orientation applied) is turned into grayscale
-with :func:`ferflow.preprocess.to_grayscale_array`, faces are found with OpenCV's frontal-face Haar
+with :func:`ferflow.faces.to_grayscale_array`, faces are found with OpenCV's frontal-face Haar
 cascade (shipped inside ``opencv-python-headless`` 4.x), and every face box is widened by ``--margin``
 of its side on each side (the cascade's box is about 80% of the FER2013/AffectNet framing, hence the
 default 0.125), cropped with edge padding where it leaves the photo, and converted exactly like the
-training images (:func:`~ferflow.preprocess.to_face48` → :func:`~ferflow.preprocess.to_model_input`).
+training images (:func:`~ferflow.faces.to_face48` → :func:`~ferflow.faces.to_model_input`).
 ``--no-detect`` treats every image as a face crop (centre square). Boxes are ``[x, y, w, h]`` in
 pixels of the (orientation-corrected) photo.
 
@@ -14,7 +14,7 @@ The classifier (``--checkpoint``) is a ferflow checkpoint run in PyTorch, or, fo
 export of ``ferflow export-onnx`` or ``ferflow quantize`` run in ONNX Runtime (its metadata carries the
 classes and input format). Faces are classified in batches of ``--batch-size`` gathered across photos,
 and the run ends with its throughput in images/s. A video file or ``--camera`` is handed to
-:func:`ferflow.video.run_video`.
+:func:`ferflow.predict.video.run_video`.
 
 Exit status: 0, also when a photo has no face (reported, empty result) or a file cannot be read
 (reported, skipped); with ``--strict`` either makes it 1. A checkpoint that is not a ferflow
@@ -41,10 +41,11 @@ from tqdm import tqdm
 
 from ferflow import checkpoint
 from ferflow.errors import FerflowError
-from ferflow.export import INPUT, OUTPUT, fuse_batchnorm, ort_session, read_metadata, softmax
-from ferflow.preprocess import NORMALIZATION, to_face48, to_grayscale_array, to_model_input
+from ferflow.faces import NORMALIZATION, to_face48, to_grayscale_array, to_model_input
+from ferflow.inference import fuse_batchnorm
+from ferflow.ort import INPUT, OUTPUT, ort_session, read_metadata, softmax
+from ferflow.predict.tracking import BoxT, iou
 from ferflow.storage import atomic_path
-from ferflow.tracking import BoxT, iou
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"})
@@ -398,7 +399,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
         cv2.setNumThreads(args.threads)
     if args.camera is not None or any(is_video(i) for i in args.inputs):
-        from ferflow.video import run_video  # ferflow.video builds on this module
+        from ferflow.predict.video import run_video  # ferflow.predict.video builds on this module
 
         return run_video(args)
     if not args.inputs:

@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from ferflow.classes import CLASS_NAMES
+from ferflow.config import default
 from ferflow.errors import FerflowError
 from ferflow.storage import Split, load_split, read_json
-from ferflow.tsne import add_tsne_arguments, embed_2d, read_coords, write_coords
+from ferflow.tsne import read_coords
 
 
 # --------------------------------------------------------------------------------------------- figures
@@ -105,12 +106,14 @@ def _summary_arg(text: str) -> tuple[str, Path]:
     return name, Path(path)
 
 
-def add_arguments_plot_data(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="figure", required=True)
     samples = sub.add_parser("samples", help="sample faces per class from a split file (Figure 1)")
     samples.add_argument("--split", required=True, help="split file (.npz), e.g. the raw stage's train.npz")
-    samples.add_argument("--per-class", type=int, default=8, help="faces shown per class")
-    samples.add_argument("--seed", type=int, default=42, help="seed of the choice of faces")
+    samples.add_argument(
+        "--per-class", type=int, default=default("figures.samples_per_class"), help="faces shown per class"
+    )
+    samples.add_argument("--seed", type=int, default=default("seed"), help="seed of the choice of faces")
     dist = sub.add_parser("distribution", help="class distributions of data stages from their summary.json (Figure 2)")
     dist.add_argument(
         "--summary",
@@ -125,10 +128,10 @@ def add_arguments_plot_data(parser: argparse.ArgumentParser) -> None:
     tsne.add_argument("--title", default="t-SNE of raw test pixels", help="figure title")
     for p in (samples, dist, tsne):
         p.add_argument("--out", required=True, help="figure path (.png, .svg or .pdf)")
-        p.add_argument("--dpi", type=int, default=150, help="resolution of raster figures")
+        p.add_argument("--dpi", type=int, default=default("figures.dpi"), help="resolution of raster figures")
 
 
-def run_plot_data(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if args.figure == "samples":
         if args.per_class < 1:
@@ -144,23 +147,4 @@ def run_plot_data(args: argparse.Namespace) -> int:
         coords, labels = read_coords(args.coords)
         tsne_plot(coords, labels, args.title, out, args.dpi)
     print(f"wrote {out}")
-    return 0
-
-
-def add_arguments_tsne_raw(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--split", required=True, help="split file (.npz), e.g. the raw stage's test.npz")
-    parser.add_argument("--out", required=True, help="CSV of coordinates (index,label,class,x,y)")
-    add_tsne_arguments(parser)
-
-
-def run_tsne_raw(args: argparse.Namespace) -> int:
-    split = load_split(args.split)
-    if len(split) < 4:
-        raise FerflowError(f"{args.split}: t-SNE needs at least 4 images, found {len(split)}")
-    pixels = split.images.reshape(len(split), -1).astype(np.float32) / 255.0
-    coords, labels, index = embed_2d(
-        pixels, split.labels, args.pca_components, args.perplexity, args.max_iter, args.max_points, args.seed
-    )
-    write_coords(args.out, coords, labels, index)
-    print(f"wrote {args.out}: {len(index)} of {len(split)} images embedded")
     return 0

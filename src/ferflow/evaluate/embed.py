@@ -16,7 +16,7 @@ import torch
 
 from ferflow import checkpoint, tsne
 from ferflow.errors import FerflowError
-from ferflow.evaluate import batched_outputs, in_channels_of, load_labelled_images
+from ferflow.inference import batched_outputs, in_channels_of, load_labelled_images
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -22,7 +22,7 @@ The split filter ``test_split`` (``"PublicTest"``, ``"PrivateTest"``, ``"all"`` 
 
 A filter that leaves no test image where there were some is an error naming the filter.
 
-Conversion: by default every image goes through :func:`ferflow.preprocess.to_face48` (any size and
+Conversion: by default every image goes through :func:`ferflow.faces.to_face48` (any size and
 mode → 48×48 grayscale). With ``strict=True`` (used by ``ferflow download`` for the canonical data)
 an image must already be 48×48: another size is refused with an error naming the file; any mode is
 accepted when its content is gray (colour channels equal within ``GRAY_TOLERANCE`` levels, which
@@ -46,7 +46,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ferflow.classes import ALIASES, CLASS_NAMES, ICML_CODES, canonical, label_of
 from ferflow.errors import FerflowError
-from ferflow.preprocess import IMAGE_SIZE, to_face48, to_grayscale_array
+from ferflow.faces import IMAGE_SIZE, to_face48, to_grayscale_array
 from ferflow.progress import progress_bar
 from ferflow.storage import Split
 

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
+from ferflow.storage import Split
+
 if TYPE_CHECKING:
     import torch
 
@@ -72,3 +74,12 @@ def match_channels(x: torch.Tensor, in_channels: int) -> torch.Tensor:
     if in_channels == 1 and x.shape[1] == 3:
         return x.mean(dim=1, keepdim=True)
     raise ValueError(f"cannot feed {x.shape[1]}-channel images to a {in_channels}-channel model")
+
+
+def to_rgb(split: Split) -> Split:
+    """``(N, 48, 48)`` gray → ``(N, 48, 48, 3)`` with the gray value in every channel (RGB passes through)."""
+    if split.images.ndim == 4 and split.images.shape[-1] == 3:
+        return split
+    if split.images.ndim != 3:
+        raise ValueError(f"expected (N, H, W) grayscale images, got shape {split.images.shape}")
+    return Split(np.repeat(split.images[..., None], 3, axis=-1), split.labels, split.ids)

@@ -5,19 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-
 from ferflow.errors import FerflowError
-from ferflow.storage import SPLITS, Split, load_stage, save_stage
-
-
-def to_rgb(split: Split) -> Split:
-    """``(N, 48, 48)`` gray → ``(N, 48, 48, 3)`` with the gray value in every channel (RGB passes through)."""
-    if split.images.ndim == 4 and split.images.shape[-1] == 3:
-        return split
-    if split.images.ndim != 3:
-        raise ValueError(f"expected (N, H, W) grayscale images, got shape {split.images.shape}")
-    return Split(np.repeat(split.images[..., None], 3, axis=-1), split.labels, split.ids)
+from ferflow.faces import to_rgb
+from ferflow.storage import SPLITS, load_stage, save_stage
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -25,6 +25,7 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
 from ferflow.classes import CLASS_NAMES
+from ferflow.config import default
 from ferflow.errors import FerflowError
 from ferflow.layout import FINAL, run_of
 from ferflow.plotting import plt, save_figure, scatter_by_class
@@ -44,7 +45,9 @@ def add_arguments_plot_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--confusion", help="output: confusion matrix heatmaps")
     parser.add_argument("--tsne-figure", help="output: embedding t-SNE scatter")
     parser.add_argument("--title", default="", help="figure title prefix (default: <model>/<experiment>)")
-    parser.add_argument("--dpi", type=int, default=150, help="resolution of raster figures (figures.dpi)")
+    parser.add_argument(
+        "--dpi", type=int, default=default("figures.dpi"), help="resolution of raster figures (figures.dpi)"
+    )
 
 
 def add_arguments_plot_study(parser: argparse.ArgumentParser) -> None:
@@ -58,7 +61,9 @@ def add_arguments_plot_study(parser: argparse.ArgumentParser) -> None:
     for sub in (sweep, params):
         sub.add_argument("--out", required=True, help="figure to write (png, svg or pdf)")
         sub.add_argument("--title", default="", help="figure title (default: one naming the architecture or study)")
-        sub.add_argument("--dpi", type=int, default=150, help="resolution of raster figures (figures.dpi)")
+        sub.add_argument(
+            "--dpi", type=int, default=default("figures.dpi"), help="resolution of raster figures (figures.dpi)"
+        )
 
 
 def epoch_axis(ax: plt.Axes, last_epoch: int) -> None:

@@ -6,8 +6,8 @@ time (for a camera, wall-clock time since the start). A sampled frame is convert
 faces are found with the photo path's Haar cascade: over the whole frame, downscaled to ``--detect-side``
 pixels (boxes mapped back), every ``--redetect`` analysed frames and whenever no face is tracked or a
 tracked face was missed; in between only around the faces of the previous analysed frame
-(:meth:`ferflow.predict.FaceDetector.near`), a fraction of the cost. All faces of the frame are
-classified in one batch, and :class:`ferflow.tracking.IouTracker` keeps each face's id while its
+(:meth:`ferflow.predict.photos.FaceDetector.near`), a fraction of the cost. All faces of the frame are
+classified in one batch, and :class:`ferflow.predict.tracking.IouTracker` keeps each face's id while its
 boxes overlap from one analysed frame to the next.
 
 Outputs, each written under a temporary name and renamed when complete: the CSV (``--csv``), one row
@@ -36,9 +36,9 @@ import numpy as np
 from tqdm import tqdm
 
 from ferflow.errors import FerflowError
-from ferflow.predict import FaceDetector, Predictor, crop_face, draw_faces, is_video
+from ferflow.predict.photos import FaceDetector, Predictor, crop_face, draw_faces, is_video
+from ferflow.predict.tracking import BoxT, IouTracker
 from ferflow.storage import atomic_path
-from ferflow.tracking import BoxT, IouTracker
 
 FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG"}
 MAX_PANELS = 6

@@ -16,7 +16,7 @@ Under ``agree`` a file missing from ``labels.csv`` has no second label to agree,
 count is logged); under ``folder`` it is kept. ``--max-per-class`` caps each class after the policy with
 a seeded random choice of files (unreadable ones then reduce the count).
 
-Images are converted with :func:`ferflow.preprocess.to_face48` (any mode or size → 48×48 gray, Lanczos;
+Images are converted with :func:`ferflow.faces.to_face48` (any mode or size → 48×48 gray, Lanczos;
 colour JPEGs are decoded straight to their luma plane, which is faster and within a few gray levels of
 converting the decoded RGB) and get ids ``affectnet:<path relative to the layout root>``. An unreadable
 image (or an empty face box) is skipped and logged; more than 1% of the candidate images unreadable
@@ -39,10 +39,11 @@ import numpy as np
 from PIL import Image
 
 from ferflow.classes import CLASS_NAMES, canonical
+from ferflow.config import default
 from ferflow.errors import FerflowError
-from ferflow.preprocess import to_face48
+from ferflow.faces import to_face48
+from ferflow.preprocess.stages import replace_train
 from ferflow.progress import progress_bar
-from ferflow.stages import replace_train
 from ferflow.storage import Split, load_split
 
 OFFICIAL_CODES: dict[int, str] = {
@@ -336,7 +337,7 @@ def _source_root(args: argparse.Namespace, tmp: Path) -> Path:
         from ferflow.synthetic import write_affectnet_like
 
         return write_affectnet_like(tmp, args.synthetic_per_class, args.seed)
-    from ferflow.acquire import resolve_source
+    from ferflow.fetch import resolve_source
 
     return resolve_source(args.source, args.sha256, Path(args.cache_dir))
 
@@ -352,18 +353,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--sha256", default=None, help="expected sha256 of a downloaded archive")
     parser.add_argument("--cache-dir", default="resources/downloads", help="downloads and extracted archives")
-    parser.add_argument("--classes", nargs="+", default=["angry", "disgust", "surprise"], help="classes to inject")
+    parser.add_argument("--classes", nargs="+", default=default("affectnet.classes"), help="classes to inject")
     parser.add_argument(
         "--label-policy",
         choices=("folder", "agree"),
-        default="folder",
+        default=default("affectnet.label_policy"),
         help="folder: trust the class folder; agree: keep a file only where labels.csv agrees",
     )
     parser.add_argument(
         "--max-per-class", type=int, default=None, help="cap of injected images per class (default: none)"
     )
-    parser.add_argument("--synthetic-per-class", type=int, default=200, help="images per class of --source synthetic")
-    parser.add_argument("--seed", type=int, default=42, help="seed of the --max-per-class choice")
+    parser.add_argument(
+        "--synthetic-per-class",
+        type=int,
+        default=default("affectnet.synthetic_per_class"),
+        help="images per class of --source synthetic",
+    )
+    parser.add_argument("--seed", type=int, default=default("seed"), help="seed of the --max-per-class choice")
     parser.add_argument("--workers", type=int, default=2, help="decoding processes")
 
 

@@ -3,7 +3,7 @@
 The reference loop is what the study ran: ``torchvision.datasets.ImageFolder`` over the training
 JPEGs, PIL transforms (RandomHorizontalFlip, RandomRotation(5), RandomAffine(0, shear=10,
 translate=(.2, .2)), ToTensor, Normalize(.5, .5)) and a ``DataLoader`` with 2 workers, batch 64.
-ferflow's loop is ``ferflow.train.Engine.train_epoch`` on the same images held in memory (3 identical
+ferflow's loop is ``ferflow.train.engine.Engine.train_epoch`` on the same images held in memory (3 identical
 channels, as the model-input stage has them): ``EpochBatches`` feeding ``Engine.step``, with the
 training setting ``amp`` (``--amp``; ``auto`` uses bf16 autocast on CUDA and on CPUs with native
 bf16, where it is the largest single speed-up, and fp32 elsewhere, where emulated bf16 is slower). Both train the
@@ -25,12 +25,13 @@ from pathlib import Path, PurePosixPath
 import torch
 import torch.nn.functional as F
 
-from ferflow import layouts, models
+from ferflow import models, sources
 from ferflow.classes import canonical
 from ferflow.device import cpu_has_native_bf16, select_device
 from ferflow.errors import FerflowError
-from ferflow.rgb import to_rgb
-from ferflow.train import DeviceData, EpochBatches, epoch_generator, make_engine, resolve_settings
+from ferflow.faces import to_rgb
+from ferflow.train.engine import DeviceData, EpochBatches, epoch_generator, make_engine
+from ferflow.train.settings import resolve_settings
 
 REFERENCE_WORKERS = 2
 
@@ -69,7 +70,7 @@ def train_folder(data: Path, scratch: Path) -> Path:
             for m in archive.namelist()
             if len(PurePosixPath(m).parts) >= 3
             and PurePosixPath(m).parts[-3] == "train"
-            and PurePosixPath(m).suffix.lower() in layouts.IMAGE_SUFFIXES
+            and PurePosixPath(m).suffix.lower() in sources.IMAGE_SUFFIXES
         ]
         if not members:
             raise FerflowError(f"{data}: no train/<class>/<image> members")
@@ -142,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     device = select_device(args.device)
     began = time.perf_counter()
-    train = to_rgb(layouts.load_labelled(args.data)["train"])
+    train = to_rgb(sources.load_labelled(args.data)["train"])
     load_seconds = time.perf_counter() - began
     per_round = -(-args.batches // args.rounds)
     if len(train) < (args.warmup + per_round) * 64:

@@ -1,0 +1,1 @@
+"""Rules of workflow/rules/acquire.smk: ``download`` (:mod:`ferflow.acquire.download`)."""

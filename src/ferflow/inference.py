@@ -1,0 +1,96 @@
+"""Batched inference of a checkpoint's model on labelled images, with optional test-time augmentation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.fx.experimental.optimization import fuse
+
+from ferflow.errors import FerflowError
+from ferflow.faces import to_model_input
+from ferflow.sources import load_labelled
+from ferflow.storage import Split, load_split
+
+
+def load_labelled_images(path: str | Path, test_split: str | None = None) -> Split:
+    """The labelled images at ``path``: a split file, or the test (else only) split of a layout, filtered
+    by ``test_split`` (see :func:`ferflow.sources.load_labelled`)."""
+    path = Path(path)
+    if path.suffix == ".npz":
+        split = load_split(path)
+        if not len(split):
+            raise FerflowError(f"{path}: the split file holds no images")
+        return split
+    if not path.exists():
+        raise FerflowError(f"{path}: data not found")
+    splits = load_labelled(path, test_split=test_split)
+    for key in ("test", "all"):
+        if key in splits and len(splits[key]):
+            return splits[key]
+    raise FerflowError(f"{path}: no labelled test images (found splits: {', '.join(splits) or 'none'})")
+
+
+def batched_outputs(
+    fn: Callable[[torch.Tensor], torch.Tensor], images: np.ndarray, in_channels: int, batch_size: int
+) -> np.ndarray:
+    """``fn`` applied to model inputs made from uint8 ``images`` batch by batch, without gradients."""
+    outputs = []
+    with torch.no_grad():
+        for start in range(0, len(images), batch_size):
+            x = to_model_input(images[start : start + batch_size], in_channels)
+            outputs.append(fn(x).float().numpy())
+    return np.concatenate(outputs)
+
+
+def in_channels_of(ckpt: dict[str, Any]) -> int:
+    """The number of input channels a checkpoint's model expects."""
+    return int(ckpt["arch_kwargs"].get("in_channels", 3))
+
+
+def shifted(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """The batch moved by (dy, dx) pixels, edges replicated (a crop of a padded image)."""
+    pad = max(abs(dy), abs(dx))
+    padded = F.pad(x, (pad, pad, pad, pad), mode="replicate")
+    h, w = x.shape[2:]
+    return padded[:, :, pad - dy : pad - dy + h, pad - dx : pad - dx + w]
+
+
+TTA_VIEWS: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], ...]] = {
+    "none": (lambda x: x,),
+    "flip": (lambda x: x, lambda x: x.flip(3)),
+    "flip-shift": tuple(
+        (lambda x, dy=dy, dx=dx, f=f: shifted(x.flip(3) if f else x, dy, dx))
+        for f in (False, True)
+        for dy, dx in ((0, 0), (-2, 0), (2, 0), (0, -2), (0, 2))
+    ),
+}
+
+
+def predict_probabilities(
+    model: nn.Module, ckpt: dict[str, Any], images: np.ndarray, batch_size: int, tta: str = "none"
+) -> np.ndarray:
+    """Softmax class probabilities ``(N, 7)`` of ``model`` on uint8 images; with test-time augmentation
+    (``flip``: the image and its mirror; ``flip-shift``: both, each also moved by 2 pixels up, down, left and
+    right) the mean of the views' probabilities."""
+    views = TTA_VIEWS[tta]
+    return batched_outputs(
+        lambda x: torch.stack([torch.softmax(model(view(x)).float(), dim=1) for view in views]).mean(0),
+        images,
+        in_channels_of(ckpt),
+        batch_size,
+    )
+
+
+def fuse_batchnorm(model: nn.Module) -> nn.Module:
+    """A copy of the eval-mode ``model`` with every Conv→BatchNorm pair folded into one convolution; the
+    model itself when torch.fx cannot trace it (both ONNX exporters then fold batch norm themselves)."""
+    try:
+        return fuse(model, inplace=False)
+    except Exception:  # torch.fx raises many types for untraceable code
+        return model

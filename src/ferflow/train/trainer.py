@@ -1,0 +1,312 @@
+"""``ferflow train``: train one experiment, resuming from ``last.pt`` when the job restarts.
+
+Speed: both splits stay in memory as uint8 tensors on the training device; each batch is indexed,
+normalised to [-1, 1] (``preprocess.to_model_input``) and augmented as a whole with one
+``grid_sample`` whose per-sample affine matrices combine the study's online augmentation
+(horizontal flip, rotation, x-shear, translation; black fill). Mixed precision (``amp: auto``) on
+CUDA and on CPUs with native bf16 (AVX-512 BF16, AMX); channels_last when configured.
+
+Reproducibility: the model is initialised from ``seed``; each epoch's shuffling and augmentation
+come from a generator seeded by ``(seed, epoch)``; dropout draws from the global torch RNG, whose
+state is saved in ``last.pt`` with the model, optimizer, scheduler, history and best states. A run
+killed after any epoch and restarted therefore ends exactly where an uninterrupted run ends (CPU).
+``last.pt`` is resumed only when it holds an unfinished run (fewer epochs than planned, not early-stopped)
+whose fingerprint (architecture, settings, seed, data) matches: a job run again over a finished run
+(``--forcerun``, changed code) trains from scratch.
+
+Outputs (``--out``): ``history.csv`` (one row per epoch) and ``best.pt`` (the epoch with the best
+val macro-F1), written when training ends; ``last.pt`` after every epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import io
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ferflow import checkpoint, models
+from ferflow.classes import CLASS_NAMES
+from ferflow.device import claim_gpu_slot, select_device
+from ferflow.errors import FerflowError
+from ferflow.results import COLLAPSE_DEAD_UNITS
+from ferflow.storage import Split, load_split, parse_json_object, write_text
+from ferflow.train.engine import DeviceData, batches_per_epoch, epoch_generator, make_engine, val_metrics
+from ferflow.train.settings import RUNTIME_KEYS, resolve_settings
+
+HISTORY_COLUMNS = [
+    "epoch",
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "val_macro_f1",
+    "lr",
+    "epoch_seconds",
+    "val_dead_units",
+    *[f"val_{metric}_{name}" for name in CLASS_NAMES for metric in ("precision", "recall", "f1")],
+]
+
+
+def file_digest(path: Path) -> str:
+    """A digest of a file's bytes (the teacher checkpoint of a distilled run)."""
+    return hashlib.blake2b(Path(path).read_bytes(), digest_size=16).hexdigest()
+
+
+def data_digest(*splits: Split) -> str:
+    """A digest of the training data (images and labels), so a resume never mixes datasets."""
+    digest = hashlib.blake2b(digest_size=16)
+    for split in splits:
+        digest.update(split.images.tobytes())
+        digest.update(split.labels.tobytes())
+    return digest.hexdigest()
+
+
+def cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def rng_state() -> dict[str, Any]:
+    return {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def write_history(path: Path, history: list[dict[str, float]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    write_text(path, buffer.getvalue())
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help=f"architecture ({', '.join(models.names())})")
+    parser.add_argument("--experiment", required=True, help="experiment name (recorded in best.pt)")
+    parser.add_argument(
+        "--data-dir", required=True, type=Path, help="data stage directory holding train.npz and val.npz"
+    )
+    parser.add_argument("--out", required=True, type=Path, help="run directory: history.csv, best.pt, last.pt")
+    parser.add_argument("--settings", default="{}", help="training settings as a JSON object (defaults filled in)")
+    parser.add_argument(
+        "--model-options", default="{}", help='architecture options as a JSON object, e.g. {"pretrained": true}'
+    )
+    parser.add_argument("--seed", type=int, default=42, help="seed of the weights, batches and augmentation")
+    parser.add_argument(
+        "--teacher", type=Path, help="knowledge distillation: the teacher's checkpoint (with the distillation setting)"
+    )
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="override the settings' device")
+    parser.add_argument("--threads", type=int, help="override the settings' CPU threads")
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = resolve_settings(parse_json_object(args.settings, "--settings"))
+    options = parse_json_object(args.model_options, "--model-options")
+    device_name = args.device or settings["device"]
+    threads = args.threads or settings["threads"]
+    torch.set_num_threads(threads)
+    device = select_device(device_name)
+    if device.type == "cuda":
+        slot = claim_gpu_slot(torch.cuda.device_count())
+        device = torch.device("cuda", slot.index)
+        torch.cuda.set_device(device)
+        torch.backends.cudnn.benchmark = True
+    models.builder(args.model)  # unknown architecture: fail before reading the data
+    train_split, val_split = load_split(args.data_dir / "train.npz"), load_split(args.data_dir / "val.npz")
+    for name, split in (("train", train_split), ("val", val_split)):
+        if len(split) == 0:
+            raise FerflowError(f"{args.data_dir / (name + '.npz')}: no images")
+        if split.labels.min() < 0 or split.labels.max() >= len(CLASS_NAMES):
+            raise FerflowError(f"{args.data_dir / (name + '.npz')}: labels outside 0..{len(CLASS_NAMES) - 1}")
+    in_channels = 1 if train_split.images.ndim == 3 else train_split.images.shape[-1]
+    arch_kwargs = {
+        "in_channels": in_channels,
+        "num_classes": len(CLASS_NAMES),
+        "dropout": settings["dropout"],
+        **options,
+    }
+    teacher = checkpoint.load_model(args.teacher)[0] if args.teacher else None
+    fingerprint = {
+        "arch": args.model,
+        "arch_kwargs": arch_kwargs,
+        "seed": args.seed,
+        "data": data_digest(train_split, val_split),
+        "settings": {k: v for k, v in settings.items() if k not in RUNTIME_KEYS},
+        "teacher": file_digest(args.teacher) if args.teacher else None,
+    }
+
+    torch.manual_seed(args.seed)
+    engine, amp_dtype = make_engine(
+        models.build(args.model, **arch_kwargs),
+        settings,
+        device,
+        batches_per_epoch(len(train_split), settings),
+        train_split.labels,
+        teacher,
+    )
+    model, channels_last = engine.model, engine.channels_last
+    plateau = settings["plateau"]
+    scheduler = (
+        torch.optim.lr_scheduler.ReduceLROnPlateau(
+            engine.optimizer, mode="min", factor=plateau["factor"], patience=plateau["patience"]
+        )
+        if plateau
+        else None
+    )
+    out_dir: Path = args.out
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.glob(".*.tmp"):  # partial writes of a killed run
+        stale.unlink()
+    last_path = out_dir / "last.pt"
+
+    history: list[dict[str, float]] = []
+    best: dict[str, Any] = {"epoch": 0, "val_macro_f1": -1.0, "model": cpu_state(engine.evaluated)}
+    stopping: dict[str, Any] = {"val_loss": math.inf, "epoch": 0, "bad_epochs": 0, "model": None, "stopped": False}
+    start = 1
+    if last_path.exists():
+        state = checkpoint.read(last_path)
+        done = state.get("epoch", 0)
+        if done >= settings["epochs"] or state.get("early_stopping", {}).get("stopped"):  # a rerun retrains
+            print(f"ignoring {last_path}: it holds a finished run (epoch {done}); training from scratch", flush=True)
+        elif state.get("fingerprint") == fingerprint:
+            model.load_state_dict(state["model"])
+            engine.optimizer.load_state_dict(state["optimizer"])
+            if scheduler is not None:
+                scheduler.load_state_dict(state["scheduler"])
+            if engine.schedule is not None:
+                engine.schedule.load_state_dict(state["schedule"])
+            if engine.ema is not None:
+                engine.ema.load_state_dict(state["ema"])
+            engine.scaler.load_state_dict(state["scaler"])
+            set_rng_state(state["rng"])
+            history, best, stopping = state["history"], state["best"], state["early_stopping"]
+            start = state["epoch"] + 1
+            print(f"resuming from {last_path} after epoch {state['epoch']}", flush=True)
+        else:
+            print(f"ignoring {last_path}: it belongs to other settings, data or seed; starting afresh", flush=True)
+
+    n_params = models.count_parameters(model)
+    n_trainable = models.count_parameters(model, trainable_only=True)
+    print(
+        f"{args.model}/{args.experiment}: {n_params:,} parameters ({n_trainable:,} trainable), options {options}, "
+        f"{len(train_split)} train / {len(val_split)} val images ({in_channels} channel(s)), device {device}, "
+        f"threads {threads}, amp {amp_dtype}, channels_last {channels_last}",
+        flush=True,
+    )
+    print(f"settings {json.dumps(settings, sort_keys=True)}", flush=True)
+    train_data = DeviceData.of(train_split, device, in_channels)
+    val_data = DeviceData.of(val_split, device, in_channels)
+    patience = settings["early_stopping_patience"]
+
+    for epoch in range(start, settings["epochs"] + 1):
+        if stopping["stopped"]:
+            break
+        began = time.perf_counter()
+        lr = engine.optimizer.param_groups[0]["lr"]
+        train_loss, train_acc = engine.train_epoch(
+            train_data, settings, epoch_generator(args.seed, epoch), progress_printer(epoch)
+        )
+        engine.refresh_average_statistics(train_data)
+        val_loss, predictions, dead = engine.predict(val_data)
+        row = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "train_acc": train_acc,
+            "val_loss": val_loss,
+            **val_metrics(val_split.labels, predictions),
+            "lr": lr,
+            "val_dead_units": dead,
+        }
+        if scheduler is not None:
+            scheduler.step(val_loss)
+        if row["val_macro_f1"] > best["val_macro_f1"]:
+            best = {"epoch": epoch, "val_macro_f1": row["val_macro_f1"], "model": cpu_state(engine.evaluated)}
+        if patience is not None:
+            if val_loss < stopping["val_loss"]:
+                stopping.update(val_loss=val_loss, epoch=epoch, bad_epochs=0, model=cpu_state(engine.evaluated))
+            else:
+                stopping["bad_epochs"] += 1
+            if stopping["bad_epochs"] >= patience:
+                stopping["stopped"] = True
+                engine.evaluated.load_state_dict(stopping["model"])  # restore the weights of the best val loss
+        row["epoch_seconds"] = time.perf_counter() - began
+        history.append({k: row[k] for k in HISTORY_COLUMNS})
+        checkpoint.save(
+            last_path,
+            checkpoint.make(
+                model,
+                args.model,
+                arch_kwargs,
+                experiment=args.experiment,
+                settings=settings,
+                epoch=epoch,
+                optimizer=engine.optimizer.state_dict(),
+                scheduler=scheduler.state_dict() if scheduler else None,
+                schedule=engine.schedule.state_dict() if engine.schedule else None,
+                ema=engine.ema.state_dict() if engine.ema else None,
+                scaler=engine.scaler.state_dict(),
+                rng=rng_state(),
+                history=history,
+                best=best,
+                early_stopping=stopping,
+                fingerprint=fingerprint,
+            ),
+        )
+        print(
+            f"epoch {epoch}/{settings['epochs']}  train loss {train_loss:.4f} acc {train_acc:.4f}  "
+            f"val loss {val_loss:.4f} "
+            f"acc {row['val_acc']:.4f} macro-F1 {row['val_macro_f1']:.4f}  lr {lr:.3g}  {row['epoch_seconds']:.1f}s"
+            + (f"  early stop: restored epoch {stopping['epoch']} (best val loss)" if stopping["stopped"] else ""),
+            flush=True,
+        )
+        if dead >= COLLAPSE_DEAD_UNITS:
+            print(
+                f"warning: {dead:.0%} of the embedding units are dead (zero on every val image); the run is "
+                f"probably collapsing (dying ReLUs): try a lower lr or SGD, see the README's known problems",
+                flush=True,
+            )
+
+    model.load_state_dict(best["model"])
+    write_history(out_dir / "history.csv", history)
+    checkpoint.save(
+        out_dir / "best.pt",
+        checkpoint.make(
+            model,
+            args.model,
+            arch_kwargs,
+            experiment=args.experiment,
+            settings=settings,
+            epoch=best["epoch"],
+            val_macro_f1=best["val_macro_f1"],
+            seed=args.seed,
+        ),
+    )
+    print(f"best epoch {best['epoch']}: val macro-F1 {best['val_macro_f1']:.4f} -> {out_dir / 'best.pt'}", flush=True)
+    return 0
+
+
+def progress_printer(epoch: int) -> Callable[[int, int], None]:
+    """Prints about ten progress lines per epoch when an epoch has many batches."""
+    began = time.perf_counter()
+
+    def report(done: int, total: int) -> None:
+        step = max(total // 10, 1)
+        if total >= 50 and done % step == 0 and done < total:
+            rate = done / (time.perf_counter() - began)
+            print(f"  epoch {epoch}: batch {done}/{total} ({rate:.1f} batches/s)", file=sys.stdout, flush=True)
+
+    return report

@@ -1,0 +1,57 @@
+"""The package is laid out like the DAG: each rule file has a subpackage of the same name holding the code of
+its commands, and no stage's subpackage imports another stage's (shared code lives in top-level modules)."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+from ferflow.cli import COMMANDS
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "src" / "ferflow"
+RULE_FILES = sorted(p.stem for p in (ROOT / "workflow" / "rules").glob("*.smk") if not p.stem.endswith("common"))
+STAGES = [*RULE_FILES, "predict"]  # predict: the user's command, no rule
+
+
+def ferflow_imports(path: Path) -> set[str]:
+    """Every ``ferflow.*`` module a source file imports (``from ferflow import x`` counts as ``ferflow.x``)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name.startswith("ferflow.")}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "ferflow":
+            if node.module == "ferflow":
+                found |= {f"ferflow.{alias.name}" for alias in node.names}
+            else:
+                found.add(node.module)
+    return found
+
+
+@pytest.mark.parametrize("rule_file", RULE_FILES)
+def test_each_rule_file_has_the_subpackage_that_runs_its_commands(rule_file: str) -> None:
+    text = (ROOT / "workflow" / "rules" / f"{rule_file}.smk").read_text()
+    commands = set(re.findall(r"ferflow ([a-z][a-z-]*)", text))
+    assert commands, f"{rule_file}.smk calls no ferflow command"
+    assert (PACKAGE / rule_file / "__init__.py").is_file()
+    for command in commands:
+        assert COMMANDS[command][0].startswith(f"ferflow.{rule_file}."), (command, COMMANDS[command][0])
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_no_stage_imports_another_stages_modules(stage: str) -> None:
+    others = [s for s in STAGES if s != stage]
+    for path in sorted((PACKAGE / stage).glob("*.py")):
+        for module in ferflow_imports(path):
+            assert module.split(".")[1] not in others, f"{path.relative_to(ROOT)} imports {module}"
+
+
+def test_shared_modules_import_no_stage() -> None:
+    for path in sorted(PACKAGE.glob("*.py")):
+        if path.name == "cli.py":  # the dispatcher names every command module (as strings, imported lazily)
+            continue
+        for module in ferflow_imports(path):
+            assert module.split(".")[1] not in STAGES, f"{path.relative_to(ROOT)} imports {module}"
