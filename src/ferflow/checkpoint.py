@@ -12,6 +12,7 @@ A checkpoint is a dict of plain values and tensors:
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -25,6 +26,15 @@ from ferflow.storage import atomic_path
 
 FORMAT = "ferflow-checkpoint"
 VERSION = 1
+SHIPPED = Path(__file__).with_name("assets") / "fernet.pt"
+"""The model shipped in the package (``assets/MODEL_CARD.md``): ``predict`` and ``evaluate`` use it by default."""
+
+
+def shipped() -> Path:
+    """The checkpoint shipped with ferflow; a one-line error where this copy of the package has none."""
+    if not SHIPPED.is_file():
+        raise FerflowError(f"{SHIPPED}: no model is shipped with this ferflow; pass --checkpoint (best.pt or .onnx)")
+    return SHIPPED
 
 
 def make(model: nn.Module, arch: str, arch_kwargs: dict[str, Any], **extra: Any) -> dict[str, Any]:

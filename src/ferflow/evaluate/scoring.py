@@ -33,7 +33,7 @@ from ferflow.storage import Split, atomic_path, write_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="a ferflow checkpoint (best.pt)")
+    parser.add_argument("--checkpoint", help="a ferflow checkpoint (best.pt) (default: the model shipped with ferflow)")
     parser.add_argument(
         "--data", required=True, help="split file (.npz), class-folder layout (folder or zip) or ICML CSV"
     )
@@ -119,7 +119,9 @@ def evaluate(
 
 def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
-    metrics, predictions = evaluate(args.checkpoint, args.data, args.split, args.batch_size, args.tta)
+    metrics, predictions = evaluate(
+        args.checkpoint or checkpoint.shipped(), args.data, args.split, args.batch_size, args.tta
+    )
     if args.predictions:
         write_csv(args.predictions, predictions)
     if args.per_class:

@@ -338,7 +338,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="IMAGE_FOLDER_OR_VIDEO",
         help="photos, folders searched recursively for images, or one video file",
     )
-    parser.add_argument("--checkpoint", required=True, help="a ferflow checkpoint (best.pt) or its ONNX export (.onnx)")
+    parser.add_argument(
+        "--checkpoint",
+        help="a ferflow checkpoint (best.pt) or its ONNX export (.onnx) (default: the model shipped with ferflow)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of the table (photos)")
     parser.add_argument(
         "--annotate",
@@ -398,6 +401,7 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
         cv2.setNumThreads(args.threads)
+    args.checkpoint = args.checkpoint or checkpoint.shipped()
     if args.camera is not None or any(is_video(i) for i in args.inputs):
         from ferflow.predict.video import run_video  # ferflow.predict.video builds on this module
 
