@@ -4,7 +4,6 @@ distillation; and the compact FerNet architectures."""
 from __future__ import annotations
 
 import csv
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from ferflow.train.losses import Criterion, balanced_class_weights, distillation
 from ferflow.train.mixing import beta_sample, mix, random_erasing
 from ferflow.train.settings import resolve_settings
 from interrupt import kill_after_first_epoch
+from training import train_args
 
 BASE = {"epochs": 2, "batch_size": 32, "max_train_batches": 3, "threads": 2, "amp": False}
 RECIPE = {
@@ -54,7 +54,7 @@ def stage(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def train_args(
+def recipe_args(
     stage: Path,
     out: Path,
     settings: dict[str, Any],
@@ -62,22 +62,7 @@ def train_args(
     seed: int = 0,
     extra: tuple[str, ...] = (),
 ) -> list[str]:
-    return [
-        "train",
-        "--model",
-        model,
-        "--experiment",
-        "exp",
-        "--data-dir",
-        str(stage),
-        "--out",
-        str(out),
-        "--settings",
-        json.dumps({**BASE, **settings}),
-        "--seed",
-        str(seed),
-        *extra,
-    ]
+    return train_args(stage, out, {**BASE, **settings}, model=model, seed=seed, extra=extra)
 
 
 def train(
@@ -88,7 +73,7 @@ def train(
     seed: int = 0,
     extra: tuple[str, ...] = (),
 ) -> list[dict[str, str]]:
-    assert cli.main(train_args(stage, out, settings, model, seed, extra)) == 0
+    assert cli.main(recipe_args(stage, out, settings, model, seed, extra)) == 0
     with open(out / "history.csv", newline="") as fh:
         return list(csv.DictReader(fh))
 
@@ -207,7 +192,7 @@ def test_full_recipe_trains_follows_its_schedule_and_resumes_exactly(stage: Path
     assert all(math.isfinite(float(row["train_loss"])) for row in history)
 
     out = tmp_path / "killed"
-    args = train_args(stage, out, settings)
+    args = recipe_args(stage, out, settings)
     kill_after_first_epoch(args, out)
     assert 1 <= checkpoint.read(out / "last.pt")["epoch"] < 3
     resumed = train(stage, out, settings)  # the restarted job: EMA, schedule and RNG states restored
@@ -246,7 +231,7 @@ def test_distillation_takes_a_teacher_checkpoint_of_another_architecture(
     history = train(stage, tmp_path / "student", distil, extra=("--teacher", str(teacher)))
     assert len(history) == 1 and math.isfinite(float(history[0]["train_loss"]))
     assert checkpoint.read(tmp_path / "student" / "last.pt")["fingerprint"]["teacher"]
-    assert cli.main(train_args(stage, tmp_path / "orphan", distil)) == 1
+    assert cli.main(recipe_args(stage, tmp_path / "orphan", distil)) == 1
     assert "--teacher" in capsys.readouterr().err
     assert not (tmp_path / "orphan" / "best.pt").exists()
 

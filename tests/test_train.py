@@ -18,6 +18,7 @@ from ferflow.classes import CLASS_NAMES
 from ferflow.faces import to_model_input
 from ferflow.storage import load_split, save_stage
 from interrupt import kill_after_first_epoch
+from training import train_args
 
 # fp32 everywhere (amp false): the tests compare exact numbers, which bf16 autocast (amp auto on CPUs with
 # native bf16) would change from one CPU kind to another
@@ -47,26 +48,12 @@ def stage(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def train_args(stage: Path, out: Path, settings: dict[str, Any], seed: int = 0, model: str = "resnet") -> list[str]:
-    return [
-        "train",
-        "--model",
-        model,
-        "--experiment",
-        "exp",
-        "--data-dir",
-        str(stage),
-        "--out",
-        str(out),
-        "--settings",
-        json.dumps(settings),
-        "--seed",
-        str(seed),
-    ]
+def resnet_args(stage: Path, out: Path, settings: dict[str, Any], seed: int = 0) -> list[str]:
+    return train_args(stage, out, settings, model="resnet", seed=seed)
 
 
 def train(stage: Path, out: Path, settings: dict[str, Any], seed: int = 0) -> list[dict[str, str]]:
-    assert cli.main(train_args(stage, out, settings, seed)) == 0
+    assert cli.main(resnet_args(stage, out, settings, seed)) == 0
     return read_history(out)
 
 
@@ -130,7 +117,7 @@ def test_outputs_history_and_best_checkpoint(reference: Path, stage: Path) -> No
 
 def test_killed_run_resumes_to_the_uninterrupted_result(reference: Path, stage: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    kill_after_first_epoch(train_args(stage, out, BASE), out)
+    kill_after_first_epoch(resnet_args(stage, out, BASE), out)
     assert not (out / "history.csv").exists() and not (out / "best.pt").exists()  # killed before the end
     killed_at = checkpoint.read(out / "last.pt")["epoch"]
     assert 1 <= killed_at < BASE["epochs"]
