@@ -254,7 +254,7 @@ def test_bad_input_fails_with_one_line_and_no_outputs(
 def test_cpu_autocast_only_where_bf16_is_native_unless_forced(
     monkeypatch: pytest.MonkeyPatch, native: bool, amp: Any, expected: torch.dtype | None
 ) -> None:
-    from ferflow import train as train_module
+    from ferflow.train import engine as train_module
 
     monkeypatch.setattr(train_module, "cpu_has_native_bf16", lambda: native)
     autocast, dtype = train_module.autocast_for(torch.device("cpu"), amp)
