@@ -1,7 +1,7 @@
 """``ferflow train``: train one experiment, resuming from ``last.pt`` when the job restarts.
 
-Speed: both splits stay in memory as uint8 tensors on the training device; each batch is indexed,
-normalised to [-1, 1] (``preprocess.to_model_input``) and augmented as a whole with one
+Speed (:mod:`ferflow.train.engine`): both splits stay in memory as uint8 tensors on the training device;
+each batch is indexed, normalised to [-1, 1] (``ferflow.faces.to_model_input``) and augmented as a whole with one
 ``grid_sample`` whose per-sample affine matrices combine the study's online augmentation
 (horizontal flip, rotation, x-shear, translation; black fill). Mixed precision (``amp: auto``) on
 CUDA and on CPUs with native bf16 (AVX-512 BF16, AMX); channels_last when configured.
