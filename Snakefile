@@ -30,7 +30,7 @@ configfile: "config.yaml"
 include: "workflow/rules/common.smk"
 
 
-validate_config(config, str(SCHEMA_PATH))
+TRAIN_KEYS_WRITTEN = validate_config(config, str(SCHEMA_PATH))
 
 
 wildcard_constraints:

@@ -4,14 +4,17 @@ that Snakemake's own report builds from the report() outputs."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from conftest import snakemake
+from conftest import REPO, copy_workflow, snakemake
+from ferflow.train.settings import RUNTIME_KEYS
 
+FINAL_SEED1 = "results/fer2013/runs/resnet/final/seed1/best.pt"
 FIGURE_RULES = {"plot_samples", "plot_distribution", "plot_tsne_raw", "plot_run", "plot_sweep", "plot_params"}
 
 
@@ -70,3 +73,38 @@ def test_snakemake_report(tiny_run: Path, tmp_path: Path) -> None:
     assert out.stat().st_size > 10_000
     for word in ("Runs", "Study", "Tables", "Data"):
         assert word in text, word
+
+
+def planned_settings(workdir: Path, *args: str) -> list[dict[str, Any]]:
+    """The ``--settings`` JSON of every training job a ``snakemake -n -p`` plans."""
+    proc = snakemake(workdir, "-n", "-p", *args)
+    return [json.loads(m) for m in re.findall(r"--settings '([^']*)'", proc.stdout + proc.stderr)]
+
+
+def test_train_params_hold_only_the_settings_the_user_wrote(tmp_path: Path) -> None:
+    """The params that decide a retrain are the written `train` keys overlaid by the experiment's: the
+    defaults the schema fills in stay out, so a default added by a later version replans no finished run
+    (the schema filling every default once retrained every run on upgrade)."""
+    workdir = copy_workflow(tmp_path)
+    study = yaml.safe_load((REPO / "config.yaml").read_text())
+    tiny = yaml.safe_load((workdir / "workflow" / "presets" / "tiny.yaml").read_text())
+    written = (set(study["train"]) | set(tiny["train"])) - set(RUNTIME_KEYS)
+    resnet = study["models"]["resnet"]
+    experiments = set(resnet["sweep"]["adam_lr3_dropout0"]) | set(resnet["final"])
+    planned = planned_settings(workdir)
+    assert len(planned) == 4  # one sweep experiment and the final, two seeds
+    for settings in planned:
+        assert written <= set(settings) <= written | experiments, settings
+
+
+def test_study_params_are_those_of_earlier_versions(tmp_path: Path) -> None:
+    """config.yaml's ResNet final plans the params string that versions before the schema defaults wrote
+    (commit aa563a5): results finished by them are up to date after an upgrade."""
+    workdir = copy_workflow(tmp_path)
+    planned = planned_settings(workdir, "--configfile", "config.yaml", "--", FINAL_SEED1)
+    assert len(planned) == 1
+    assert json.dumps(planned[0], sort_keys=True) == (
+        '{"amp": "auto", "augmentation": {"horizontal_flip": true, "rotation": 5, "shear": 10, "translate": 0.2,'
+        ' "zoom": 0}, "batch_size": 64, "channels_last": true, "dropout": 0.0, "early_stopping_patience": null,'
+        ' "epochs": 40, "lr": 0.001, "momentum": 0.9, "optimizer": "adam", "plateau": null, "weight_decay": 0.0}'
+    )

@@ -17,7 +17,11 @@ def config_error(exc):
 
 
 def validate_config(config, schema):
-    """Validate (and fill defaults) against the schema; a failure is one line naming the key."""
+    """Validate (and fill defaults) against the schema; a failure is one line naming the key.
+
+    Returns the `train` keys the user wrote, taken before the schema fills in its defaults: the params that
+    decide whether a run is retrained are built from them (see `training_settings`)."""
+    written = frozenset(config.get("train") or {})
     try:
         validate(config, schema)
     except WorkflowError as exc:
@@ -27,6 +31,7 @@ def validate_config(config, schema):
             check_options(model, spec.get("options") or {})
         except FerflowError as exc:
             raise WorkflowError(str(exc)) from None
+    return written
 
 
 DATASET = config["dataset"]["name"]
@@ -117,8 +122,15 @@ def experiment_settings(model, experiment):
 
 
 def training_settings(model, experiment):
-    """The settings that define a run (a change retrains it): the runtime keys left out."""
-    return {k: v for k, v in experiment_settings(model, experiment).items() if k not in RUNTIME_KEYS}
+    """The settings that define a run (a change retrains it): the `train` keys the user wrote overlaid by
+    the experiment's own, runtime keys left out. Defaults the schema fills in stay out (`ferflow train` fills
+    them the same way), so that a default added by a later version replans no finished run."""
+    spec = config["models"][model]
+    own = spec["final"] if experiment == FINAL else spec["sweep"][experiment]
+    written = {k: v for k, v in config["train"].items() if k in TRAIN_KEYS_WRITTEN}
+    settings = {**written, **own}
+    settings["augmentation"] = {**written.get("augmentation", {}), **own.get("augmentation", {})}
+    return {k: v for k, v in settings.items() if k not in RUNTIME_KEYS}
 
 
 def all_targets():

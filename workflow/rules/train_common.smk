@@ -42,12 +42,12 @@ def train_settings(wildcards):
 
 
 def train_threads(wildcards):
-    return experiment_settings(wildcards.model, wildcards.experiment).get("threads", 2)
+    return experiment_settings(wildcards.model, wildcards.experiment)["threads"]
 
 
 def train_device(wildcards):
     """The training device, a resource rather than a param so that changing it reruns nothing."""
-    return experiment_settings(wildcards.model, wildcards.experiment).get("device", "auto")
+    return experiment_settings(wildcards.model, wildcards.experiment)["device"]
 
 
 def sweep_settings(wildcards):
