@@ -46,5 +46,7 @@ def test_evaluating_the_shipped_model_gives_its_model_cards_numbers(fer2013_zip:
     assert ferflow(["evaluate", "--data", str(fer2013_zip), "--split", "PublicTest", "--out", str(out)]) == 0
     metrics = json.loads(out.read_text())
     assert metrics["n_images"] == 3589
-    assert metrics["accuracy"] * 100 == pytest.approx(float(card.group(1)), abs=0.006)
-    assert metrics["macro_f1"] * 100 == pytest.approx(float(card.group(2)), abs=0.006)
+    # fp32 kernels differ between CPU kinds (AVX2, AVX-512): allow two borderline faces to flip. One face is
+    # 0.028 points of accuracy and up to 0.2 points of macro-F1 (the 56 disgust faces weigh 1/7 of it).
+    assert metrics["accuracy"] * 100 == pytest.approx(float(card.group(1)), abs=0.06)
+    assert metrics["macro_f1"] * 100 == pytest.approx(float(card.group(2)), abs=0.4)
