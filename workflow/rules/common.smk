@@ -112,25 +112,26 @@ def run_dir(model, experiment, seed=None):
     return L.deployed_dir(model) if seed is None else L.run_dir(model, experiment, seed)
 
 
-def experiment_settings(model, experiment):
-    """`train` defaults overlaid by the experiment's own keys (finals: `models.<m>.final`)."""
+def overlay(train, model, experiment):
+    """`train` overlaid by the experiment's own keys (finals: `models.<m>.final`), augmentation merged."""
     spec = config["models"][model]
     own = spec["final"] if experiment == FINAL else spec["sweep"][experiment]
-    settings = {**config["train"], **own}
-    settings["augmentation"] = {**config["train"].get("augmentation", {}), **own.get("augmentation", {})}
+    settings = {**train, **own}
+    settings["augmentation"] = {**train.get("augmentation", {}), **own.get("augmentation", {})}
     return settings
+
+
+def experiment_settings(model, experiment):
+    """An experiment's full settings: the validated `train` section (defaults filled) under its own keys."""
+    return overlay(config["train"], model, experiment)
 
 
 def training_settings(model, experiment):
     """The settings that define a run (a change retrains it): the `train` keys the user wrote overlaid by
     the experiment's own, runtime keys left out. Defaults the schema fills in stay out (`ferflow train` fills
     them the same way), so that a default added by a later version replans no finished run."""
-    spec = config["models"][model]
-    own = spec["final"] if experiment == FINAL else spec["sweep"][experiment]
     written = {k: v for k, v in config["train"].items() if k in TRAIN_KEYS_WRITTEN}
-    settings = {**written, **own}
-    settings["augmentation"] = {**written.get("augmentation", {}), **own.get("augmentation", {})}
-    return {k: v for k, v in settings.items() if k not in RUNTIME_KEYS}
+    return {k: v for k, v in overlay(written, model, experiment).items() if k not in RUNTIME_KEYS}
 
 
 def all_targets():
