@@ -20,7 +20,8 @@ from pathlib import Path
 
 import onnx
 
-from ferflow import checkpoint, models
+from ferflow import checkpoint
+from ferflow.config import default
 from ferflow.deploy.export import to_onnx
 from ferflow.deploy.latency import capability_line, cpu_capability, cpu_name, measure
 from ferflow.inference import fuse_batchnorm
@@ -32,7 +33,7 @@ REFERENCE = "resnet"
 def exported(ckpt_path: str, out: Path) -> str:
     """``ckpt_path`` exported to ONNX at ``out`` (the path, as a string)."""
     model, ckpt = checkpoint.load_model(ckpt_path)
-    proto, _ = to_onnx(fuse_batchnorm(model), example_input(ckpt, 2), 18)
+    proto, _ = to_onnx(fuse_batchnorm(model), example_input(ckpt, 2), default("export.opset"))
     onnx.save(proto, out)
     return str(out)
 
@@ -50,9 +51,8 @@ def main() -> int:
     medians = {}
     with tempfile.TemporaryDirectory(prefix="ferflow-latency-") as scratch:
         root = Path(scratch)
-        kwargs = {"in_channels": 3, "num_classes": 7, "dropout": 0.0}
         reference = str(root / "resnet.pt")
-        checkpoint.save(reference, checkpoint.make(models.build(REFERENCE, **kwargs), REFERENCE, kwargs))
+        checkpoint.save_untrained(reference, REFERENCE, in_channels=3, num_classes=7, dropout=0.0)
         for name, path in ((REFERENCE, reference), ("compact", compact)):
             doc = measure(
                 path, exported(path, root / f"{name}.onnx"), None, [1], args.repeats, 20, args.threads, args.min_seconds

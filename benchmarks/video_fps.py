@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the clip helpers (tests/clips.py)
 
 from clips import affectnet_faces, drawn_face, moving_face_clip  # noqa: E402
-from ferflow import checkpoint, models  # noqa: E402
+from ferflow import checkpoint  # noqa: E402
 from ferflow.cli import main as ferflow  # noqa: E402
 
 TARGET_FPS = 60.0
@@ -62,9 +62,8 @@ def main() -> int:
         root = Path(scratch)
         model = args.checkpoint
         if model is None:
-            kwargs = {"in_channels": 3, "num_classes": 7, "dropout": 0.0}
             model = str(root / "best.pt")
-            checkpoint.save(model, checkpoint.make(models.build("resnet", **kwargs), "resnet", kwargs))
+            checkpoint.save_untrained(model, "resnet", in_channels=3, num_classes=7, dropout=0.0)
         clip = root / "clip.mp4"
         moving_face_clip(clip, face_image(args.affectnet), args.frames)
         common = [

@@ -13,7 +13,7 @@ import pytest
 import torch
 from sklearn.metrics import f1_score
 
-from ferflow import checkpoint, models
+from ferflow import checkpoint
 from ferflow.cli import main
 from ferflow.deploy.latency import time_runs
 from ferflow.faces import to_model_input
@@ -24,8 +24,7 @@ N_IMAGES = 70
 
 def make_checkpoint(path: Path, arch: str, in_channels: int) -> Path:
     torch.manual_seed(1)
-    kwargs = {"in_channels": in_channels, "num_classes": 7, "dropout": 0.0}
-    checkpoint.save(path, checkpoint.make(models.build(arch, **kwargs), arch, kwargs))
+    checkpoint.save_untrained(path, arch, in_channels=in_channels, num_classes=7, dropout=0.0)
     return path
 
 

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from clips import drawn_face
-from ferflow import checkpoint, models
+from ferflow import checkpoint
 from ferflow.classes import CLASS_NAMES
 from ferflow.cli import main
 from ferflow.storage import Split, save_split
@@ -60,9 +60,8 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
 def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random-init resnet checkpoint (3 channels, as trained on the rgb stage)."""
     torch.manual_seed(0)
-    kwargs = {"in_channels": 3, "num_classes": 7, "dropout": 0.0}
     path = tmp_path_factory.mktemp("ckpt") / "best.pt"
-    checkpoint.save(path, checkpoint.make(models.build("resnet", **kwargs), "resnet", kwargs))
+    checkpoint.save_untrained(path, "resnet", in_channels=3, num_classes=7, dropout=0.0)
     return path
 
 

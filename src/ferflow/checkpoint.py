@@ -58,6 +58,12 @@ def save(path: str | os.PathLike[str], checkpoint: dict[str, Any]) -> None:
         torch.save(checkpoint, tmp)
 
 
+def save_untrained(path: str | os.PathLike[str], arch: str, **arch_kwargs: Any) -> None:
+    """Write a checkpoint of a freshly initialised ``arch`` (benchmarks and tests: speed does not depend on
+    the weights)."""
+    save(path, make(models.build(arch, **arch_kwargs), arch, arch_kwargs))
+
+
 def read(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read and validate a checkpoint; anything that is not a ferflow checkpoint is refused."""
     try:
