@@ -11,6 +11,7 @@ clock starts, as a Snakemake run does on its first injection only; that one-off 
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import subprocess
 import sys
@@ -77,8 +78,8 @@ def main() -> int:
                 str(work / "affectnet"),
                 "--out",
                 str(work / "balanced"),
-                "--min-per-class",
-                str(args.min_per_class),
+                "--settings",
+                json.dumps({"min_per_class": args.min_per_class}),
                 "--threads",
                 str(args.workers),
             ],

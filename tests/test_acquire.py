@@ -245,18 +245,8 @@ def test_download_of_a_truncated_zip_fails_cleanly(fer_zip: Path, tmp_path: Path
 def test_download_synthetic_carves_a_stratified_seeded_val_split(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rc, out = download(
-        tmp_path,
-        "synthetic",
-        "--synthetic-train",
-        "350",
-        "--synthetic-test",
-        "70",
-        "--val-fraction",
-        "0.2",
-        "--seed",
-        "3",
-    )
+    settings = '{"synthetic": {"train": 350, "test": 70}, "val_fraction": 0.2}'
+    rc, out = download(tmp_path, "synthetic", "--settings", settings, "--seed", "3")
     assert rc == 0
     stage = load_stage(out)
     summary = json.loads((out / "summary.json").read_text())
@@ -269,23 +259,12 @@ def test_download_synthetic_carves_a_stratified_seeded_val_split(
         assert abs(summary["val"][name] - 0.2 * whole[name]) <= 1
     np.testing.assert_array_equal(stage["test"].images, source["test"].images)
     assert "total" in capsys.readouterr().out
-    rc, again = download(
-        tmp_path / "again",
-        "synthetic",
-        "--synthetic-train",
-        "350",
-        "--synthetic-test",
-        "70",
-        "--val-fraction",
-        "0.2",
-        "--seed",
-        "3",
-    )
+    rc, again = download(tmp_path / "again", "synthetic", "--settings", settings, "--seed", "3")
     assert list(load_stage(again)["val"].ids) == list(stage["val"].ids)
 
 
 def test_download_reads_a_zip(fer_zip: Path, tmp_path: Path) -> None:
-    rc, out = download(tmp_path, str(fer_zip), "--val-fraction", "0.1")
+    rc, out = download(tmp_path, str(fer_zip), "--settings", '{"val_fraction": 0.1}')
     assert rc == 0
     summary = json.loads((out / "summary.json").read_text())
     expected = generate(140, 28, seed=11)
@@ -320,7 +299,7 @@ def test_download_refuses_bad_input_without_partial_output(tmp_path: Path, capsy
 
 
 def test_download_accepts_the_sound_folder(tmp_path: Path) -> None:
-    rc, out = download(tmp_path, str(bad_fer_folder(tmp_path, {})), "--val-fraction", "0.5")
+    rc, out = download(tmp_path, str(bad_fer_folder(tmp_path, {})), "--settings", '{"val_fraction": 0.5}')
     assert rc == 0 and json.loads((out / "summary.json").read_text())["val"] == dict.fromkeys(CLASS_NAMES, 1)
 
 
@@ -336,9 +315,8 @@ def test_download_refuses_an_empty_class(tmp_path: Path, capsys) -> None:
 @pytest.mark.realdata
 def test_download_fer2013_exact_counts(fer2013_zip: Path, tmp_path: Path) -> None:
     sha = "be2b12fbc1c6a8394a9d3bc44a4466310ad00c7e9f8dd720a85295598e0ba99a"
-    rc, out = download(
-        tmp_path, str(fer2013_zip), "--sha256", sha, "--test-split", "PublicTest", "--val-fraction", "0.1"
-    )
+    settings = json.dumps({"sha256": sha, "test_split": "PublicTest", "val_fraction": 0.1})
+    rc, out = download(tmp_path, str(fer2013_zip), "--settings", settings)
     assert rc == 0
     summary = json.loads((out / "summary.json").read_text())
     assert {c: summary["train"][c] + summary["val"][c] for c in CLASS_NAMES} == FER2013_TRAIN

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import zipfile
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from ferflow import cli
 from ferflow.classes import CLASS_NAMES, canonical
 from ferflow.errors import FerflowError
 from ferflow.fetch import resolve_source
-from ferflow.preprocess.affectnet import load_affectnet, parse_classes
+from ferflow.preprocess.affectnet import load_affectnet
 from ferflow.storage import load_split, read_json
 from ferflow.synthetic import write_affectnet_like
 
@@ -80,7 +81,7 @@ def test_injects_into_train_only_with_origin_ids(tmp_path: Path) -> None:
 
 
 def test_synthetic_source_and_max_per_class_is_seeded(tmp_path: Path) -> None:
-    args = ["--synthetic-per-class", "10", "--max-per-class", "4", "--classes", "angry", "surprise"]
+    args = ["--settings", '{"synthetic_per_class": 10, "max_per_class": 4, "classes": ["angry", "surprise"]}']
     assert _inject(tmp_path / "a", "synthetic", *args) == 0
     assert _inject(tmp_path / "b", "synthetic", *args) == 0
     a, b = (load_split(tmp_path / x / "out" / "train.npz") for x in "ab")
@@ -162,7 +163,7 @@ def test_unreadable_images_skipped_below_one_percent(tmp_path: Path, capsys: pyt
 def test_unreadable_images_above_one_percent_fail_listing_them(tmp_path: Path) -> None:
     root = tmp_path / "affectnet"
     broken = _corrupt_folder(root, good=98, bad=2)
-    assert _inject(tmp_path, root, "--classes", "disgust") == 1
+    assert _inject(tmp_path, root, "--settings", '{"classes": ["disgust"]}') == 1
     assert not (tmp_path / "out").exists()
     with pytest.raises(FerflowError, match=r"2 of 100 AffectNet images unreadable \(> 1%\)") as info:
         load_affectnet(root, ["disgust"], "folder", None, 0, 1, _quiet)
@@ -170,11 +171,12 @@ def test_unreadable_images_above_one_percent_fail_listing_them(tmp_path: Path) -
 
 
 def test_class_names_that_map_to_nothing_are_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert parse_classes(["anger", "disgust", "angry"]) == ["angry", "disgust"]
-    with pytest.raises(FerflowError, match="'contempt' maps to nothing"):
-        parse_classes(["contempt"])
-    with pytest.raises(FerflowError, match="'joy' maps to no ferflow class"):
-        parse_classes(["angry", "joy"])
+    for classes in (["contempt"], ["angry", "joy"], ["angry", "angry"]):  # the schema's class names, each once
+        with pytest.raises(SystemExit) as exit_:
+            _inject(tmp_path, "synthetic", "--settings", json.dumps({"classes": classes}))
+        assert exit_.value.code == 2
+        assert "invalid setting classes" in capsys.readouterr().err
+        assert not (tmp_path / "out").exists()
     root = tmp_path / "affectnet"
     _face(root / "anger" / "a.jpg", 0)
     _face(root / "bewildered" / "b.jpg", 1)

@@ -21,7 +21,7 @@ def _balance(tmp_path: Path, *extra: str) -> int:
 
 
 def test_every_class_reaches_the_target_from_train_only(tmp_path: Path) -> None:
-    assert _balance(tmp_path, "--min-per-class", "25", "--seed", "3") == 0
+    assert _balance(tmp_path, "--settings", '{"min_per_class": 25}', "--seed", "3") == 0
     src, out = tmp_path / "in", tmp_path / "out"
     before, after = load_split(src / "train.npz"), load_split(out / "train.npz")
     counts = read_json(out / "summary.json")["train"]
@@ -113,8 +113,26 @@ def test_rgb_images_are_augmented_per_channel_alike() -> None:
 
 
 def test_bad_arguments_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert _balance(tmp_path, "--min-per-class", "-1") == 1
-    assert "--min-per-class must be >= 0" in capsys.readouterr().err
     assert cli.main(["balance", "--in-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]) == 1
     assert "train.npz: split file not found" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ('{"rotatoin": 3}', "unknown setting rotatoin of ferflow balance (allowed: min_per_class, rotation, "),
+        ('{"min_per_class": -1}', "invalid setting min_per_class of ferflow balance: -1 is less than the minimum"),
+        ('{"horizontal_flip": "no"}', "invalid setting horizontal_flip of ferflow balance: 'no' is not of type"),
+    ],
+)
+def test_a_bad_setting_is_refused_naming_it_before_any_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], settings: str, message: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        _balance(tmp_path, "--settings", settings)
+    assert exit_.value.code == 2  # argparse's usage error
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and errors[0].startswith("ferflow balance: error: argument --settings: ")
+    assert message in errors[0]
+    assert not (tmp_path / "out").exists()

@@ -10,7 +10,7 @@ import yaml
 
 from conftest import REPO, bin_path, copy_workflow
 from ferflow.cli import parser_for
-from ferflow.config import SCHEMA_PATH
+from ferflow.config import SCHEMA_PATH, STAGE_SETTINGS, default
 from ferflow.errors import FerflowError
 from ferflow.train.settings import DEFAULTS, resolve_settings
 
@@ -63,27 +63,49 @@ def test_schema_defaults_fill_a_minimal_config(workdir: Path, tmp_path: Path) ->
     assert config["train"] == DEFAULTS  # the pipeline's train defaults are ferflow train's: one table, the schema's
 
 
+@pytest.mark.parametrize("command", sorted(STAGE_SETTINGS))
+def test_command_settings_default_to_the_schemas(command: str) -> None:
+    """A command's --settings left out are the schema's defaults of the config keys it reads: not a second literal."""
+    subcommands = {"plot-data": ["tsne", "--coords", "c", "--out", "o"], "plot-study": ["params", "--out", "o", "m"]}
+    required = [a.option_strings[0] for a in parser_for(command)._actions if a.required and a.option_strings]
+    argv = subcommands.get(command) or [part for option in required for part in (option, "x")]
+    settings = parser_for(command).parse_args(argv).settings
+    expected = {}
+    for key in STAGE_SETTINGS[command]:
+        node = yaml.safe_load(SCHEMA_PATH.read_text())
+        for part in key.split("."):
+            node = node["properties"][part]
+        nested = {name: sub["default"] for name, sub in node.get("properties", {}).items()}  # dataset.synthetic
+        expected[key.rpartition(".")[2]] = {**nested, **node["default"]} if nested else node["default"]
+    assert settings == expected
+
+
+def test_a_command_refuses_an_unknown_or_invalid_setting(capsys: pytest.CaptureFixture[str]) -> None:
+    """A typo or a bad value is one line naming the setting and exits 2 before any work."""
+    for given, message in [
+        ('{"perplexty": 5}', "unknown setting perplexty of ferflow tsne-raw (allowed: pca_components"),
+        ('{"max_iter": "many"}', "invalid setting max_iter of ferflow tsne-raw"),
+    ]:
+        with pytest.raises(SystemExit) as exit_:
+            parser_for("tsne-raw").parse_args(["--split", "s.npz", "--out", "o.csv", "--settings", given])
+        assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_settings_may_come_from_a_yaml_file(tmp_path: Path) -> None:
+    (tmp_path / "t.yaml").write_text("perplexity: 7\n")
+    args = parser_for("embed").parse_args(
+        ["--checkpoint", "c", "--data", "d", "--out", "o", "--settings", str(tmp_path / "t.yaml")]
+    )
+    assert args.settings["perplexity"] == 7 and args.settings["max_iter"] == default("tsne.max_iter")
+
+
 @pytest.mark.parametrize(
     ("command", "option", "key"),
-    [
-        ("download", "val_fraction", "dataset.val_fraction"),
-        ("balance", "min_per_class", "augment.min_per_class"),
-        ("balance", "horizontal_flip", "augment.horizontal_flip"),
-        ("affectnet", "classes", "affectnet.classes"),
-        ("tsne-raw", "perplexity", "tsne.perplexity"),
-        ("latency", "batch_sizes", "export.latency_batch_sizes"),
-        ("quantize", "method", "export.calibration_method"),
-        ("evaluate", "tta", "evaluation.tta"),
-        ("report", "format", "figures.format"),
-    ],
+    [("evaluate", "tta", "evaluation.tta"), ("tsne-raw", "seed", "seed")],
 )
-def test_command_defaults_are_the_schemas(command: str, option: str, key: str) -> None:
-    """A command's option that mirrors a config key takes its default from the schema, not a second literal."""
-    schema = yaml.safe_load(SCHEMA_PATH.read_text())
-    node = schema
-    for part in key.split("."):
-        node = node["properties"][part]
-    assert parser_for(command).get_default(option) == node["default"]
+def test_command_flags_default_to_the_schemas(command: str, option: str, key: str) -> None:
+    """A flag that mirrors a config key takes its default from the schema."""
+    assert parser_for(command).get_default(option) == default(key)
 
 
 def test_training_settings_are_checked_by_the_schema() -> None:

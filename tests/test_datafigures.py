@@ -78,12 +78,10 @@ def test_data_figure_commands(tmp_path: Path) -> None:
                 "samples",
                 "--split",
                 str(tmp_path / "raw" / "train.npz"),
-                "--per-class",
-                "3",
+                "--settings",
+                '{"samples_per_class": 3, "dpi": 40}',
                 "--out",
                 str(tmp_path / "samples.png"),
-                "--dpi",
-                "40",
             ]
         )
         == 0
@@ -99,8 +97,8 @@ def test_data_figure_commands(tmp_path: Path) -> None:
                 f"balanced={tmp_path / 'balanced' / 'summary.json'}",
                 "--out",
                 str(tmp_path / "dist.pdf"),
-                "--dpi",
-                "40",
+                "--settings",
+                '{"dpi": 40}',
             ]
         )
         == 0
@@ -113,14 +111,8 @@ def test_data_figure_commands(tmp_path: Path) -> None:
                 str(tmp_path / "raw" / "test.npz"),
                 "--out",
                 str(tmp_path / "t.csv"),
-                "--pca-components",
-                "5",
-                "--perplexity",
-                "3",
-                "--max-iter",
-                "250",
-                "--max-points",
-                "10",
+                "--settings",
+                '{"pca_components": 5, "perplexity": 3, "max_iter": 250, "max_points": 10}',
             ]
         )
         == 0
@@ -136,8 +128,8 @@ def test_data_figure_commands(tmp_path: Path) -> None:
                 str(tmp_path / "t.csv"),
                 "--out",
                 str(tmp_path / "tsne.png"),
-                "--dpi",
-                "40",
+                "--settings",
+                '{"dpi": 40}',
             ]
         )
         == 0
@@ -171,12 +163,10 @@ def test_samples_from_an_rgb_split(tmp_path: Path) -> None:
                 "samples",
                 "--split",
                 str(tmp_path / "rgb.npz"),
-                "--per-class",
-                "2",
+                "--settings",
+                '{"samples_per_class": 2, "dpi": 30}',
                 "--out",
                 str(tmp_path / "s.png"),
-                "--dpi",
-                "30",
             ]
         )
         == 0

@@ -282,14 +282,8 @@ def test_embed_writes_tsne_of_the_split(
             str(data),
             "--out",
             str(out),
-            "--pca-components",
-            "2",
-            "--perplexity",
-            "5",
-            "--max-iter",
-            "250",
-            "--max-points",
-            "20",
+            "--settings",
+            '{"pca_components": 2, "perplexity": 5, "max_iter": 250, "max_points": 20}',
         ]
     )
     assert code == 0, capsys.readouterr().err
@@ -307,14 +301,8 @@ def test_embed_writes_tsne_of_the_split(
             str(data),
             "--out",
             str(again),
-            "--pca-components",
-            "2",
-            "--perplexity",
-            "5",
-            "--max-iter",
-            "250",
-            "--max-points",
-            "20",
+            "--settings",
+            '{"pca_components": 2, "perplexity": 5, "max_iter": 250, "max_points": 20}',
         ]
     )
     assert again.read_text() == out.read_text()  # seeded

@@ -59,6 +59,8 @@ def exported(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
             str(out["onnx"]),
             "--check-out",
             str(out["check"]),
+            "--settings",
+            '{"opset": 18}',
         ]
     )
     assert code == 0
@@ -86,8 +88,8 @@ def quantized(exported: dict[str, Path]) -> dict[str, Path]:
                 str(out["int8"]),
                 "--check-out",
                 str(out["check"]),
-                "--threads",
-                "1",
+                "--settings",
+                '{"threads": 1}',
             ]
         )
         == 0
@@ -215,17 +217,10 @@ def test_latency_json(exported, quantized, tmp_path, capsys):
             str(quantized["int8"]),
             "--int8-check",
             str(quantized["check"]),
-            "--batch-sizes",
-            "1",
-            "3",
-            "--repeats",
-            "3",
             "--warmup",
             "1",
-            "--threads",
-            "1",
-            "--min-seconds",
-            "0",
+            "--settings",
+            '{"latency_batch_sizes": [1, 3], "latency_repeats": 3, "threads": 1, "latency_min_seconds": 0}',
         ]
     )
     assert code == 0
@@ -280,14 +275,10 @@ def test_latency_refuses_a_foreign_int8_check_and_writes_nothing(exported, quant
             str(quantized["int8"]),
             "--int8-check",
             str(foreign),
-            "--batch-sizes",
-            "1",
-            "--repeats",
-            "1",
             "--warmup",
             "0",
-            "--min-seconds",
-            "0",
+            "--settings",
+            '{"latency_batch_sizes": [1], "latency_repeats": 1, "latency_min_seconds": 0}',
         ]
     )
     assert code == 1 and "check.json: not a comparison" in capsys.readouterr().err
@@ -325,6 +316,32 @@ def test_export_refuses_bad_input_and_writes_nothing(tmp_path, capsys):
     assert main(["export-onnx", "--checkpoint", str(ckpt), *args]) == 1
     assert "the checkpoint expects 48×48" in capsys.readouterr().err
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_export_refuses_a_mistyped_setting_and_writes_nothing(tmp_path, capsys):
+    ckpt = make_checkpoint(tmp_path / "best.pt", "resnet", 1)
+    data = make_split(tmp_path / "test.npz", (48, 48))
+    out = tmp_path / "o"
+    with pytest.raises(SystemExit) as exc:
+        main(
+            [
+                "export-onnx",
+                "--checkpoint",
+                str(ckpt),
+                "--data",
+                str(data),
+                "--out",
+                str(out / "model.onnx"),
+                "--check-out",
+                str(out / "check.json"),
+                "--settings",
+                '{"opset": "x"}',
+            ]
+        )
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--settings" in err and "invalid setting opset of ferflow export-onnx" in err
+    assert not out.exists()
 
 
 def test_falls_back_to_torchscript_exporter(monkeypatch, tmp_path):

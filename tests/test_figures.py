@@ -35,8 +35,8 @@ def plot_run(run: Path, out: Path, fmt: str, dpi: int) -> int:
             str(out / f"confusion.{fmt}"),
             "--tsne-figure",
             str(out / f"tsne.{fmt}"),
-            "--dpi",
-            str(dpi),
+            "--settings",
+            json.dumps({"dpi": dpi}),
         ]
     )
 
@@ -78,14 +78,30 @@ def test_study_figures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     sweep = tmp_path / "sweep_resnet.png"
     assert (
         cli.main(
-            ["plot-study", "sweep", "--out", str(sweep), "--dpi", "40", *(str(r / "history.csv") for r in runs[:4])]
+            [
+                "plot-study",
+                "sweep",
+                "--out",
+                str(sweep),
+                "--settings",
+                '{"dpi": 40}',
+                *(str(r / "history.csv") for r in runs[:4]),
+            ]
         )
         == 0
     )
     params = tmp_path / "params_vs_accuracy.svg"
     assert (
         cli.main(
-            ["plot-study", "params", "--out", str(params), "--dpi", "40", *(str(r / "metrics.json") for r in runs)]
+            [
+                "plot-study",
+                "params",
+                "--out",
+                str(params),
+                "--settings",
+                '{"dpi": 40}',
+                *(str(r / "metrics.json") for r in runs),
+            ]
         )
         == 0
     )

@@ -58,8 +58,8 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
                     str(figures / "confusion.png"),
                     "--tsne-figure",
                     str(figures / "tsne.png"),
-                    "--dpi",
-                    "30",
+                    "--settings",
+                    '{"dpi": 30}',
                 ]
             )
             == 0
@@ -88,8 +88,8 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
                     "sweep",
                     "--out",
                     str(root / "figures" / f"sweep_{model}.png"),
-                    "--dpi",
-                    "30",
+                    "--settings",
+                    '{"dpi": 30}',
                     *(str(run_dir(root, m, e, s) / "history.csv") for m, e, s, _ in RUNS if e in sweep),
                 ]
             )
@@ -102,8 +102,8 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 "params",
                 "--out",
                 str(root / "figures" / "params_vs_accuracy.png"),
-                "--dpi",
-                "30",
+                "--settings",
+                '{"dpi": 30}',
                 *(str(run_dir(root, m, e, s) / "metrics.json") for m, e, s, _ in RUNS),
             ]
         )
@@ -133,8 +133,8 @@ def report_args(root: Path, out: Path) -> list[str]:
         str(root),
         "--out",
         str(out),
-        "--format",
-        "png",
+        "--settings",
+        '{"format": "png"}',
         "--stages",
         *STAGES,
         "--sweeps",

@@ -8,7 +8,9 @@ options from it (:func:`default`), and ``ferflow train`` completes and checks it
 
 from __future__ import annotations
 
+import argparse
 import copy
+import json
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -72,3 +74,107 @@ def check(definition: str, instance: dict[str, Any], what: str) -> None:
     error = jsonschema.exceptions.best_match(validator.iter_errors(instance))
     if error is not None:
         raise FerflowError(describe(error, what))
+
+
+STAGE_SETTINGS: dict[str, tuple[str, ...]] = {
+    # command: the config keys it reads; its rule passes them in one --settings argument, named by their last part
+    "download": ("dataset.sha256", "dataset.val_fraction", "dataset.test_split", "dataset.synthetic"),
+    "affectnet": (
+        "affectnet.sha256",
+        "affectnet.classes",
+        "affectnet.label_policy",
+        "affectnet.max_per_class",
+        "affectnet.synthetic_per_class",
+    ),
+    "balance": (
+        "augment.min_per_class",
+        "augment.rotation",
+        "augment.shift",
+        "augment.zoom",
+        "augment.horizontal_flip",
+    ),
+    "tsne-raw": ("tsne.pca_components", "tsne.perplexity", "tsne.max_iter", "tsne.max_points"),
+    "embed": ("tsne.pca_components", "tsne.perplexity", "tsne.max_iter", "tsne.max_points"),
+    "plot-data": ("figures.samples_per_class", "figures.dpi"),
+    "plot-run": ("figures.dpi",),
+    "plot-study": ("figures.dpi",),
+    "report": ("figures.format",),
+    "export-onnx": ("export.opset",),
+    "quantize": ("export.calibration_images", "export.calibration_method", "export.threads"),
+    "latency": ("export.latency_batch_sizes", "export.latency_repeats", "export.latency_min_seconds", "export.threads"),
+}
+"""The one list of which settings each pipeline command reads. The Snakefile builds a rule's ``--settings`` from it
+(:func:`stage_settings`), the command completes and checks them against the schema (:func:`resolve_stage_settings`).
+File paths (``--source`` included), ``seed`` and ``threads`` stay flags of their own, and so do the options of the
+commands users type (``evaluate --tta``, ``predict``)."""
+
+
+def _setting_name(key: str) -> str:
+    return key.rpartition(".")[2]
+
+
+def stage_settings(command: str, config: dict[str, Any]) -> dict[str, Any]:
+    """The settings of ``command`` taken from a validated config (the Snakefile passes them as JSON)."""
+    picked = {}
+    for key in STAGE_SETTINGS[command]:
+        section, _, name = key.rpartition(".")
+        picked[name] = config[section][name]
+    return picked
+
+
+def resolve_stage_settings(command: str, given: dict[str, Any]) -> dict[str, Any]:
+    """``given`` completed with the schema's defaults and checked against it; a failure is one line naming the
+    setting (an unknown one, a wrong type or value, a required one missing)."""
+    keys = {_setting_name(key): key for key in STAGE_SETTINGS[command]}
+    unknown = sorted(set(given) - set(keys))
+    if unknown:
+        raise FerflowError(f"unknown setting {unknown[0]} of ferflow {command} (allowed: {', '.join(keys)})")
+    resolved = {}
+    for name, key in keys.items():
+        section = key.rpartition(".")[0]
+        node = _node(key)
+        fallback = defaults(section).get(name)
+        value = given.get(name, fallback)
+        if isinstance(fallback, dict) and isinstance(value, dict):
+            value = {**fallback, **value}
+        if name not in given and "default" not in node:
+            raise FerflowError(f"setting {name} of ferflow {command} is required (config key {key})")
+        validator = jsonschema.Draft202012Validator({**node, "$defs": schema()["$defs"]})
+        error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+        if error is not None:
+            where = ".".join(map(str, [name, *error.absolute_path]))
+            raise FerflowError(f"invalid setting {where} of ferflow {command}: {error.message}")
+        resolved[name] = value
+    return resolved
+
+
+def add_settings_argument(parser: argparse.ArgumentParser, command: str) -> None:
+    """``--settings``: the command's settings as one JSON object (or a YAML/JSON file holding one), keys left out
+    taking the schema's defaults; parsed into ``args.settings``, a dict with every setting of the command."""
+
+    def parse(text: str) -> dict[str, Any]:
+        try:
+            given = yaml.safe_load(text if text.lstrip().startswith("{") else Path(text).read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise argparse.ArgumentTypeError(f"not a JSON object nor a readable YAML file: {text} ({exc})") from None
+        if not isinstance(given, dict):
+            raise argparse.ArgumentTypeError(f"{text}: expected a mapping of settings")
+        try:
+            return resolve_stage_settings(command, given)
+        except FerflowError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    shown = ", ".join(f"{_setting_name(k)}={_shown_default(k)}" for k in STAGE_SETTINGS[command])
+    parser.add_argument(
+        "--settings",
+        type=parse,
+        default="{}",
+        metavar="JSON|FILE",
+        help=f"settings as a JSON object or a YAML file (the config keys {', '.join(STAGE_SETTINGS[command])}); "
+        f"(default: the schema's, {shown})",
+    )
+
+
+def _shown_default(key: str) -> str:
+    section, _, name = key.rpartition(".")
+    return json.dumps(defaults(section)[name]) if name in defaults(section) else "(required)"

@@ -3,7 +3,7 @@
 The Snakefile names its rules' inputs and outputs with it (``workflow/rules/common.smk`` imports
 :class:`Layout`), and the commands that read result files (tables, figures, report, seed choice) find
 and name them with it. Its methods take plain strings, so Snakemake wildcards pass through:
-``Layout("results/x").run_file("{model}", "{experiment}", "{seed}", "history.csv")``.
+``Layout("results/x").run_file("{model}", "{experiment}", "{seed}", "history")``.
 
 ::
 
@@ -43,10 +43,13 @@ DEPLOYED_FILES = {
     "record": "deployed.json",
     "onnx": "model.onnx",
     "onnx_check": "onnx_check.json",
+    "int8": "model.int8.onnx",
+    "int8_check": "int8_check.json",
     "latency": "latency.json",
 }
 """The files of an architecture's deployed model (``runs/<model>/final/``)."""
 RUN_FIGURES = ("curves", "per_class", "confusion", "tsne")
+DATA_FIGURES = ("samples", "distribution", "tsne_raw")
 _RUN_DIR = re.compile(r"(?:^|/)runs/([^/]+)/([^/]+)/seed(\d+)$")
 
 

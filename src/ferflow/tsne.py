@@ -16,21 +16,14 @@ import numpy as np
 
 from ferflow import progress
 from ferflow.classes import CLASS_NAMES
-from ferflow.config import default
+from ferflow.config import add_settings_argument, default
 from ferflow.errors import FerflowError
 from ferflow.storage import atomic_path
 
 
-def add_tsne_arguments(parser: argparse.ArgumentParser) -> None:
-    """The t-SNE options shared by ``ferflow tsne-raw`` and ``ferflow embed``."""
-    parser.add_argument(
-        "--pca-components", type=int, default=default("tsne.pca_components"), help="PCA width before t-SNE"
-    )
-    parser.add_argument("--perplexity", type=float, default=default("tsne.perplexity"), help="t-SNE perplexity")
-    parser.add_argument("--max-iter", type=int, default=default("tsne.max_iter"), help="t-SNE iterations")
-    parser.add_argument(
-        "--max-points", type=int, default=default("tsne.max_points"), help="stratified subsample above this many images"
-    )
+def add_tsne_arguments(parser: argparse.ArgumentParser, command: str) -> None:
+    """The t-SNE settings (config ``tsne``, one ``--settings`` argument) and seed of ``ferflow <command>``."""
+    add_settings_argument(parser, command)
     parser.add_argument("--seed", type=int, default=default("seed"), help="seed of the subsample, PCA and t-SNE")
 
 

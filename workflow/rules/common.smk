@@ -1,11 +1,13 @@
 # Config validation, paths (ferflow.layout, the one definition of the results layout) and input
 # functions shared by every rule file.
+import json
+
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from ferflow.config import SCHEMA_PATH, describe
+from ferflow.config import SCHEMA_PATH, describe, stage_settings
 from ferflow.errors import FerflowError
-from ferflow.layout import FINAL, Layout
+from ferflow.layout import DATA_FIGURES, FINAL, Layout
 from ferflow.models import check_options
 from ferflow.train.settings import RUNTIME_KEYS  # train settings that never rerun a job
 
@@ -35,9 +37,13 @@ def validate_config(config, schema):
 
 
 DATASET = config["dataset"]["name"]
-FIGFMT = config["figures"]["format"]
-L = Layout(f"results/{DATASET}", FIGFMT)  # every path of the results layout (ferflow.layout)
-RESULTS = L.root
+L = Layout(f"results/{DATASET}", config["figures"]["format"])  # every path of the results layout (ferflow.layout)
+
+
+def settings_json(command):
+    """The `--settings` argument of `ferflow <command>`: the config keys it reads (ferflow.config.STAGE_SETTINGS),
+    as JSON; a param, so a changed setting reruns the job."""
+    return json.dumps(stage_settings(command, config), sort_keys=True)
 
 
 def stage_files(stage):
@@ -105,11 +111,6 @@ def run_files(model, experiment, *whats):
 def deployed_runs():
     """Final runs that get an ONNX export and a latency table (export.onnx)."""
     return [(m, FINAL) for m in final_models()] if config["export"]["onnx"] else []
-
-
-def run_dir(model, experiment, seed=None):
-    """A run folder; without a seed, `run_dir(m, "final")` is the deployed model's folder (deploy.smk)."""
-    return L.deployed_dir(model) if seed is None else L.run_dir(model, experiment, seed)
 
 
 def overlay(train, model, experiment):

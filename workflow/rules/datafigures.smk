@@ -7,42 +7,36 @@ rule tsne_raw:
     input:
         stage_files("raw")["test"],
     output:
-        f"{RESULTS}/data/tsne_raw.csv",
+        L.tsne_raw(),
     log:
-        f"{RESULTS}/logs/tsne_raw/tsne_raw.log",
+        L.log("tsne_raw"),
     benchmark:
-        f"{RESULTS}/benchmarks/tsne_raw/tsne_raw.tsv"
+        L.benchmark("tsne_raw")
     conda:
         "../../envs/data.yaml"
     threads: 2
     params:
-        pca_components=lambda wc: config["tsne"]["pca_components"],
-        perplexity=lambda wc: config["tsne"]["perplexity"],
-        max_iter=lambda wc: config["tsne"]["max_iter"],
-        max_points=lambda wc: config["tsne"]["max_points"],
+        settings=lambda wc: settings_json("tsne-raw"),
         seed=lambda wc: config["seed"],
     shell:
-        "ferflow tsne-raw --split {input} --out {output} --pca-components {params.pca_components}"
-        " --perplexity {params.perplexity} --max-iter {params.max_iter} --max-points {params.max_points}"
-        " --seed {params.seed} > {log} 2>&1"
+        "ferflow tsne-raw --split {input} --out {output} --settings {params.settings:q} --seed {params.seed} > {log} 2>&1"
 
 
 rule plot_samples:
     input:
         stage_files("raw")["train"],
     output:
-        report(f"{RESULTS}/figures/data/samples.{FIGFMT}", caption="../report/data_samples.rst", category="Data"),
+        report(L.data_figure("samples"), caption="../report/data_samples.rst", category="Data"),
     log:
-        f"{RESULTS}/logs/plot_samples/plot_samples.log",
+        L.log("plot_samples"),
     conda:
         "../../envs/data.yaml"
     params:
-        per_class=lambda wc: config["figures"]["samples_per_class"],
-        dpi=lambda wc: config["figures"]["dpi"],
+        settings=lambda wc: settings_json("plot-data"),
         seed=lambda wc: config["seed"],
     shell:
-        "ferflow plot-data samples --split {input} --per-class {params.per_class} --seed {params.seed}"
-        " --dpi {params.dpi} --out {output} > {log} 2>&1"
+        "ferflow plot-data samples --split {input} --seed {params.seed} --settings {params.settings:q}"
+        " --out {output} > {log} 2>&1"
 
 
 rule plot_distribution:
@@ -55,33 +49,31 @@ rule plot_distribution:
             }
         ),
     output:
-        report(
-            f"{RESULTS}/figures/data/distribution.{FIGFMT}", caption="../report/data_distribution.rst", category="Data"
-        ),
+        report(L.data_figure("distribution"), caption="../report/data_distribution.rst", category="Data"),
     log:
-        f"{RESULTS}/logs/plot_distribution/plot_distribution.log",
+        L.log("plot_distribution"),
     conda:
         "../../envs/data.yaml"
     params:
         summaries=lambda wc, input: " ".join(f"--summary {name}={path}" for name, path in input.items()),
-        dpi=lambda wc: config["figures"]["dpi"],
+        settings=lambda wc: settings_json("plot-data"),
     shell:
-        "ferflow plot-data distribution {params.summaries} --dpi {params.dpi} --out {output} > {log} 2>&1"
+        "ferflow plot-data distribution {params.summaries} --settings {params.settings:q} --out {output} > {log} 2>&1"
 
 
 rule plot_tsne_raw:
     input:
-        f"{RESULTS}/data/tsne_raw.csv",
+        L.tsne_raw(),
     output:
-        report(f"{RESULTS}/figures/data/tsne_raw.{FIGFMT}", caption="../report/data_tsne_raw.rst", category="Data"),
+        report(L.data_figure("tsne_raw"), caption="../report/data_tsne_raw.rst", category="Data"),
     log:
-        f"{RESULTS}/logs/plot_tsne_raw/plot_tsne_raw.log",
+        L.log("plot_tsne_raw"),
     conda:
         "../../envs/data.yaml"
     params:
-        dpi=lambda wc: config["figures"]["dpi"],
+        settings=lambda wc: settings_json("plot-data"),
     shell:
-        "ferflow plot-data tsne --coords {input} --dpi {params.dpi} --out {output} > {log} 2>&1"
+        "ferflow plot-data tsne --coords {input} --settings {params.settings:q} --out {output} > {log} 2>&1"
 
 
-TARGETS.append(lambda: [f"{RESULTS}/figures/data/{name}.{FIGFMT}" for name in ("samples", "distribution", "tsne_raw")])
+TARGETS.append(lambda: [L.data_figure(name) for name in DATA_FIGURES])

@@ -57,16 +57,11 @@ rule embed:
         "../../envs/report.yaml"
     threads: 2
     params:
-        pca_components=lambda wc: config["tsne"]["pca_components"],
-        perplexity=lambda wc: config["tsne"]["perplexity"],
-        max_iter=lambda wc: config["tsne"]["max_iter"],
-        max_points=lambda wc: config["tsne"]["max_points"],
+        settings=lambda wc: settings_json("embed"),
         seed=lambda wc: config["seed"],
     shell:
-        "ferflow embed --checkpoint {input.checkpoint} --data {input.data} --out {output}"
-        " --pca-components {params.pca_components} --perplexity {params.perplexity}"
-        " --max-iter {params.max_iter} --max-points {params.max_points} --seed {params.seed}"
-        " --threads {threads} > {log} 2>&1"
+        "ferflow embed --checkpoint {input.checkpoint} --data {input.data} --out {output} --settings {params.settings:q}"
+        " --seed {params.seed} --threads {threads} > {log} 2>&1"
 
 
 rule deploy_seed:

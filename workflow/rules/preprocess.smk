@@ -9,32 +9,22 @@ rule affectnet:
     output:
         **stage_files("affectnet"),
     log:
-        f"{RESULTS}/logs/affectnet/affectnet.log",
+        L.log("affectnet"),
     benchmark:
-        f"{RESULTS}/benchmarks/affectnet/affectnet.tsv"
+        L.benchmark("affectnet")
     conda:
         "../../envs/data.yaml"
     threads: 2
     params:
         source=lambda wc: config["affectnet"]["source"],
-        sha256=lambda wc: f"--sha256 {config['affectnet']['sha256']}" if config["affectnet"]["sha256"] else "",
-        synthetic=lambda wc: (
-            f"--synthetic-per-class {config['affectnet']['synthetic_per_class']}"
-            if config["affectnet"]["source"] == "synthetic"
-            else ""
-        ),
-        classes=lambda wc: " ".join(config["affectnet"]["classes"]),
-        label_policy=lambda wc: config["affectnet"]["label_policy"],
-        max_per_class=lambda wc: (
-            f"--max-per-class {config['affectnet']['max_per_class']}" if config["affectnet"]["max_per_class"] else ""
-        ),
+        settings=lambda wc: settings_json("affectnet"),
         seed=lambda wc: config["seed"],
         in_dir=lambda wc: stage_dir("raw"),
         out_dir=lambda wc: stage_dir("affectnet"),
     shell:
         "ferflow affectnet --in-dir {params.in_dir} --out {params.out_dir} --source {params.source:q}"
-        " --classes {params.classes} --label-policy {params.label_policy} {params.max_per_class}"
-        " {params.sha256} {params.synthetic} --seed {params.seed} --workers {threads} --cache-dir resources/downloads > {log} 2>&1"
+        " --settings {params.settings:q} --seed {params.seed} --workers {threads}"
+        " --cache-dir resources/downloads > {log} 2>&1"
 
 
 rule balance:
@@ -43,25 +33,20 @@ rule balance:
     output:
         **stage_files("balanced"),
     log:
-        f"{RESULTS}/logs/balance/balance.log",
+        L.log("balance"),
     benchmark:
-        f"{RESULTS}/benchmarks/balance/balance.tsv"
+        L.benchmark("balance")
     conda:
         "../../envs/data.yaml"
     threads: 2
     params:
-        min_per_class=lambda wc: config["augment"]["min_per_class"],
-        rotation=lambda wc: config["augment"]["rotation"],
-        shift=lambda wc: config["augment"]["shift"],
-        zoom=lambda wc: config["augment"]["zoom"],
-        flip=lambda wc: "--horizontal-flip" if config["augment"]["horizontal_flip"] else "--no-horizontal-flip",
+        settings=lambda wc: settings_json("balance"),
         seed=lambda wc: config["seed"],
         in_dir=lambda wc: stage_dir(before_balance_stage()),
         out_dir=lambda wc: stage_dir("balanced"),
     shell:
-        "ferflow balance --in-dir {params.in_dir} --out {params.out_dir}"
-        " --min-per-class {params.min_per_class} --rotation {params.rotation} --shift {params.shift}"
-        " --zoom {params.zoom} {params.flip} --seed {params.seed} --threads {threads} > {log} 2>&1"
+        "ferflow balance --in-dir {params.in_dir} --out {params.out_dir} --settings {params.settings:q}"
+        " --seed {params.seed} --threads {threads} > {log} 2>&1"
 
 
 rule rgb:
@@ -70,9 +55,9 @@ rule rgb:
     output:
         **stage_files("rgb"),
     log:
-        f"{RESULTS}/logs/rgb/rgb.log",
+        L.log("rgb"),
     benchmark:
-        f"{RESULTS}/benchmarks/rgb/rgb.tsv"
+        L.benchmark("rgb")
     conda:
         "../../envs/data.yaml"
     params:

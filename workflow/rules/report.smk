@@ -29,11 +29,11 @@ rule plot_run:
     conda:
         "../../envs/report.yaml"
     params:
-        dpi=lambda wc: config["figures"]["dpi"],
+        settings=lambda wc: settings_json("plot-run"),
     shell:
         "ferflow plot-run --history {input.history} --metrics {input.metrics} --tsne {input.tsne}"
         " --curves {output.curves} --per-class {output.per_class} --confusion {output.confusion}"
-        " --tsne-figure {output.tsne} --dpi {params.dpi} > {log} 2>&1"
+        " --tsne-figure {output.tsne} --settings {params.settings:q} > {log} 2>&1"
 
 
 rule plot_sweep:
@@ -51,9 +51,10 @@ rule plot_sweep:
     conda:
         "../../envs/report.yaml"
     params:
-        dpi=lambda wc: config["figures"]["dpi"],
+        settings=lambda wc: settings_json("plot-study"),
     shell:
-        "ferflow plot-study sweep --out {output} --dpi {params.dpi} --title '{wildcards.model} sweep' {input} > {log} 2>&1"
+        "ferflow plot-study sweep --out {output} --settings {params.settings:q} --title '{wildcards.model} sweep'"
+        " {input} > {log} 2>&1"
 
 
 rule plot_params:
@@ -71,9 +72,9 @@ rule plot_params:
     conda:
         "../../envs/report.yaml"
     params:
-        dpi=lambda wc: config["figures"]["dpi"],
+        settings=lambda wc: settings_json("plot-study"),
     shell:
-        "ferflow plot-study params --out {output} --dpi {params.dpi} {input} > {log} 2>&1"
+        "ferflow plot-study params --out {output} --settings {params.settings:q} {input} > {log} 2>&1"
 
 
 rule tables:
@@ -124,14 +125,14 @@ rule report:
     conda:
         "../../envs/report.yaml"
     params:
-        results=lambda wc: RESULTS,
-        fmt=lambda wc: config["figures"]["format"],
+        results=lambda wc: L.root,
+        settings=lambda wc: settings_json("report"),
         stages=lambda wc: " ".join(data_stages()),
         sweeps=lambda wc: " ".join(sweep_models()),
         experiments=lambda wc: " ".join(f"{m}/{e}" for m, e in experiments()),
         deploy=lambda wc: " ".join(m for m, _ in deployed_runs()),
     shell:
-        "ferflow report --results {params.results} --out {output} --format {params.fmt} --stages {params.stages}"
+        "ferflow report --results {params.results} --out {output} --settings {params.settings:q} --stages {params.stages}"
         " --sweeps {params.sweeps} --experiments {params.experiments} --deploy {params.deploy} > {log} 2>&1"
 
 

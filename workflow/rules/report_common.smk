@@ -26,7 +26,7 @@ def report_inputs(wc):
     """Every file the HTML report embeds or summarises (never checkpoints or datasets)."""
     return {
         "summaries": [stage_files(s)["summary"] for s in data_stages()],
-        "data_figures": [L.data_figure(n) for n in ("samples", "distribution", "tsne_raw")],
+        "data_figures": [L.data_figure(n) for n in DATA_FIGURES],
         "tables": [L.table(t) for t in [f"sweep_{m}" for m in sweep_models()] + ["finals", "seeds"]],
         "study_figures": [L.study_figure(f) for f in [f"sweep_{m}" for m in sweep_models()] + ["params_vs_accuracy"]],
         "run_figures": [L.run_figure(m, e, s, n) for m, e, s in runs() for n in RUN_FIGURES],

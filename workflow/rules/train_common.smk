@@ -1,5 +1,4 @@
 # Input functions of train.smk (kept apart from the rules, as `snakemake --lint` asks).
-import json
 
 
 def final_is_auto(wildcards):

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ferflow.classes import CLASS_NAMES
-from ferflow.config import default
+from ferflow.config import add_settings_argument, default
 from ferflow.errors import FerflowError
 from ferflow.fetch import resolve_source
 from ferflow.storage import Split, save_stage
@@ -72,19 +72,20 @@ def split_validation(train: Split, val_fraction: float, seed: int) -> tuple[Spli
 
 def acquire(args: argparse.Namespace) -> dict[str, Split]:
     """The source's train and test splits (strictly checked)."""
+    settings = args.settings
     if args.source == "synthetic":
         from ferflow.synthetic import generate
 
-        return generate(args.synthetic_train, args.synthetic_test, args.seed)
+        return generate(settings["synthetic"]["train"], settings["synthetic"]["test"], args.seed)
     from ferflow.sources import load_labelled
 
-    local = resolve_source(args.source, args.sha256, args.cache_dir, extract_zip=False)
-    data = load_labelled(local, args.test_split, strict=True)
+    local = resolve_source(args.source, settings["sha256"], args.cache_dir, extract_zip=False)
+    data = load_labelled(local, settings["test_split"], strict=True)
     if "train" not in data or "test" not in data:
         found = ", ".join(sorted(data)) or "no split"
         raise FerflowError(f"{local}: expected train/<class>/ and test/<class>/ folders or an ICML CSV, found {found}")
     if len(data["test"]) == 0:
-        raise FerflowError(f"{local}: no {args.test_split} images in the test split")
+        raise FerflowError(f"{local}: no {settings['test_split']} images in the test split")
     check_classes(data, str(local))
     return data
 
@@ -95,19 +96,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         help="kaggle:<owner>/<dataset> | http(s)://URL | local zip, tar.gz, folder or ICML CSV | synthetic",
     )
-    parser.add_argument("--sha256", default=None, help="expected sha256 of the archive (optional)")
-    parser.add_argument(
-        "--val-fraction",
-        type=float,
-        default=default("dataset.val_fraction"),
-        help="fraction of train carved (stratified) into val",
-    )
-    parser.add_argument(
-        "--test-split",
-        default=default("dataset.test_split"),
-        choices=["PublicTest", "PrivateTest", "all"],
-        help="which FER2013 test split to keep",
-    )
     parser.add_argument(
         "--seed", type=int, default=default("seed"), help="seed of the validation split (and of source synthetic)"
     )
@@ -115,22 +103,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--cache-dir", type=Path, default=Path("resources/downloads"), help="downloads and extracted archives"
     )
     parser.add_argument("--out", type=Path, required=True, help="stage folder: train/val/test.npz + summary.json")
-    parser.add_argument(
-        "--synthetic-train",
-        type=int,
-        default=default("dataset.synthetic.train"),
-        help="training images of source synthetic",
-    )
-    parser.add_argument(
-        "--synthetic-test", type=int, default=default("dataset.synthetic.test"), help="test images of source synthetic"
-    )
+    add_settings_argument(parser, "download")
 
 
 def run(args: argparse.Namespace) -> int:
-    if not 0 < args.val_fraction < 1:
-        raise FerflowError(f"--val-fraction {args.val_fraction} is not between 0 and 1")
     data = acquire(args)
-    train, val = split_validation(data["train"], args.val_fraction, args.seed)
+    train, val = split_validation(data["train"], args.settings["val_fraction"], args.seed)
     splits = {"train": train, "val": val, "test": data["test"]}
     save_stage(args.out, splits)
     width = max(map(len, CLASS_NAMES))

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ferflow.classes import CLASS_NAMES
-from ferflow.config import default
+from ferflow.config import add_settings_argument, default
 from ferflow.errors import FerflowError
 from ferflow.storage import Split, load_split, read_json
 from ferflow.tsne import read_coords
@@ -110,9 +110,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="figure", required=True)
     samples = sub.add_parser("samples", help="sample faces per class from a split file (Figure 1)")
     samples.add_argument("--split", required=True, help="split file (.npz), e.g. the raw stage's train.npz")
-    samples.add_argument(
-        "--per-class", type=int, default=default("figures.samples_per_class"), help="faces shown per class"
-    )
     samples.add_argument("--seed", type=int, default=default("seed"), help="seed of the choice of faces")
     dist = sub.add_parser("distribution", help="class distributions of data stages from their summary.json (Figure 2)")
     dist.add_argument(
@@ -128,23 +125,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     tsne.add_argument("--title", default="t-SNE of raw test pixels", help="figure title")
     for p in (samples, dist, tsne):
         p.add_argument("--out", required=True, help="figure path (.png, .svg or .pdf)")
-        p.add_argument("--dpi", type=int, default=default("figures.dpi"), help="resolution of raster figures")
+        add_settings_argument(p, "plot-data")
 
 
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if args.figure == "samples":
-        if args.per_class < 1:
-            raise FerflowError(f"--per-class must be >= 1, got {args.per_class}")
-        sample_grid(load_split(args.split), args.per_class, args.seed, out, args.dpi)
+        sample_grid(load_split(args.split), args.settings["samples_per_class"], args.seed, out, args.settings["dpi"])
     elif args.figure == "distribution":
         summaries = [(name, read_json(path)) for name, path in args.summary]
         for (_, summary), (_, path) in zip(summaries, args.summary):
             if not isinstance(summary, dict) or not {"train", "test"} <= set(summary):
                 raise FerflowError(f"{path}: not a data stage summary (needs train and test)")
-        distribution_plot(summaries, out, args.dpi)
+        distribution_plot(summaries, out, args.settings["dpi"])
     else:
         coords, labels = read_coords(args.coords)
-        tsne_plot(coords, labels, args.title, out, args.dpi)
+        tsne_plot(coords, labels, args.title, out, args.settings["dpi"])
     print(f"wrote {out}")
     return 0

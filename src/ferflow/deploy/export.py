@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from ferflow import checkpoint
-from ferflow.config import default
+from ferflow.config import add_settings_argument
 from ferflow.errors import FerflowError
 from ferflow.faces import to_model_input
 from ferflow.inference import fuse_batchnorm
@@ -105,12 +105,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="split file (.npz) to check the export on, e.g. the test split")
     parser.add_argument("--out", required=True, help="the ONNX model to write")
     parser.add_argument("--check-out", required=True, help="the JSON check report to write")
-    parser.add_argument("--opset", type=int, default=default("export.opset"), help="ONNX opset")
     parser.add_argument("--batch-size", type=int, default=256, help="batch size of the check")
     parser.add_argument("--atol", type=float, default=1e-3, help="largest allowed absolute logit difference")
+    add_settings_argument(parser, "export-onnx")
 
 
 def run(args: argparse.Namespace) -> int:
+    opset = args.settings["opset"]
     model, ckpt = checkpoint.load_model(args.checkpoint)
     split = load_split(args.data)
     if len(split) == 0:
@@ -122,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
             f"the checkpoint expects {size}×{size}"
         )
     x = to_model_input(split.images, int(ckpt["arch_kwargs"]["in_channels"]))
-    proto, exporter = to_onnx(fuse_batchnorm(model), example_input(ckpt, 2), args.opset)
+    proto, exporter = to_onnx(fuse_batchnorm(model), example_input(ckpt, 2), opset)
     onnx.helper.set_model_props(proto, metadata(ckpt))
     with atomic_path(args.out) as tmp:
         onnx.save_model(proto, tmp)
@@ -131,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         report.update(
             {
                 "exporter": exporter,
-                "opset": args.opset,
+                "opset": opset,
                 "batchnorm_nodes": count_ops(proto, "BatchNormalization"),
                 "checkpoint": str(args.checkpoint),
                 "data": str(args.data),
@@ -141,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
             }
         )
         print(
-            f"ferflow export-onnx: {report['n_images']} images, exporter {exporter}, opset {args.opset}: "
+            f"ferflow export-onnx: {report['n_images']} images, exporter {exporter}, opset {opset}: "
             f"max |logit diff| {report['max_abs_diff']:.3g}, "
             f"max |probability diff| {report['max_abs_diff_probabilities']:.3g}, "
             f"{report['n_mismatches']} prediction mismatch(es), "

@@ -1,9 +1,9 @@
 """CPU inference throughput of a final model in PyTorch and in ONNX Runtime (fp32 and, given
 ``--int8-onnx``, the int8 model of ``ferflow quantize``).
 
-For every batch size and engine: ``--warmup`` untimed runs, then timed runs of one forward pass on a
-fixed seeded input (at least ``--repeats`` of them, and more until ``--min-seconds`` have passed, so
-that the fast batch-1 figures rest on thousands of runs); the row reports the median (``median_ms`` =
+For every batch size (``latency_batch_sizes``) and engine: ``--warmup`` untimed runs, then timed runs of one
+forward pass on a fixed seeded input (at least ``latency_repeats`` of them, and more until ``latency_min_seconds``
+have passed, so that the fast batch-1 figures rest on thousands of runs); the row reports the median (``median_ms`` =
 ``ms_per_batch``), ``images_per_s`` = batch size / median, and the spread (``min_ms``, ``max_ms``) that shows contention
 from other processes. PyTorch runs the model with batch norm folded into the convolutions (as
 exported), in eval mode, channels_last, under ``inference_mode`` with ``torch.set_num_threads(threads)``;
@@ -12,7 +12,9 @@ graph optimisations. The deployment target (batch-1 median ≤ 0.5 ms on 2 threa
 every batch-1 figure and stored in the JSON, with what the CPU offers for it (:func:`cpu_capability`:
 PyTorch's kernel level, and AVX2, AVX-512, VNNI and AMX from the CPU flags). With ``--int8-check``
 (the comparison JSON of ``ferflow quantize``) the accuracy side of the int8 trade is copied into
-``int8_comparison``, so that one file holds the deployment table the report shows.
+``int8_comparison``, so that one file holds the deployment table the report shows. ``--settings`` holds
+the config's ``export`` keys named here (``latency_batch_sizes``, ``latency_repeats``, ``latency_min_seconds``,
+``threads``).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import onnxruntime as ort
 import torch
 
 from ferflow import checkpoint, models
-from ferflow.config import default
+from ferflow.config import add_settings_argument
 from ferflow.errors import FerflowError
 from ferflow.inference import fuse_batchnorm
 from ferflow.ort import INPUT, OUTPUT, example_input, ort_session
@@ -204,32 +206,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--int8-onnx", help="also time the int8 model written by 'ferflow quantize'")
     parser.add_argument("--int8-check", help="the int8_check.json of 'ferflow quantize', copied into the output")
     parser.add_argument("--out", required=True, help="latency.json to write")
-    parser.add_argument(
-        "--batch-sizes",
-        type=int,
-        nargs="+",
-        default=default("export.latency_batch_sizes"),
-        metavar="B",
-        help="batch sizes timed",
-    )
-    parser.add_argument(
-        "--repeats", type=int, default=default("export.latency_repeats"), help="least timed runs per measurement"
-    )
-    parser.add_argument(
-        "--min-seconds", type=float, default=default("export.latency_min_seconds"), help="least timed seconds"
-    )
     parser.add_argument("--warmup", type=int, default=5, help="untimed runs before timing")
-    parser.add_argument(
-        "--threads", type=int, default=default("export.threads"), help="intra-op threads of both engines"
-    )
+    add_settings_argument(parser, "latency")
 
 
 def run(args: argparse.Namespace) -> int:
-    for name in ("repeats", "threads"):
-        if getattr(args, name) < 1:
-            raise FerflowError(f"--{name} must be >= 1, got {getattr(args, name)}")
-    if args.warmup < 0 or args.min_seconds < 0 or min(args.batch_sizes) < 1:
-        raise FerflowError("--warmup and --min-seconds must be >= 0 and every --batch-sizes value >= 1")
+    settings = args.settings  # batch sizes, repeats, min seconds, threads: checked against the schema
+    if args.warmup < 0:
+        raise FerflowError(f"--warmup must be >= 0, got {args.warmup}")
     comparison = None
     if args.int8_check:
         check, keys = read_json(args.int8_check), ("fp32", "int8", "accuracy_drop_points", "agreement", "bytes")
@@ -242,11 +226,11 @@ def run(args: argparse.Namespace) -> int:
         args.checkpoint,
         args.onnx,
         args.int8_onnx,
-        args.batch_sizes,
-        args.repeats,
+        settings["latency_batch_sizes"],
+        settings["latency_repeats"],
         args.warmup,
-        args.threads,
-        args.min_seconds,
+        settings["threads"],
+        settings["latency_min_seconds"],
     )
     if comparison is not None:
         doc["int8_comparison"] = comparison

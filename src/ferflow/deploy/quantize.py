@@ -4,9 +4,10 @@ The fp32 model (``ferflow export-onnx``; batch norm already folded into the conv
 through ``onnxruntime.quantization.shape_inference.quant_pre_process`` (symbolic shape inference and
 ONNX Runtime's basic graph optimisations: constant folding, Conv+BatchNorm and Conv+Add fusion), then
 ``quantize_static`` in QDQ format: weights int8 per output channel, activations uint8 (``--activations``;
-uint8×int8 is what the VNNI and AMX int8 kernels take), their ranges calibrated on ``--calibration-images``
+uint8×int8 is what the VNNI and AMX int8 kernels take), their ranges calibrated on ``calibration_images``
 seeded random images of ``--calibration`` (the validation split; rounded down to whole batches of
-``--batch-size``) with ``--method``. The ferflow metadata
+``--batch-size``) with ``calibration_method``. ``--settings`` holds these two and ``threads`` (the config's
+``export`` keys). The ferflow metadata
 (classes, image size, channels, normalisation) is copied over, so ``ferflow predict`` and ``ferflow
 latency`` take the int8 model like the fp32 one.
 
@@ -29,7 +30,7 @@ import onnxruntime as ort
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from ferflow.config import default
+from ferflow.config import add_settings_argument
 from ferflow.deploy.export import count_ops
 from ferflow.errors import FerflowError
 from ferflow.faces import to_model_input
@@ -112,40 +113,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="split file (.npz) to compare fp32 and int8 on: the test split")
     parser.add_argument("--out", required=True, help="the int8 ONNX model to write (model.int8.onnx)")
     parser.add_argument("--check-out", required=True, help="the comparison JSON to write (int8_check.json)")
-    parser.add_argument(
-        "--calibration-images",
-        type=int,
-        default=default("export.calibration_images"),
-        metavar="N",
-        help="seeded random calibration images (all when fewer)",
-    )
-    parser.add_argument(
-        "--method", default=default("export.calibration_method"), choices=sorted(METHODS), help="calibration"
-    )
     parser.add_argument("--activations", default="uint8", choices=sorted(ACTIVATIONS), help="activation type")
     parser.add_argument("--batch-size", type=int, default=256, help="batch of calibration and comparison")
     parser.add_argument("--seed", type=int, default=0, help="seed of the calibration sample")
-    parser.add_argument("--threads", type=int, default=default("export.threads"), help="ONNX Runtime intra-op threads")
+    add_settings_argument(parser, "quantize")
 
 
 def run(args: argparse.Namespace) -> int:
-    for name in ("calibration_images", "batch_size", "threads"):
-        if getattr(args, name) < 1:
-            raise FerflowError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    fp32 = ort_session(args.onnx, args.threads)
+    settings = args.settings  # calibration_images, calibration_method, threads: checked against the schema
+    if args.batch_size < 1:
+        raise FerflowError(f"--batch-size must be >= 1, got {args.batch_size}")
+    fp32 = ort_session(args.onnx, settings["threads"])
     val, test = load_split(args.calibration), load_split(args.data)
     in_channels = input_channels(fp32, val, args.calibration)
     input_channels(fp32, test, args.data)
     rng = np.random.default_rng(args.seed)
-    count = min(args.calibration_images, len(val))
+    count = min(settings["calibration_images"], len(val))
     count -= count % min(args.batch_size, count)  # equal batches: the histogram calibrators stack them
     chosen = np.sort(rng.choice(len(val), count, replace=False))
     x = to_model_input(test.images, in_channels)
     with atomic_path(args.out) as tmp:
         proto = quantize(
-            args.onnx, tmp, val.images[chosen], in_channels, args.method, args.activations, args.batch_size
+            args.onnx,
+            tmp,
+            val.images[chosen],
+            in_channels,
+            settings["calibration_method"],
+            args.activations,
+            args.batch_size,
         )
-        int8 = ort_session(tmp, args.threads)
+        int8 = ort_session(tmp, settings["threads"])
         logits = {
             name: logits_of(lambda b, s=session: s.run([OUTPUT], {INPUT: b.numpy()})[0], x, args.batch_size)
             for name, session in (("fp32", fp32), ("int8", int8))
@@ -163,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
             "calibration": {
                 "data": str(args.calibration),
                 "images": len(chosen),
-                "method": args.method,
+                "method": settings["calibration_method"],
                 "seed": args.seed,
             },
             "quantization": {

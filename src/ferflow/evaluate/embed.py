@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="a ferflow checkpoint (best.pt)")
     parser.add_argument("--data", required=True, help="labelled images (split .npz, class folders, zip or ICML CSV)")
     parser.add_argument("--out", required=True, help="t-SNE coordinates CSV to write")
-    tsne.add_tsne_arguments(parser)
+    tsne.add_tsne_arguments(parser, "embed")
     parser.add_argument("--batch-size", type=int, default=256, help="images per inference batch")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for inference")
 
@@ -39,15 +39,7 @@ def run(args: argparse.Namespace) -> int:
     split = load_labelled_images(args.data)
     features = penultimate_features(args.checkpoint, split.images, args.batch_size)
     try:
-        coords, labels, index = tsne.embed_2d(
-            features,
-            split.labels,
-            pca_components=args.pca_components,
-            perplexity=args.perplexity,
-            max_iter=args.max_iter,
-            max_points=args.max_points,
-            seed=args.seed,
-        )
+        coords, labels, index = tsne.embed_2d(features, split.labels, **args.settings, seed=args.seed)
     except ValueError as exc:
         raise FerflowError(f"{args.data}: {exc}") from None
     tsne.write_coords(args.out, coords, labels, index)

@@ -13,8 +13,8 @@ Two layouts are read, found anywhere up to two folders below the source root:
 Label policy (class-folder layout only; the official CSV has one labelling): ``folder`` trusts the
 folder; ``agree`` keeps a file only when its ``labels.csv`` label names the same class as its folder.
 Under ``agree`` a file missing from ``labels.csv`` has no second label to agree, so it is dropped (the
-count is logged); under ``folder`` it is kept. ``--max-per-class`` caps each class after the policy with
-a seeded random choice of files (unreadable ones then reduce the count).
+count is logged); under ``folder`` it is kept. The setting ``max_per_class`` caps each class after the policy
+with a seeded random choice of files (unreadable ones then reduce the count).
 
 Images are converted with :func:`ferflow.faces.to_face48` (any mode or size → 48×48 gray, Lanczos;
 colour JPEGs are decoded straight to their luma plane, which is faster and within a few gray levels of
@@ -39,7 +39,7 @@ import numpy as np
 from PIL import Image
 
 from ferflow.classes import CLASS_NAMES, canonical
-from ferflow.config import default
+from ferflow.config import add_settings_argument, default
 from ferflow.errors import FerflowError
 from ferflow.faces import to_face48
 from ferflow.preprocess.stages import replace_train
@@ -72,22 +72,6 @@ class Item:
     label: int
     id: str
     box: tuple[int, int, int, int] | None = None  # left, top, right, bottom
-
-
-def parse_classes(names: list[str]) -> list[str]:
-    """Canonical class names of ``--classes``; a name that maps to no ferflow class is an error."""
-    out = []
-    for name in names:
-        try:
-            mapped = canonical(name)
-        except KeyError:
-            known = ", ".join(CLASS_NAMES)
-            raise FerflowError(f"--classes: class {name!r} maps to no ferflow class (known: {known})") from None
-        if not mapped:
-            raise FerflowError(f"--classes: class {name!r} maps to nothing (it is dropped: no FER2013 counterpart)")
-        if mapped not in out:
-            out.append(mapped)
-    return out
 
 
 # --------------------------------------------------------------------------------------------- layouts
@@ -336,10 +320,10 @@ def _source_root(args: argparse.Namespace, tmp: Path) -> Path:
     if args.source == "synthetic":
         from ferflow.synthetic import write_affectnet_like
 
-        return write_affectnet_like(tmp, args.synthetic_per_class, args.seed)
+        return write_affectnet_like(tmp, args.settings["synthetic_per_class"], args.seed)
     from ferflow.fetch import resolve_source
 
-    return resolve_source(args.source, args.sha256, Path(args.cache_dir))
+    return resolve_source(args.source, args.settings["sha256"], Path(args.cache_dir))
 
 
 # --------------------------------------------------------------------------------------------- command
@@ -351,25 +335,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         help="kaggle:<owner>/<dataset> | http(s) URL | local zip, tar.gz, folder or CSV | synthetic",
     )
-    parser.add_argument("--sha256", default=None, help="expected sha256 of a downloaded archive")
     parser.add_argument("--cache-dir", default="resources/downloads", help="downloads and extracted archives")
-    parser.add_argument("--classes", nargs="+", default=default("affectnet.classes"), help="classes to inject")
+    add_settings_argument(parser, "affectnet")
     parser.add_argument(
-        "--label-policy",
-        choices=("folder", "agree"),
-        default=default("affectnet.label_policy"),
-        help="folder: trust the class folder; agree: keep a file only where labels.csv agrees",
+        "--seed", type=int, default=default("seed"), help="seed of the max_per_class choice (and of source synthetic)"
     )
-    parser.add_argument(
-        "--max-per-class", type=int, default=None, help="cap of injected images per class (default: none)"
-    )
-    parser.add_argument(
-        "--synthetic-per-class",
-        type=int,
-        default=default("affectnet.synthetic_per_class"),
-        help="images per class of --source synthetic",
-    )
-    parser.add_argument("--seed", type=int, default=default("seed"), help="seed of the --max-per-class choice")
     parser.add_argument("--workers", type=int, default=2, help="decoding processes")
 
 
@@ -377,16 +347,23 @@ def run(args: argparse.Namespace) -> int:
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    if args.max_per_class is not None and args.max_per_class < 1:
-        raise FerflowError(f"--max-per-class must be >= 1, got {args.max_per_class}")
-    classes = parse_classes(args.classes)
+    settings = args.settings
+    classes = settings["classes"]
+    if not classes:
+        raise FerflowError("setting classes is empty: name at least one class to inject")
     src, out = Path(args.in_dir), Path(args.out)
     train = load_split(src / "train.npz")
     if train.images.ndim != 3:
         raise FerflowError(f"{src / 'train.npz'}: AffectNet injection expects grayscale (N, 48, 48) images")
     with tempfile.TemporaryDirectory(prefix="ferflow-affectnet-") as tmp:
         injected = load_affectnet(
-            _source_root(args, Path(tmp)), classes, args.label_policy, args.max_per_class, args.seed, args.workers, log
+            _source_root(args, Path(tmp)),
+            classes,
+            settings["label_policy"],
+            settings["max_per_class"],
+            args.seed,
+            args.workers,
+            log,
         )
     counts = injected.counts()
     log("injected into train: " + ", ".join(f"{c} {counts[c]}" for c in classes) + f" (total {len(injected)})")

@@ -28,8 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ferflow.classes import CLASS_NAMES
-from ferflow.config import default
-from ferflow.errors import FerflowError
+from ferflow.config import add_settings_argument, default
 from ferflow.preprocess.stages import replace_train
 from ferflow.progress import progress_bar
 from ferflow.storage import Split, load_split
@@ -113,37 +112,18 @@ def balance(train: Split, target: int, transform: Transform, seed: int) -> tuple
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--in-dir", required=True, help="data stage directory to read")
     parser.add_argument("--out", required=True, help="data stage directory to write")
-    parser.add_argument(
-        "--min-per-class", type=int, default=default("augment.min_per_class"), help="target images per training class"
-    )
-    parser.add_argument(
-        "--rotation", type=float, default=default("augment.rotation"), help="random rotation range, ± degrees"
-    )
-    parser.add_argument(
-        "--shift", type=float, default=default("augment.shift"), help="random width/height shift, ± fraction"
-    )
-    parser.add_argument("--zoom", type=float, default=default("augment.zoom"), help="random zoom range, ± fraction")
-    parser.add_argument(
-        "--horizontal-flip",
-        action=argparse.BooleanOptionalAction,
-        default=default("augment.horizontal_flip"),
-        help="flip half of the new images horizontally",
-    )
+    add_settings_argument(parser, "balance")
     parser.add_argument("--seed", type=int, default=default("seed"), help="seed of the parents and transforms")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads of the warping")
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.min_per_class < 0:
-        raise FerflowError(f"--min-per-class must be >= 0, got {args.min_per_class}")
-    for key in ("rotation", "shift", "zoom"):
-        if getattr(args, key) < 0:
-            raise FerflowError(f"--{key} must be >= 0, got {getattr(args, key)}")
+    settings = args.settings
     torch.set_num_threads(args.threads)
     src, out = Path(args.in_dir), Path(args.out)
     train = load_split(src / "train.npz")
-    transform = Transform(args.rotation, args.shift, args.zoom, args.horizontal_flip)
-    merged, new = balance(train, args.min_per_class, transform, args.seed)
+    transform = Transform(settings["rotation"], settings["shift"], settings["zoom"], settings["horizontal_flip"])
+    merged, new = balance(train, settings["min_per_class"], transform, args.seed)
     old, added, after = train.counts(), new.counts(), merged.counts()
     for name in CLASS_NAMES:
         note = "" if old[name] else " (no images: cannot be balanced)"

@@ -25,7 +25,7 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
 from ferflow.classes import CLASS_NAMES
-from ferflow.config import default
+from ferflow.config import add_settings_argument
 from ferflow.errors import FerflowError
 from ferflow.layout import FINAL, run_of
 from ferflow.plotting import plt, save_figure, scatter_by_class
@@ -45,9 +45,7 @@ def add_arguments_plot_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--confusion", help="output: confusion matrix heatmaps")
     parser.add_argument("--tsne-figure", help="output: embedding t-SNE scatter")
     parser.add_argument("--title", default="", help="figure title prefix (default: <model>/<experiment>)")
-    parser.add_argument(
-        "--dpi", type=int, default=default("figures.dpi"), help="resolution of raster figures (figures.dpi)"
-    )
+    add_settings_argument(parser, "plot-run")
 
 
 def add_arguments_plot_study(parser: argparse.ArgumentParser) -> None:
@@ -61,9 +59,7 @@ def add_arguments_plot_study(parser: argparse.ArgumentParser) -> None:
     for sub in (sweep, params):
         sub.add_argument("--out", required=True, help="figure to write (png, svg or pdf)")
         sub.add_argument("--title", default="", help="figure title (default: one naming the architecture or study)")
-        sub.add_argument(
-            "--dpi", type=int, default=default("figures.dpi"), help="resolution of raster figures (figures.dpi)"
-        )
+        add_settings_argument(sub, "plot-study")
 
 
 def epoch_axis(ax: plt.Axes, last_epoch: int) -> None:
@@ -289,7 +285,7 @@ def run_plot_run(args: argparse.Namespace) -> int:
     ]
     for out, draw in jobs:
         if out:
-            _save(draw(), out, args.dpi)
+            _save(draw(), out, args.settings["dpi"])
     return 0
 
 
@@ -298,7 +294,7 @@ def run_plot_study(args: argparse.Namespace) -> int:
         fig = sweep_figure(args.histories, args.title or f"{run_of(args.histories[0]).model} sweep")
     else:
         fig = params_figure(args.metrics, args.title or "Test scores against model size")
-    _save(fig, args.out, args.dpi)
+    _save(fig, args.out, args.settings["dpi"])
     return 0
 
 

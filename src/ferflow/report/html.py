@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from ferflow.classes import CLASS_NAMES
-from ferflow.config import default
+from ferflow.config import add_settings_argument
 from ferflow.errors import FerflowError
 from ferflow.layout import RUN_FIGURES, Layout
 from ferflow.report.tables import headers
@@ -79,9 +79,7 @@ details summary { cursor: pointer; color: var(--accent); }
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results", required=True, help="the results folder, results/<dataset.name>")
     parser.add_argument("--out", required=True, help="the HTML file to write")
-    parser.add_argument(
-        "--format", default=default("figures.format"), choices=sorted(MIME), help="figure format (figures.format)"
-    )
+    add_settings_argument(parser, "report")
     parser.add_argument("--stages", nargs="+", required=True, help="data stages in order (raw affectnet balanced rgb)")
     parser.add_argument("--sweeps", nargs="*", default=[], help="architectures with a sweep table and figure")
     parser.add_argument("--experiments", nargs="*", default=[], help="experiments as <model>/<experiment>")
@@ -373,7 +371,7 @@ def build_report(
 
 
 def run(args: argparse.Namespace) -> int:
-    layout = Layout(args.results, args.format)
+    layout = Layout(args.results, args.settings["format"])
     title = args.title or f"ferflow — {Path(args.results).name}"
     document = build_report(layout, title, args.stages, args.sweeps, args.experiments, args.deploy)
     write_text(args.out, document)
