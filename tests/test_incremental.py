@@ -78,7 +78,7 @@ def test_snakemake_report(tiny_run: Path, tmp_path: Path) -> None:
 def planned_settings(workdir: Path, *args: str) -> list[dict[str, Any]]:
     """The ``--settings`` JSON of every training job a ``snakemake -n -p`` plans."""
     proc = snakemake(workdir, "-n", "-p", *args)
-    return [json.loads(m) for m in re.findall(r"--settings '([^']*)'", proc.stdout + proc.stderr)]
+    return [json.loads(m) for m in re.findall(r"ferflow train [^\n]*?--settings '([^']*)'", proc.stdout + proc.stderr)]
 
 
 def test_train_params_hold_only_the_settings_the_user_wrote(tmp_path: Path) -> None:

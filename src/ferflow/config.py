@@ -164,17 +164,12 @@ def add_settings_argument(parser: argparse.ArgumentParser, command: str) -> None
         except FerflowError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
 
-    shown = ", ".join(f"{_setting_name(k)}={_shown_default(k)}" for k in STAGE_SETTINGS[command])
+    keys = STAGE_SETTINGS[command]
+    shown = {_setting_name(key): defaults(key.rpartition(".")[0]).get(_setting_name(key)) for key in keys}
     parser.add_argument(
         "--settings",
         type=parse,
-        default="{}",
+        default=json.dumps(shown),  # the schema's defaults, shown by --help and parsed like a given value
         metavar="JSON|FILE",
-        help=f"settings as a JSON object or a YAML file (the config keys {', '.join(STAGE_SETTINGS[command])}); "
-        f"(default: the schema's, {shown})",
+        help=f"settings as a JSON object or a YAML file, keys left out taking their defaults ({', '.join(keys)})",
     )
-
-
-def _shown_default(key: str) -> str:
-    section, _, name = key.rpartition(".")
-    return json.dumps(defaults(section)[name]) if name in defaults(section) else "(required)"
