@@ -171,7 +171,7 @@ def test_unreadable_images_above_one_percent_fail_listing_them(tmp_path: Path) -
 
 
 def test_class_names_that_map_to_nothing_are_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    for classes in (["contempt"], ["angry", "joy"], ["angry", "angry"]):  # the schema's class names, each once
+    for classes in (["contempt"], ["angry", "joy"], ["angry", "angry"], []):  # the schema's names, each once, ≥ 1
         with pytest.raises(SystemExit) as exit_:
             _inject(tmp_path, "synthetic", "--settings", json.dumps({"classes": classes}))
         assert exit_.value.code == 2

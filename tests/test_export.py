@@ -35,6 +35,22 @@ def make_split(path: Path, shape: tuple[int, ...], seed: int = 0) -> Path:
     return path
 
 
+def export_argv(ckpt: Path, data: Path, onnx_path: Path, check: Path, *extra: str) -> list[str]:
+    """The ``ferflow export-onnx`` command line of a checkpoint, its check split and the two outputs."""
+    return [
+        "export-onnx",
+        "--checkpoint",
+        str(ckpt),
+        "--data",
+        str(data),
+        "--out",
+        str(onnx_path),
+        "--check-out",
+        str(check),
+        *extra,
+    ]
+
+
 @pytest.fixture(scope="module", params=[("resnet", 3), ("mobilenetv2", 1)], ids=["resnet-rgb", "mobilenetv2-gray"])
 def exported(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A checkpoint, its test split and its ONNX export (done once per architecture)."""
@@ -48,21 +64,7 @@ def exported(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
         "onnx": root / "final" / "model.onnx",
         "check": root / "final" / "onnx_check.json",
     }
-    code = main(
-        [
-            "export-onnx",
-            "--checkpoint",
-            str(ckpt),
-            "--data",
-            str(data),
-            "--out",
-            str(out["onnx"]),
-            "--check-out",
-            str(out["check"]),
-            "--settings",
-            '{"opset": 18}',
-        ]
-    )
+    code = main(export_argv(ckpt, data, out["onnx"], out["check"], "--settings", '{"opset": 18}'))
     assert code == 0
     return out
 
@@ -299,21 +301,13 @@ def test_export_refuses_bad_input_and_writes_nothing(tmp_path, capsys):
     foreign = tmp_path / "foreign.pt"
     torch.save({"model": {}}, foreign)
     data = make_split(tmp_path / "test.npz", (48, 48))
-    args = [
-        "--data",
-        str(data),
-        "--out",
-        str(tmp_path / "o" / "model.onnx"),
-        "--check-out",
-        str(tmp_path / "o" / "check.json"),
-    ]
-    assert main(["export-onnx", "--checkpoint", str(foreign), *args]) == 1
+    outputs = (tmp_path / "o" / "model.onnx", tmp_path / "o" / "check.json")
+    assert main(export_argv(foreign, data, *outputs)) == 1
     assert "not a ferflow checkpoint" in capsys.readouterr().err
 
     ckpt = make_checkpoint(tmp_path / "best.pt", "resnet", 1)
     wrong = make_split(tmp_path / "big.npz", (64, 64))
-    args[1] = str(wrong)
-    assert main(["export-onnx", "--checkpoint", str(ckpt), *args]) == 1
+    assert main(export_argv(ckpt, wrong, *outputs)) == 1
     assert "the checkpoint expects 48×48" in capsys.readouterr().err
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
 
@@ -323,21 +317,7 @@ def test_export_refuses_a_mistyped_setting_and_writes_nothing(tmp_path, capsys):
     data = make_split(tmp_path / "test.npz", (48, 48))
     out = tmp_path / "o"
     with pytest.raises(SystemExit) as exc:
-        main(
-            [
-                "export-onnx",
-                "--checkpoint",
-                str(ckpt),
-                "--data",
-                str(data),
-                "--out",
-                str(out / "model.onnx"),
-                "--check-out",
-                str(out / "check.json"),
-                "--settings",
-                '{"opset": "x"}',
-            ]
-        )
+        main(export_argv(ckpt, data, out / "model.onnx", out / "check.json", "--settings", '{"opset": "x"}'))
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "--settings" in err and "invalid setting opset of ferflow export-onnx" in err
@@ -356,21 +336,6 @@ def test_falls_back_to_torchscript_exporter(monkeypatch, tmp_path):
     ckpt = make_checkpoint(tmp_path / "best.pt", "mobilenetv2", 1)
     data = make_split(tmp_path / "test.npz", (48, 48))
     check = tmp_path / "check.json"
-    assert (
-        main(
-            [
-                "export-onnx",
-                "--checkpoint",
-                str(ckpt),
-                "--data",
-                str(data),
-                "--out",
-                str(tmp_path / "m.onnx"),
-                "--check-out",
-                str(check),
-            ]
-        )
-        == 0
-    )
+    assert main(export_argv(ckpt, data, tmp_path / "m.onnx", check)) == 0
     report = json.loads(check.read_text())
     assert report["exporter"] == "torchscript" and report["predictions_match"] and report["max_abs_diff"] < 1e-4

@@ -109,37 +109,43 @@ File paths (``--source`` included), ``seed`` and ``threads`` stay flags of their
 commands users type (``evaluate --tta``, ``predict``)."""
 
 
-def _setting_name(key: str) -> str:
-    return key.rpartition(".")[2]
+def _split(key: str) -> tuple[str, str]:
+    """``"export.opset"`` → ``("export", "opset")``: a config key's section and its setting name."""
+    section, _, name = key.rpartition(".")
+    return section, name
 
 
 def stage_settings(command: str, config: dict[str, Any]) -> dict[str, Any]:
     """The settings of ``command`` taken from a validated config (the Snakefile passes them as JSON)."""
-    picked = {}
-    for key in STAGE_SETTINGS[command]:
-        section, _, name = key.rpartition(".")
-        picked[name] = config[section][name]
-    return picked
+    return {name: config[section][name] for section, name in map(_split, STAGE_SETTINGS[command])}
+
+
+def stage_defaults(command: str) -> dict[str, Any]:
+    """The schema's defaults of ``command``'s settings (a setting without one is left out)."""
+    found = {}
+    for section, name in map(_split, STAGE_SETTINGS[command]):
+        section_defaults = defaults(section)
+        if name in section_defaults:
+            found[name] = section_defaults[name]
+    return found
 
 
 def resolve_stage_settings(command: str, given: dict[str, Any]) -> dict[str, Any]:
     """``given`` completed with the schema's defaults and checked against it; a failure is one line naming the
     setting (an unknown one, a wrong type or value, a required one missing)."""
-    keys = {_setting_name(key): key for key in STAGE_SETTINGS[command]}
+    keys = {_split(key)[1]: key for key in STAGE_SETTINGS[command]}
     unknown = sorted(set(given) - set(keys))
     if unknown:
         raise FerflowError(f"unknown setting {unknown[0]} of ferflow {command} (allowed: {', '.join(keys)})")
+    fallback = stage_defaults(command)
     resolved = {}
     for name, key in keys.items():
-        section = key.rpartition(".")[0]
-        node = _node(key)
-        fallback = defaults(section).get(name)
-        value = given.get(name, fallback)
-        if isinstance(fallback, dict) and isinstance(value, dict):
-            value = {**fallback, **value}
-        if name not in given and "default" not in node:
+        if name not in given and name not in fallback:
             raise FerflowError(f"setting {name} of ferflow {command} is required (config key {key})")
-        validator = jsonschema.Draft202012Validator({**node, "$defs": schema()["$defs"]})
+        value = given.get(name, fallback.get(name))
+        if isinstance(fallback.get(name), dict) and isinstance(value, dict):
+            value = {**fallback[name], **value}
+        validator = jsonschema.Draft202012Validator({**_node(key), "$defs": schema()["$defs"]})
         error = jsonschema.exceptions.best_match(validator.iter_errors(value))
         if error is not None:
             where = ".".join(map(str, [name, *error.absolute_path]))
@@ -164,12 +170,11 @@ def add_settings_argument(parser: argparse.ArgumentParser, command: str) -> None
         except FerflowError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
 
-    keys = STAGE_SETTINGS[command]
-    shown = {_setting_name(key): defaults(key.rpartition(".")[0]).get(_setting_name(key)) for key in keys}
     parser.add_argument(
         "--settings",
         type=parse,
-        default=json.dumps(shown),  # the schema's defaults, shown by --help and parsed like a given value
+        default=json.dumps(stage_defaults(command)),  # shown by --help, parsed like a given value
         metavar="JSON|FILE",
-        help=f"settings as a JSON object or a YAML file, keys left out taking their defaults ({', '.join(keys)})",
+        help="settings as a JSON object or a YAML file, keys left out taking their defaults "
+        f"({', '.join(STAGE_SETTINGS[command])})",
     )

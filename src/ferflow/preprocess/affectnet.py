@@ -348,9 +348,7 @@ def run(args: argparse.Namespace) -> int:
         print(msg, file=sys.stderr, flush=True)
 
     settings = args.settings
-    classes = settings["classes"]
-    if not classes:
-        raise FerflowError("setting classes is empty: name at least one class to inject")
+    classes = settings["classes"]  # the schema's class names, at least one, each once
     src, out = Path(args.in_dir), Path(args.out)
     train = load_split(src / "train.npz")
     if train.images.ndim != 3:
