@@ -21,6 +21,7 @@ _REGISTRY: dict[str, str] = {
     "vgg16": "ferflow.models.vgg16:VGG16Transfer",
     "fernet": "ferflow.models.fernet:fernet",
     "fernettiny": "ferflow.models.fernet:fernet_tiny",
+    "fernetfast": "ferflow.models.fernet:fernet_fast",
 }
 
 
