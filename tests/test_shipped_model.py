@@ -17,7 +17,7 @@ needs_shipped = pytest.mark.skipif(not checkpoint.SHIPPED.is_file(), reason="no 
 
 
 def test_without_a_shipped_model_predict_and_evaluate_say_to_pass_a_checkpoint(monkeypatch, capsys, tmp_path):
-    monkeypatch.setattr(checkpoint, "SHIPPED", tmp_path / "assets" / "fernet.pt")
+    monkeypatch.setattr(checkpoint, "SHIPPED", tmp_path / "assets" / "fernetfast.pt")
     photo = tmp_path / "x.jpg"
     photo.write_bytes(b"")
     for argv in (["predict", str(photo)], ["evaluate", "--data", str(tmp_path), "--out", str(tmp_path / "m.json")]):

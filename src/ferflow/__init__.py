@@ -1,3 +1,3 @@
 """ferflow: compact facial emotion recognition as a Snakemake pipeline."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

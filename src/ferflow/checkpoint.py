@@ -26,7 +26,7 @@ from ferflow.storage import atomic_path
 
 FORMAT = "ferflow-checkpoint"
 VERSION = 1
-SHIPPED = Path(__file__).with_name("assets") / "fernet.pt"
+SHIPPED = Path(__file__).with_name("assets") / "fernetfast.pt"
 """The model shipped in the package (``assets/MODEL_CARD.md``): ``predict`` and ``evaluate`` use it by default."""
 
 
