@@ -119,12 +119,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="split file (.npz) to compare fp32 and int8 on: the test split")
     parser.add_argument("--out", required=True, help="the int8 ONNX model to write (model.int8.onnx)")
     parser.add_argument("--check-out", required=True, help="the comparison JSON to write (int8_check.json)")
-    parser.add_argument(
-        "--activations",
-        default="uint8",
-        choices=sorted(ACTIVATIONS),
-        help="activation type",
-    )
+    parser.add_argument("--activations", default="uint8", choices=sorted(ACTIVATIONS), help="activation type")
     parser.add_argument("--batch-size", type=int, default=256, help="batch of calibration and comparison")
     parser.add_argument("--seed", type=int, default=0, help="seed of the calibration sample")
     add_settings_argument(parser, "quantize")

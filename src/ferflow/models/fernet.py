@@ -68,7 +68,7 @@ class BasicBlock(nn.Module):
     """Two 3×3 convolutions with batch norm (and SE when ``se``), and a shortcut that matches shape when
     needed."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int, se: bool = True) -> None:
+    def __init__(self, in_channels: int, out_channels: int, stride: int, se: bool) -> None:
         super().__init__()
         self.body = nn.Sequential(
             nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False),
