@@ -236,7 +236,9 @@ def test_distillation_takes_a_teacher_checkpoint_of_another_architecture(
     assert not (tmp_path / "orphan" / "best.pt").exists()
 
 
-@pytest.mark.parametrize("name, limit", [("fernet", 500_000), ("fernettiny", 100_000), ("fernetfast", 500_000)])
+@pytest.mark.parametrize(
+    "name, limit", [("fernet", 500_000), ("fernettiny", 100_000), ("fernetfast", 500_000), ("fernetfasttiny", 100_000)]
+)
 def test_fernets_are_compact_and_input_size_independent(name: str, limit: int) -> None:
     torch.manual_seed(0)
     model = models.build(name, in_channels=1).eval()
@@ -261,12 +263,14 @@ def test_models_listing_counts_the_multiply_accumulates_of_each_layer(capsys: py
     assert int(lines["fernettiny"][1].replace(",", "")) < 100_000 < int(lines["fernet"][1].replace(",", "")) < 500_000
     assert 0 < float(lines["fernettiny"][3]) < float(lines["fernet"][3])
     assert float(lines["fernetfast"][3]) < float(lines["fernet"][3]) / 2
+    assert float(lines["fernetfasttiny"][3]) < float(lines["fernettiny"][3]) / 2
 
 
-def test_fernet_fast_strides_its_stem_and_has_no_squeeze_excite() -> None:
+@pytest.mark.parametrize("fast_name, full_name", [("fernetfast", "fernet"), ("fernetfasttiny", "fernettiny")])
+def test_fernet_fast_strides_its_stem_and_has_no_squeeze_excite(fast_name: str, full_name: str) -> None:
     from ferflow.models.fernet import SqueezeExcite
 
-    fast, full = (models.build(name, in_channels=1) for name in ("fernetfast", "fernet"))
+    fast, full = (models.build(name, in_channels=1) for name in (fast_name, full_name))
     assert not any(isinstance(m, SqueezeExcite) for m in fast.modules())
     assert sum(isinstance(m, SqueezeExcite) for m in full.modules()) == 4
     x = torch.randn(1, 1, 48, 48)

@@ -22,6 +22,7 @@ _REGISTRY: dict[str, str] = {
     "fernet": "ferflow.models.fernet:fernet",
     "fernettiny": "ferflow.models.fernet:fernet_tiny",
     "fernetfast": "ferflow.models.fernet:fernet_fast",
+    "fernetfasttiny": "ferflow.models.fernet:fernet_fast_tiny",
 }
 
 
