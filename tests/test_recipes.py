@@ -236,6 +236,28 @@ def test_distillation_takes_a_teacher_checkpoint_of_another_architecture(
     assert not (tmp_path / "orphan" / "best.pt").exists()
 
 
+def test_the_engine_s_teacher_folds_batch_norm_and_keeps_the_teacher_s_logits() -> None:
+    from ferflow.train.engine import make_engine
+
+    torch.manual_seed(0)
+    teacher = models.build("fernetfast", in_channels=3).eval()
+    for module in teacher.modules():  # non-trivial statistics, so that folding them is tested
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    x = torch.randn(4, 3, 48, 48)
+    with torch.no_grad():
+        expected = teacher(x)
+    distil = {"distillation": {"teacher": "fernetfast/final", "temperature": 4.0, "weight": 0.5}}
+    student = models.build("fernetfasttiny", in_channels=1)
+    engine, _ = make_engine(student, resolve_settings(distil), torch.device("cpu"), teacher=teacher)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in engine.teacher.modules())
+    assert not any(p.requires_grad for p in engine.teacher.parameters())
+    with torch.no_grad():
+        got = engine.teacher(x.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize(
     "name, limit", [("fernet", 500_000), ("fernettiny", 100_000), ("fernetfast", 500_000), ("fernetfasttiny", 100_000)]
 )
