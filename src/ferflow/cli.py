@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("ferflow.models.listing", "list registered architectures with their parameter counts"),
     "train": ("ferflow.train.trainer", "train one experiment (resumes from last.pt)"),
     "select-final": ("ferflow.train.select", "pick an architecture's best sweep experiment by mean val macro-F1"),
+    "search": ("ferflow.train.search", "one worker of an architecture's Optuna search (trials trained like any run)"),
+    "search-best": ("ferflow.train.search", "the best trial of a search: the settings of the experiment `search`"),
     "deploy-seed": (
         "ferflow.evaluate.deploy_seed",
         "deploy a final's best non-collapsed seed (by val macro-F1) as its best.pt",
@@ -39,6 +41,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "embed": ("ferflow.evaluate.embed", "penultimate-layer embeddings of the test split and their t-SNE"),
     "plot-run": ("ferflow.report.figures", "figures of one run: curves, per-class scores, confusion, t-SNE"),
     "plot-study": ("ferflow.report.figures", "figures across runs: sweep curves, accuracy vs parameters"),
+    "plot-search": ("ferflow.report.search", "a search's trials table, optimisation history and importances"),
     "tables": ("ferflow.report.tables", "Tables 1-2 of the study and the finals table (CSV and Markdown)"),
     "report": ("ferflow.report.html", "the self-contained HTML report"),
     "predict": ("ferflow.predict.photos", "detect faces in photos or videos and predict their emotions"),
@@ -46,6 +49,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "quantize": ("ferflow.deploy.quantize", "int8-quantize an ONNX model (calibrated on val) and compare it with fp32"),
     "latency": ("ferflow.deploy.latency", "CPU inference throughput of PyTorch and ONNX Runtime"),
 }
+
+
+def positive_int(text: str) -> int:
+    """The argparse type of a count that must be at least 1 (``--threads``, ``--batch-size``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

@@ -21,6 +21,13 @@ import yaml
 from ferflow.errors import FerflowError
 
 SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
+Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda checker, value: isinstance(value, int) and not isinstance(value, bool)
+    ),
+)
+"""The schema's validator, for which ``2.0`` is no integer (JSON Schema's is lenient; torch and range() are not)."""
 
 
 @cache
@@ -70,10 +77,18 @@ def describe(error: jsonschema.ValidationError, what: str = "config key") -> str
 
 def check(definition: str, instance: dict[str, Any], what: str) -> None:
     """Validate ``instance`` against the schema's ``$defs/<definition>``; a failure is a one-line error."""
-    validator = jsonschema.Draft202012Validator({"$ref": f"#/$defs/{definition}", "$defs": schema()["$defs"]})
+    validator = Validator({"$ref": f"#/$defs/{definition}", "$defs": schema()["$defs"]})
     error = jsonschema.exceptions.best_match(validator.iter_errors(instance))
     if error is not None:
         raise FerflowError(describe(error, what))
+
+
+def check_config(cfg: dict[str, Any]) -> None:
+    """Validate a whole config with :data:`Validator` (Snakemake's check lets ``threads: 2.0`` through); a failure
+    is one line naming the key."""
+    error = jsonschema.exceptions.best_match(Validator(schema()).iter_errors(cfg))
+    if error is not None:
+        raise FerflowError(describe(error))
 
 
 STAGE_SETTINGS: dict[str, tuple[str, ...]] = {
@@ -98,6 +113,7 @@ STAGE_SETTINGS: dict[str, tuple[str, ...]] = {
     "plot-data": ("figures.samples_per_class", "figures.dpi"),
     "plot-run": ("figures.dpi",),
     "plot-study": ("figures.dpi",),
+    "plot-search": ("figures.dpi",),
     "report": ("figures.format",),
     "export-onnx": ("export.opset",),
     "quantize": ("export.calibration_images", "export.calibration_method", "export.threads"),
@@ -145,7 +161,7 @@ def resolve_stage_settings(command: str, given: dict[str, Any]) -> dict[str, Any
         value = given.get(name, fallback.get(name))
         if isinstance(fallback.get(name), dict) and isinstance(value, dict):
             value = {**fallback[name], **value}
-        validator = jsonschema.Draft202012Validator({**_node(key), "$defs": schema()["$defs"]})
+        validator = Validator({**_node(key), "$defs": schema()["$defs"]})
         error = jsonschema.exceptions.best_match(validator.iter_errors(value))
         if error is not None:
             where = ".".join(map(str, [name, *error.absolute_path]))

@@ -12,6 +12,7 @@ and name them with it. Its methods take plain strings, so Snakemake wildcards pa
                                                         metrics.json val_metrics.json tsne.csv figures/
     runs/<model>/final/best.pt deployed.json           the deployed seed of a final (+ model.onnx ...)
     runs/<model>/selection.json                        finals: auto, the chosen sweep experiment
+    search/<model>.db  search/<model>/trial<k>/ worker<k>.json best.json   an architecture's Optuna search
     tables/  figures/  figures/data/  report/index.html  logs/  benchmarks/
 """
 
@@ -23,9 +24,10 @@ from dataclasses import dataclass
 from pathlib import PurePath
 
 from ferflow.errors import FerflowError
+from ferflow.storage import SPLITS
 
-SPLITS = ("train", "val", "test")
 FINAL = "final"  # the experiment name of an architecture's final run, and the folder of its deployed model
+SEARCH = "search"  # the sweep experiment trained with the best settings of an architecture's Optuna search
 RUN_FILES = {
     "history": "history.csv",
     "best": "best.pt",
@@ -50,6 +52,8 @@ DEPLOYED_FILES = {
 """The files of an architecture's deployed model (``runs/<model>/final/``)."""
 RUN_FIGURES = ("curves", "per_class", "confusion", "tsne")
 DATA_FIGURES = ("samples", "distribution", "tsne_raw")
+SEARCH_FIGURES = ("history", "importances")  # a search's optimisation history and parameter importances
+TIME_FIGURE = "time_to_accuracy"  # the study figure of validation scores against training wall minutes
 _RUN_DIR = re.compile(r"(?:^|/)runs/([^/]+)/([^/]+)/seed(\d+)$")
 
 
@@ -127,6 +131,27 @@ class Layout:
     def selection(self, model: str) -> str:
         """``finals: auto``: the sweep experiment an architecture's final trains with."""
         return self._path("runs", model, "selection.json")
+
+    # an architecture's Optuna search: the study's storage, its trials' run folders, its workers and best trial
+    def search_dir(self, model: str) -> str:
+        """``search/<model>/``: ``trial<k>/`` run folders, ``worker<k>.json``, ``best.json``; the study's storage
+        is this path with ``.db`` (SQLite) or ``.journal`` appended."""
+        return self._path("search", model)
+
+    def search_worker(self, model: str, worker: int | str) -> str:
+        return f"{self.search_dir(model)}/worker{worker}.json"
+
+    def search_best(self, model: str) -> str:
+        """The best trial and the settings the experiment ``search`` trains with."""
+        return f"{self.search_dir(model)}/best.json"
+
+    def search_table(self, model: str) -> str:
+        """The report's table of a search's trials."""
+        return self.table(f"search_{model}")
+
+    def search_figure(self, model: str, name: str) -> str:
+        """A figure of a search, ``name`` one of :data:`SEARCH_FIGURES`."""
+        return self.study_figure(f"search_{model}_{name}")
 
     # the deployed model of each final: a path that does not change with the number of seeds
     def deployed_dir(self, model: str) -> str:

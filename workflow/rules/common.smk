@@ -1,15 +1,20 @@
 # Config validation, paths (ferflow.layout, the one definition of the results layout) and input
 # functions shared by every rule file.
+import importlib.util
 import json
+import os
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from ferflow.config import SCHEMA_PATH, describe, stage_settings
+from ferflow import tracking
+from ferflow.config import SCHEMA_PATH, check_config, describe, stage_settings
 from ferflow.errors import FerflowError
-from ferflow.layout import DATA_FIGURES, FINAL, Layout
+from ferflow.layout import DATA_FIGURES, FINAL, SEARCH, Layout
 from ferflow.models import check_options
-from ferflow.train.settings import RUNTIME_KEYS  # train settings that never rerun a job
+from ferflow.study import resolve_spec, storage_url
+from ferflow.train.settings import defining_settings, expand_recipes
+from ferflow.train.settings import overlay as overlay_settings
 
 
 def config_error(exc):
@@ -19,21 +24,75 @@ def config_error(exc):
 
 
 def validate_config(config, schema):
-    """Validate (and fill defaults) against the schema; a failure is one line naming the key.
-
-    Returns the `train` keys the user wrote, taken before the schema fills in its defaults: the params that
-    decide whether a run is retrained are built from them (see `training_settings`)."""
-    written = frozenset(config.get("train") or {})
+    """Expand the experiments' recipes, validate (and fill defaults) against the schema; a failure is one line
+    naming the key."""
     try:
-        validate(config, schema)
-    except WorkflowError as exc:
-        raise WorkflowError(config_error(exc)) from None
-    for model, spec in config["models"].items():  # options are checked per architecture
+        expand_recipes(config)
         try:
+            validate(config, schema)
+        except WorkflowError as exc:
+            raise FerflowError(config_error(exc)) from None
+        check_config(config)  # stricter than validate(): 2.0 is no integer
+        for model, spec in config["models"].items():  # options are checked per architecture
             check_options(model, spec.get("options") or {})
+    except FerflowError as exc:
+        raise WorkflowError(str(exc)) from None
+    check_experiments(config)
+    check_searches(config)
+    set_tracking(config["tracking"])
+
+
+def set_tracking(settings):
+    """Runtime settings reach the commands through the environment, not params: switching a tracker replans
+    nothing. MLflow asked for but not installed is one line."""
+    if settings["mlflow"] and importlib.util.find_spec("mlflow") is None:
+        raise WorkflowError("config key tracking.mlflow is set but mlflow is not installed: pip install -e '.[mlflow]'")
+    os.environ[tracking.ENV] = tracking.environment(settings, L.root)
+
+
+def check_searches(config):
+    """Each search of an enabled model resolves (ferflow search would accept it), with defaults filled in, and
+    no sweep experiment takes the name of the searched one."""
+    for model in enabled_models():
+        spec = config["models"][model]
+        if spec["search"] is None:
+            continue
+        try:
+            spec["search"] = resolve_spec(spec["search"])
         except FerflowError as exc:
-            raise WorkflowError(str(exc)) from None
-    return written
+            raise WorkflowError(f"config key models.{model}.search: {exc}") from None
+        if SEARCH in spec["sweep"]:
+            raise WorkflowError(f"config key models.{model}.sweep.{SEARCH}: the name of the searched experiment")
+
+
+def check_experiments(config):
+    """Each experiment of an enabled model resolves (ferflow train would accept its settings) and its
+    distillation teacher names a run of this config; a failure is one line naming the experiment's key."""
+    for model in enabled_models():
+        spec = config["models"][model]
+        keys = {e: f"models.{model}.sweep.{e}" for e in spec["sweep"]}
+        if spec["final"] is not None:
+            keys[FINAL] = f"models.{model}.final"
+        for experiment, key in keys.items():
+            try:
+                distillation = defining_settings(experiment_settings(model, experiment)).get("distillation")
+                if distillation:
+                    check_teacher(config, distillation["teacher"])
+            except FerflowError as exc:
+                raise WorkflowError(f"config key {key}: {exc}") from None
+
+
+def check_teacher(config, teacher):
+    """A distillation teacher `<model>/<experiment>` must be a model of the config with that sweep experiment,
+    or with a final (`<model>/final`)."""
+    model, experiment = teacher.split("/")
+    spec = config["models"].get(model)
+    if spec is None:
+        raise FerflowError(f"distillation teacher {teacher}: no model {model} (models: {', '.join(config['models'])})")
+    if experiment == FINAL and spec["final"] is None:
+        raise FerflowError(f"distillation teacher {teacher}: models.{model}.final is null")
+    if experiment != FINAL and experiment not in [*spec["sweep"], *([SEARCH] if spec.get("search") else [])]:
+        raise FerflowError(f"distillation teacher {teacher}: models.{model} has no sweep experiment {experiment}")
 
 
 DATASET = config["dataset"]["name"]
@@ -70,7 +129,8 @@ def enabled_models():
 
 
 def sweep_experiments(model):
-    """Sweep experiment names of one architecture, honouring `models.<m>.select`."""
+    """Sweep experiment names of one architecture, honouring `models.<m>.select`, then `search` when the
+    architecture has a search (its best trial's settings)."""
     spec = config["models"][model]
     names = list(spec.get("sweep") or {})
     chosen = spec.get("select")
@@ -79,7 +139,7 @@ def sweep_experiments(model):
         if unknown:
             raise ValueError(f"config key models.{model}.select names unknown experiments: {', '.join(unknown)}")
         names = [n for n in names if n in chosen]
-    return names
+    return names + ([SEARCH] if spec.get("search") else [])
 
 
 def final_models():
@@ -114,12 +174,14 @@ def deployed_runs():
 
 
 def overlay(train, model, experiment):
-    """`train` overlaid by the experiment's own keys (finals: `models.<m>.final`), augmentation merged."""
+    """`train` overlaid by the experiment's own keys (finals: `models.<m>.final`; the search: the fixed
+    `models.<m>.search.settings`, the best trial's parameters coming from search_best), augmentation merged."""
     spec = config["models"][model]
-    own = spec["final"] if experiment == FINAL else spec["sweep"][experiment]
-    settings = {**train, **own}
-    settings["augmentation"] = {**train.get("augmentation", {}), **own.get("augmentation", {})}
-    return settings
+    if experiment == FINAL:
+        return overlay_settings(train, spec["final"])
+    if experiment == SEARCH:
+        return overlay_settings(train, spec["search"]["settings"])
+    return overlay_settings(train, spec["sweep"][experiment])
 
 
 def experiment_settings(model, experiment):
@@ -128,11 +190,9 @@ def experiment_settings(model, experiment):
 
 
 def training_settings(model, experiment):
-    """The settings that define a run (a change retrains it): the `train` keys the user wrote overlaid by
-    the experiment's own, runtime keys left out. Defaults the schema fills in stay out (`ferflow train` fills
-    them the same way), so that a default added by a later version replans no finished run."""
-    written = {k: v for k, v in config["train"].items() if k in TRAIN_KEYS_WRITTEN}
-    return {k: v for k, v in overlay(written, model, experiment).items() if k not in RUNTIME_KEYS}
+    """The settings that define a run, its rerun params (ferflow.train.settings.defining_settings): resolved,
+    without the runtime keys and the options still off. `ferflow train` reads them back unchanged."""
+    return defining_settings(experiment_settings(model, experiment))
 
 
 def all_targets():

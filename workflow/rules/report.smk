@@ -1,6 +1,6 @@
 # Figures, tables and the self-contained HTML report, drawn only from result files (history, metrics,
 # t-SNE coordinates, summaries): changing a figure setting reruns these rules and nothing upstream.
-from ferflow.layout import RUN_FIGURES
+from ferflow.layout import RUN_FIGURES, SEARCH_FIGURES, TIME_FIGURE
 
 
 include: "report_common.smk"
@@ -77,6 +77,54 @@ rule plot_params:
         "ferflow plot-study params --out {output} --settings {params.settings:q} {input} > {log} 2>&1"
 
 
+rule plot_time:
+    input:
+        lambda wc: [L.run_file(m, e, s, "history") for m, e, s in runs()],
+    output:
+        report(
+            L.study_figure(TIME_FIGURE),
+            caption="../report/time_to_accuracy.rst",
+            category="Study",
+            labels={"figure": "time to accuracy"},
+        ),
+    log:
+        L.log("plot_time"),
+    conda:
+        "../../envs/report.yaml"
+    params:
+        settings=lambda wc: settings_json("plot-study"),
+    shell:
+        "ferflow plot-study time --out {output} --settings {params.settings:q} {input} > {log} 2>&1"
+
+
+rule plot_search:
+    input:
+        L.search_best("{model}"),
+    output:
+        table=L.search_table("{model}"),
+        history=report(
+            L.search_figure("{model}", "history"),
+            caption="../report/search.rst",
+            category="Search",
+            labels={"figure": "{model} optimisation history"},
+        ),
+        importances=report(
+            L.search_figure("{model}", "importances"),
+            caption="../report/search.rst",
+            category="Search",
+            labels={"figure": "{model} parameter importances"},
+        ),
+    log:
+        L.log("plot_search", "{model}"),
+    conda:
+        "../../envs/report.yaml"
+    params:
+        settings=lambda wc: settings_json("plot-search"),
+    shell:
+        "ferflow plot-search --best {input:q} --table {output.table:q} --history {output.history:q}"
+        " --importances {output.importances:q} --settings {params.settings:q} > {log} 2>&1"
+
+
 rule tables:
     input:
         lambda wc: [L.run_file(m, e, s, w) for m, e, s in runs() for w in ("history", "metrics", "val_metrics")],
@@ -131,9 +179,11 @@ rule report:
         sweeps=lambda wc: " ".join(sweep_models()),
         experiments=lambda wc: " ".join(f"{m}/{e}" for m, e in experiments()),
         deploy=lambda wc: " ".join(m for m, _ in deployed_runs()),
+        searches=lambda wc: " ".join(search_models()),
     shell:
         "ferflow report --results {params.results} --out {output} --settings {params.settings:q} --stages {params.stages}"
-        " --sweeps {params.sweeps} --experiments {params.experiments} --deploy {params.deploy} > {log} 2>&1"
+        " --sweeps {params.sweeps} --experiments {params.experiments} --deploy {params.deploy}"
+        " --searches {params.searches} > {log} 2>&1"
 
 
 TARGETS.append(lambda: [L.report()])

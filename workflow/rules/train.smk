@@ -44,7 +44,7 @@ rule train:
 
 checkpoint select_final:
     input:
-        lambda wc: [f for e in sweep_experiments(wc.model) for f in run_files(wc.model, e, "history")],
+        select_inputs,
     output:
         L.selection("{model}"),
     log:
@@ -59,4 +59,63 @@ checkpoint select_final:
         " --settings {params.settings:q} {params.epochs} --out {output:q} > {log} 2>&1"
 
 
-TARGETS.append(lambda: [L.run_file(m, e, s, w) for m, e, s in runs() for w in ("history", "best")])
+# The Optuna search of an architecture (models.<m>.search): `workers` jobs share one study, each training trials
+# (search/<model>/trial<k>/, like any run) until the study holds `trials` finished ones; its storage
+# (search/<model>.db) is no output, so a killed search keeps its finished trials and a rerun carries on. The
+# checkpoint search_best then gives the sweep experiment `search` the best trial's settings.
+
+
+rule search:
+    input:
+        train=lambda wc: stage_files(model_input_stage())["train"],
+        val=lambda wc: stage_files(model_input_stage())["val"],
+    output:
+        L.search_worker("{model}", "{worker}"),
+    log:
+        L.log("search", "{model}", "worker{worker}"),
+    benchmark:
+        L.benchmark("search", "{model}", "worker{worker}")
+    wildcard_constraints:
+        worker=r"\d+",
+    conda:
+        "../../envs/train.yaml"
+    threads: lambda wc: experiment_settings(wc.model, SEARCH)["threads"]
+    resources:
+        gpu=1,
+        device=lambda wc: experiment_settings(wc.model, SEARCH)["device"],
+    params:
+        settings=lambda wc: json.dumps(training_settings(wc.model, SEARCH), sort_keys=True),
+        search=search_spec,
+        storage=search_storage,
+        options=lambda wc: json.dumps(config["models"][wc.model].get("options") or {}, sort_keys=True),
+        data_dir=lambda wc: stage_dir(model_input_stage()),
+        trials_dir=lambda wc: L.search_dir(wc.model),
+        seed=lambda wc: seeds()[0],
+    shell:
+        "ferflow search --model {wildcards.model} --worker {wildcards.worker} --data-dir {params.data_dir:q}"
+        " --trials-dir {params.trials_dir:q} --storage {params.storage:q} --settings {params.settings:q}"
+        " --search {params.search:q} --model-options {params.options:q} --seed {params.seed} --threads {threads}"
+        " --device {resources.device} --out {output:q} >> {log} 2>&1"
+
+
+checkpoint search_best:
+    input:
+        search_workers,
+    output:
+        L.search_best("{model}"),
+    log:
+        L.log("search_best", "{model}"),
+    conda:
+        "../../envs/train.yaml"
+    shell:
+        "ferflow search-best --workers {input:q} --out {output:q} > {log} 2>&1"
+
+
+# `snakemake train_all`: every training run of the config and nothing downstream (benchmarks/gpu_study.sh)
+rule train_all:
+    input:
+        trained_runs(),
+    localrule: True
+
+
+TARGETS.append(trained_runs)

@@ -9,16 +9,36 @@ def train_inputs(wildcards):
     files = {split: stage_files(model_input_stage())[split] for split in ("train", "val")}
     if final_is_auto(wildcards):
         files["selection"] = checkpoints.select_final.get(model=wildcards.model).output[0]
+    if wildcards.experiment == SEARCH:
+        files["search"] = checkpoints.search_best.get(model=wildcards.model).output[0]
     teacher = teacher_checkpoint(wildcards)
     if teacher:
         files["teacher"] = teacher
     return files
 
 
+def run_settings(wildcards):
+    """The settings that define the run (`training_settings`); a final under `finals: auto` takes those of the
+    sweep experiment its selection chose (the checkpoint select_final), distillation teacher included."""
+    if final_is_auto(wildcards):
+        with open(checkpoints.select_final.get(model=wildcards.model).output[0]) as fh:
+            return json.load(fh)["settings"]
+    return defined_settings(wildcards.model, wildcards.experiment)
+
+
+def defined_settings(model, experiment):
+    """`training_settings` of a sweep experiment or an explicit final; the experiment `search` has the best
+    trial's settings (the checkpoint search_best)."""
+    if experiment == SEARCH:
+        with open(checkpoints.search_best.get(model=model).output[0]) as fh:
+            return json.load(fh)["settings"]
+    return training_settings(model, experiment)
+
+
 def teacher_checkpoint(wildcards):
     """Distillation: the teacher run's checkpoint (`<model>/<experiment>` of the setting), a DAG input: an
     architecture's deployed final, or the same seed of a sweep experiment; None without distillation."""
-    distillation = experiment_settings(wildcards.model, wildcards.experiment).get("distillation")
+    distillation = run_settings(wildcards).get("distillation")
     if not distillation:
         return None
     model, experiment = distillation["teacher"].split("/")
@@ -34,10 +54,7 @@ def teacher_arg(wildcards, input):
 def train_settings(wildcards):
     """The training settings that define the run, as JSON: a change reruns the job (Snakemake compares only
     params computed from wildcards alone, hence no `input` argument); runtime keys excluded."""
-    if final_is_auto(wildcards):
-        with open(checkpoints.select_final.get(model=wildcards.model).output[0]) as fh:
-            return json.dumps(json.load(fh)["settings"], sort_keys=True)
-    return json.dumps(training_settings(wildcards.model, wildcards.experiment), sort_keys=True)
+    return json.dumps(run_settings(wildcards), sort_keys=True)
 
 
 def train_threads(wildcards):
@@ -52,10 +69,39 @@ def train_device(wildcards):
 def sweep_settings(wildcards):
     """Each sweep experiment's training settings, for select_final (JSON)."""
     return json.dumps(
-        {e: training_settings(wildcards.model, e) for e in sweep_experiments(wildcards.model)}, sort_keys=True
+        {e: defined_settings(wildcards.model, e) for e in sweep_experiments(wildcards.model)}, sort_keys=True
     )
+
+
+def select_inputs(wildcards):
+    """The history of every seed of every sweep experiment. With a search, the best trial must be known first
+    (sweep_settings reads it): asking for the checkpoint makes Snakemake wait for it."""
+    if SEARCH in sweep_experiments(wildcards.model):
+        checkpoints.search_best.get(model=wildcards.model)
+    return [f for e in sweep_experiments(wildcards.model) for f in run_files(wildcards.model, e, "history")]
+
+
+def search_spec(wildcards):
+    """What defines a model's study (JSON, a param): trials, trial epochs, space, pruning."""
+    spec = config["models"][wildcards.model]["search"]
+    return json.dumps({k: spec[k] for k in ("trials", "epochs", "space", "prune")}, sort_keys=True)
+
+
+def search_storage(wildcards):
+    """The study's storage: search/<model>.db (sqlite), search/<model>.journal (journal) or the URL given."""
+    kind = config["models"][wildcards.model]["search"]["storage"]
+    return storage_url(kind, L.search_dir(wildcards.model))
+
+
+def search_workers(wildcards):
+    return [L.search_worker(wildcards.model, k) for k in range(config["models"][wildcards.model]["search"]["workers"])]
 
 
 def final_epochs_arg(wildcards):
     epochs = (config["models"][wildcards.model]["final"] or {}).get("epochs")
     return f"--epochs {epochs}" if epochs else ""
+
+
+def trained_runs():
+    """The history and checkpoint of every training run (the `train_all` target)."""
+    return [L.run_file(m, e, s, w) for m, e, s in runs() for w in ("history", "best")]

@@ -22,6 +22,7 @@ import argparse
 import io
 import sys
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,11 +31,12 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from ferflow import checkpoint
+from ferflow import checkpoint, tracking
+from ferflow.cli import positive_int
 from ferflow.config import add_settings_argument
 from ferflow.errors import FerflowError
 from ferflow.faces import to_model_input
-from ferflow.inference import fuse_batchnorm
+from ferflow.inference import EVAL_BATCH, fuse_batchnorm
 from ferflow.ort import INPUT, OUTPUT, example_input, logits_of, metadata, ort_session, softmax
 from ferflow.storage import atomic_path, load_split, write_json
 
@@ -105,9 +107,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="split file (.npz) to check the export on, e.g. the test split")
     parser.add_argument("--out", required=True, help="the ONNX model to write")
     parser.add_argument("--check-out", required=True, help="the JSON check report to write")
-    parser.add_argument("--batch-size", type=int, default=256, help="batch size of the check")
+    parser.add_argument("--batch-size", type=positive_int, default=EVAL_BATCH, help="batch size of the check")
     parser.add_argument("--atol", type=float, default=1e-3, help="largest allowed absolute logit difference")
     add_settings_argument(parser, "export-onnx")
+    tracking.add_arguments(parser, tensorboard=False)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -124,6 +127,9 @@ def run(args: argparse.Namespace) -> int:
         )
     x = to_model_input(split.images, int(ckpt["arch_kwargs"]["in_channels"]))
     proto, exporter = to_onnx(fuse_batchnorm(model), example_input(ckpt, 2), opset)
+    written = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
+    if written != opset:
+        raise FerflowError(f"setting opset: {opset} asked, but the {exporter} exporter wrote opset {written}")
     onnx.helper.set_model_props(proto, metadata(ckpt))
     with atomic_path(args.out) as tmp:
         onnx.save_model(proto, tmp)
@@ -158,4 +164,6 @@ def run(args: argparse.Namespace) -> int:
                 f"{args.out}: ONNX logits differ from PyTorch by {report['max_abs_diff']:.3g} > --atol {args.atol}"
             )
         write_json(args.check_out, report)
+    seed_dir = Path(args.checkpoint).parent / f"seed{ckpt.get('seed')}"  # a deployed final: its seed's run folder
+    tracking.log_to_mlflow(args, seed_dir, {}, Path(args.out))
     return 0

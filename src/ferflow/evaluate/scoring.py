@@ -23,10 +23,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ferflow import checkpoint, models
+from ferflow import checkpoint, models, tracking
 from ferflow.classes import CLASS_NAMES
+from ferflow.cli import positive_int
 from ferflow.config import default
-from ferflow.inference import TTA_VIEWS, load_labelled_images, predict_probabilities
+from ferflow.inference import EVAL_BATCH, TTA_VIEWS, load_labelled_images, predict_probabilities
 from ferflow.metrics import compute_metrics
 from ferflow.sources import TEST_SPLITS
 from ferflow.storage import Split, atomic_path, write_json
@@ -48,14 +49,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="keep only these test images: a folder's or zip's by file name prefix, the ICML CSV's "
         "by Usage (default: every image of a folder or zip, the CSV's PublicTest rows)",
     )
-    parser.add_argument("--batch-size", type=int, default=256, help="images per inference batch")
-    parser.add_argument("--threads", type=int, default=2, help="CPU threads for inference")
+    parser.add_argument("--batch-size", type=positive_int, default=EVAL_BATCH, help="images per inference batch")
+    parser.add_argument("--threads", type=positive_int, default=default("threads"), help="CPU threads for inference")
     parser.add_argument(
         "--tta",
         choices=list(TTA_VIEWS),
         default=default("evaluation.tta"),
         help="test-time augmentation: mean over these views",
     )
+    tracking.add_arguments(parser, tensorboard=False)
 
 
 def predictions_frame(split: Split, probabilities: np.ndarray) -> pd.DataFrame:
@@ -95,7 +97,7 @@ def evaluate(
     checkpoint_path: str | Path,
     data: str | Path,
     test_split: str | None = None,
-    batch_size: int = 256,
+    batch_size: int = EVAL_BATCH,
     tta: str = "none",
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Metrics (the metrics.json dict) and per-image predictions of a checkpoint on labelled data."""
@@ -130,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
         write_csv(args.confusion, confusion_frame(metrics), index=True)
     if args.out:
         write_json(args.out, metrics)
+    tracking.log_evaluation(args, args.checkpoint, args.data, metrics)
     print(per_class_frame(metrics).to_string(index=False, float_format="%.4f"))
     print(f"{metrics['n_images']} images, {metrics['arch']} ({metrics['parameters']:,} parameters)")
     print(f"accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}")

@@ -24,7 +24,7 @@ import pandas as pd
 from ferflow.classes import CLASS_NAMES
 from ferflow.config import add_settings_argument
 from ferflow.errors import FerflowError
-from ferflow.layout import RUN_FIGURES, Layout
+from ferflow.layout import RUN_FIGURES, SEARCH, TIME_FIGURE, Layout
 from ferflow.report.tables import headers
 from ferflow.results import choose_seed
 from ferflow.storage import read_json, write_text
@@ -89,6 +89,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         help="architectures with a deployed final (deployed.json, onnx_check.json, latency.json)",
     )
+    parser.add_argument("--searches", nargs="*", default=[], help="architectures with an Optuna search")
     parser.add_argument("--title", default="", help="report title (default: ferflow — <dataset>)")
 
 
@@ -242,6 +243,11 @@ def results_section(layout: Layout, sweeps: list[str], seeds: pd.DataFrame) -> s
             "Test accuracy and macro-F1 against parameter count: a dot per seed, mean ± std per "
             "experiment (stars: final runs)",
         ),
+        embed_figure(
+            layout.study_figure(TIME_FIGURE),
+            "Time to accuracy: validation accuracy and macro-F1 of every run against its training wall minutes "
+            "(each epoch's seconds from history.csv, validation included)",
+        ),
     ]
     for model in sweeps:
         parts += [
@@ -344,8 +350,41 @@ def deploy_section(layout: Layout, models: list[str]) -> str:
     return "\n".join(parts)
 
 
+def search_section(layout: Layout, models: Iterable[str]) -> str:
+    """Each architecture's Optuna search: its best trial, every trial, the optimisation history and the
+    parameter importances."""
+    parts = ['<h2 id="search">Search</h2>']
+    for model in models:
+        best = read_json(_existing(layout.search_best(model)))
+        trials = read_table(layout.search_table(model))
+        params = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in best["params"].items())
+        parts += [
+            f"<h3>{html.escape(model)}</h3>",
+            f"<p>Study {html.escape(best['study'])}: {best['finished_trials']} finished trials (complete or pruned). "
+            f"Best: trial {best['trial']}, val macro-F1 {best['val_macro_f1']:.4f} with {html.escape(params)}; its "
+            f"settings train as the sweep experiment <code>{SEARCH}</code>.</p>",
+            html_table(_frame_rows(trials), list(trials.columns), best=[list(trials.columns).index("val_macro_f1")]),
+            '<div class="grid">',
+            *(
+                embed_figure(layout.search_figure(model, name), f"{model} search: {caption}")
+                for name, caption in (
+                    ("history", "best val macro-F1 of each trial and the best so far"),
+                    ("importances", "fANOVA importance of each searched setting"),
+                )
+            ),
+            "</div>",
+        ]
+    return "\n".join(parts)
+
+
 def build_report(
-    layout: Layout, title: str, stages: list[str], sweeps: list[str], experiments: list[str], deploy: list[str]
+    layout: Layout,
+    title: str,
+    stages: list[str],
+    sweeps: list[str],
+    experiments: list[str],
+    deploy: list[str],
+    searches: Iterable[str] = (),
 ) -> str:
     """The whole HTML document."""
     seeds = read_table(layout.table("seeds"))
@@ -355,6 +394,9 @@ def build_report(
         '<h2 id="runs">Runs</h2>' + "".join(experiment_section(layout, e, seeds) for e in experiments),
     ]
     nav = [("data", "Data"), ("results", "Results"), ("runs", "Runs")]
+    if searches:
+        sections.append(search_section(layout, searches))
+        nav.append(("search", "Search"))
     if deploy:
         sections.append(deploy_section(layout, deploy))
         nav.append(("deployment", "Deployment"))
@@ -373,7 +415,7 @@ def build_report(
 def run(args: argparse.Namespace) -> int:
     layout = Layout(args.results, args.settings["format"])
     title = args.title or f"ferflow — {Path(args.results).name}"
-    document = build_report(layout, title, args.stages, args.sweeps, args.experiments, args.deploy)
+    document = build_report(layout, title, args.stages, args.sweeps, args.experiments, args.deploy, args.searches)
     write_text(args.out, document)
     print(f"wrote {args.out} ({len(document) / 1e6:.1f} MB)")
     return 0

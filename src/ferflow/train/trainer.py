@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import inspect
 import io
 import json
 import math
@@ -35,9 +36,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ferflow import checkpoint, models
+from ferflow import checkpoint, models, tracking
 from ferflow.classes import CLASS_NAMES
-from ferflow.device import claim_gpu_slot, select_device
+from ferflow.cli import positive_int
+from ferflow.device import PREFERENCES, claim_gpu_slot, select_device
 from ferflow.errors import FerflowError
 from ferflow.results import COLLAPSE_DEAD_UNITS
 from ferflow.storage import Split, load_split, parse_json_object, write_text
@@ -94,6 +96,16 @@ def write_history(path: Path, history: list[dict[str, float]]) -> None:
     write_text(path, buffer.getvalue())
 
 
+def load_teacher(path: Path, in_channels: int) -> nn.Module:
+    """The distillation teacher's model, after checking that it scores ferflow's classes
+    (:func:`ferflow.checkpoint.load_model`) and can take the student's images (the same channels, or 1 and 3)."""
+    model, ckpt = checkpoint.load_model(path)
+    channels = int(ckpt["arch_kwargs"].get("in_channels", 3))
+    if channels != in_channels and {channels, in_channels} != {1, 3}:
+        raise FerflowError(f"{path}: a teacher of {channels}-channel images for a {in_channels}-channel student")
+    return model
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help=f"architecture ({', '.join(models.names())})")
     parser.add_argument("--experiment", required=True, help="experiment name (recorded in best.pt)")
@@ -109,11 +121,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--teacher", type=Path, help="knowledge distillation: the teacher's checkpoint (with the distillation setting)"
     )
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="override the settings' device")
-    parser.add_argument("--threads", type=int, help="override the settings' CPU threads")
+    parser.add_argument("--device", choices=PREFERENCES, help="override the settings' device")
+    parser.add_argument("--threads", type=positive_int, help="override the settings' CPU threads")
+    tracking.add_arguments(parser)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, on_epoch: Callable[[dict[str, float]], None] | None = None) -> int:
+    """Train; ``on_epoch`` sees each epoch's history row once it is saved (the search prunes trials with it)."""
     settings = resolve_settings(parse_json_object(args.settings, "--settings"))
     options = parse_json_object(args.model_options, "--model-options")
     device_name = args.device or settings["device"]
@@ -125,13 +139,11 @@ def run(args: argparse.Namespace) -> int:
         device = torch.device("cuda", slot.index)
         torch.cuda.set_device(device)
         torch.backends.cudnn.benchmark = True
-    models.builder(args.model)  # unknown architecture: fail before reading the data
+    models.check_options(args.model, options, "--model-options key")  # and an unknown architecture: before the data
     train_split, val_split = load_split(args.data_dir / "train.npz"), load_split(args.data_dir / "val.npz")
     for name, split in (("train", train_split), ("val", val_split)):
         if len(split) == 0:
             raise FerflowError(f"{args.data_dir / (name + '.npz')}: no images")
-        if split.labels.min() < 0 or split.labels.max() >= len(CLASS_NAMES):
-            raise FerflowError(f"{args.data_dir / (name + '.npz')}: labels outside 0..{len(CLASS_NAMES) - 1}")
     in_channels = 1 if train_split.images.ndim == 3 else train_split.images.shape[-1]
     arch_kwargs = {
         "in_channels": in_channels,
@@ -139,7 +151,15 @@ def run(args: argparse.Namespace) -> int:
         "dropout": settings["dropout"],
         **options,
     }
-    teacher = checkpoint.load_model(args.teacher)[0] if args.teacher else None
+    if settings["crop"]:
+        if "input_crop" not in inspect.signature(models.builder(args.model)).parameters:
+            raise FerflowError(f"setting crop: architecture {args.model} cannot centre-crop its input (no input_crop)")
+        if settings["crop"] >= train_split.images.shape[1]:
+            raise FerflowError(
+                f"setting crop: {settings['crop']} px is not smaller than the {train_split.images.shape[1]}-px images"
+            )
+        arch_kwargs["input_crop"] = settings["crop"]
+    teacher = load_teacher(args.teacher, in_channels) if args.teacher else None
     fingerprint = {
         "arch": args.model,
         "arch_kwargs": arch_kwargs,
@@ -208,6 +228,13 @@ def run(args: argparse.Namespace) -> int:
         flush=True,
     )
     print(f"settings {json.dumps(settings, sort_keys=True)}", flush=True)
+    run_info = {
+        "model": args.model,
+        "experiment": args.experiment,
+        "seed": args.seed,
+        "settings_hash": tracking.settings_hash(fingerprint["settings"]),
+    }
+    trackers = tracking.open_run(args, out_dir, run_info, settings, start)
     train_data = DeviceData.of(train_split, device, in_channels)
     val_data = DeviceData.of(val_split, device, in_channels)
     patience = settings["early_stopping_patience"]
@@ -245,6 +272,7 @@ def run(args: argparse.Namespace) -> int:
                 engine.evaluated.load_state_dict(stopping["model"])  # restore the weights of the best val loss
         row["epoch_seconds"] = time.perf_counter() - began
         history.append({k: row[k] for k in HISTORY_COLUMNS})
+        trackers.epoch(history[-1])
         checkpoint.save(
             last_path,
             checkpoint.make(
@@ -273,6 +301,8 @@ def run(args: argparse.Namespace) -> int:
             + (f"  early stop: restored epoch {stopping['epoch']} (best val loss)" if stopping["stopped"] else ""),
             flush=True,
         )
+        if on_epoch is not None:
+            on_epoch(history[-1])
         if dead >= COLLAPSE_DEAD_UNITS:
             print(
                 f"warning: {dead:.0%} of the embedding units are dead (zero on every val image); the run is "
@@ -295,6 +325,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
         ),
     )
+    trackers.finish(history[best["epoch"] - 1], out_dir / "best.pt")
     print(f"best epoch {best['epoch']}: val macro-F1 {best['val_macro_f1']:.4f} -> {out_dir / 'best.pt'}", flush=True)
     return 0
 

@@ -1,0 +1,112 @@
+"""ferflow search: the study read back (planned trials, per-epoch values reported, best parameters become the
+experiment's settings), a killed search resumed without repeating finished trials, two workers sharing a study."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+
+from ferflow import cli, synthetic
+from ferflow import study as studies
+from ferflow.storage import read_json, save_stage
+from ferflow.train.settings import defining_settings
+from interrupt import kill_when_exists
+
+BASE = {"epochs": 5, "batch_size": 32, "max_train_batches": 2, "threads": 1, "amp": False}
+SEARCH = {"trials": 3, "epochs": 2, "space": {"lr": {"log": [1e-4, 1e-1]}, "dropout": {"range": [0.0, 0.5]}}}
+FINISHED = {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
+
+
+@pytest.fixture(scope="module")
+def stage(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    splits = synthetic.generate(n_train=160, n_test=128, seed=5)
+    test = splits["test"]
+    out = tmp_path_factory.mktemp("stage")
+    save_stage(
+        out, {"train": splits["train"], "val": test.subset(np.arange(64)), "test": test.subset(np.arange(64, 128))}
+    )
+    return out
+
+
+def search_args(stage: Path, root: Path, storage: str, worker: int = 0, search: dict | None = None) -> list[str]:
+    """``ferflow search`` of resnet on ``stage``, trials under ``root``."""
+    return [
+        "search",
+        *("--model", "resnet", "--data-dir", str(stage), "--trials-dir", str(root), "--storage", storage),
+        *("--settings", json.dumps(BASE), "--search", json.dumps(search or SEARCH), "--worker", str(worker)),
+        *("--out", str(root / f"worker{worker}.json")),
+    ]
+
+
+def study_of(root: Path, worker: int = 0) -> optuna.Study:
+    record = read_json(root / f"worker{worker}.json")
+    return studies.load(record["storage"], record["study"])
+
+
+def test_study_holds_the_planned_trials_and_its_best_becomes_the_settings(stage: Path, tmp_path: Path) -> None:
+    root = tmp_path / "resnet"
+    assert cli.main(search_args(stage, root, f"sqlite:///{tmp_path}/resnet.db")) == 0
+    study = study_of(root)
+    assert len(study.trials) == SEARCH["trials"] and {t.state for t in study.trials} <= FINISHED
+    for trial in study.trials:  # each epoch's val macro-F1 was reported; the value is the best of them
+        history = pd.read_csv(root / f"trial{trial.number}" / "history.csv")
+        assert list(trial.intermediate_values) == list(history["epoch"]) == [1, 2]
+        assert list(trial.intermediate_values.values()) == list(history["val_macro_f1"])
+        assert trial.value == history["val_macro_f1"].max()
+        assert SEARCH["space"]["lr"]["log"][0] <= trial.params["lr"] <= SEARCH["space"]["lr"]["log"][1]
+    assert cli.main(["search-best", "--workers", str(root / "worker0.json"), "--out", str(root / "best.json")]) == 0
+    best = read_json(root / "best.json")
+    assert best["params"] == study.best_params and best["trial"] == study.best_trial.number
+    assert best["settings"] == defining_settings({**BASE, **study.best_params})
+    assert best["settings"]["epochs"] == BASE["epochs"]  # the experiment's epochs, not the trials'
+    # a rerun of a finished search trains nothing
+    assert cli.main(search_args(stage, root, f"sqlite:///{tmp_path}/resnet.db")) == 0
+    assert read_json(root / "worker0.json")["trials"] == [] and len(study_of(root).trials) == SEARCH["trials"]
+
+
+def test_a_killed_search_resumes_without_repeating_finished_trials(stage: Path, tmp_path: Path) -> None:
+    root, storage = tmp_path / "resnet", f"sqlite:///{tmp_path}/resnet.db"
+    kill_when_exists(search_args(stage, root, storage), root / "trial1" / "last.pt")  # trial 0 finished
+    [name] = optuna.get_all_study_names(storage)
+    before = {t.number: (t.state, t.params, t.value) for t in studies.load(storage, name).trials}
+    assert before[0][0] == optuna.trial.TrialState.COMPLETE and before[1][0] == optuna.trial.TrialState.RUNNING
+
+    assert cli.main(search_args(stage, root, storage)) == 0
+    study = study_of(root)
+    assert sum(t.state in FINISHED for t in study.trials) == SEARCH["trials"]
+    assert study.trials[0].state == before[0][0] and (study.trials[0].params, study.trials[0].value) == before[0][1:]
+    assert study.trials[1].state == optuna.trial.TrialState.FAIL  # the killed one
+    assert read_json(root / "worker0.json")["trials"] == list(range(2, SEARCH["trials"] + 1))
+
+
+def test_two_workers_share_one_study(stage: Path, tmp_path: Path) -> None:
+    """Two worker processes on one journal-file study: the planned trials, each once, both workers busy."""
+    root, storage = tmp_path / "resnet", f"journal:{tmp_path}/resnet.journal"
+    search = {**SEARCH, "trials": 6}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "ferflow.cli", *search_args(stage, root, storage, worker, search)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for worker in (0, 1)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-3000:]
+    study = study_of(root)
+    assert len(study.trials) == search["trials"] and {t.state for t in study.trials} <= FINISHED
+    ran = [read_json(root / f"worker{w}.json")["trials"] for w in (0, 1)]
+    assert sorted(ran[0] + ran[1]) == list(range(search["trials"])) and all(ran)
+    assert {t.user_attrs["worker"] for t in study.trials} == {0, 1}
