@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,11 +12,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.fx.experimental.optimization import fuse
+from torch.fx.proxy import TraceError
 
 from ferflow.errors import FerflowError
 from ferflow.faces import to_model_input
 from ferflow.sources import load_labelled
 from ferflow.storage import Split, load_split
+
+EVAL_BATCH = 256
+"""Images per batch of every inference-only pass (evaluation, embeddings, export and int8 checks, validation)."""
 
 
 def load_labelled_images(path: str | Path, test_split: str | None = None) -> Split:
@@ -61,15 +66,38 @@ def shifted(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     return padded[:, :, pad - dy : pad - dy + h, pad - dx : pad - dx + w]
 
 
-TTA_VIEWS: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], ...]] = {
-    "none": (lambda x: x,),
-    "flip": (lambda x: x, lambda x: x.flip(3)),
-    "flip-shift": tuple(
-        (lambda x, dy=dy, dx=dx, f=f: shifted(x.flip(3) if f else x, dy, dx))
+def crop_at(x: torch.Tensor, size: int, y: int, x0: int) -> torch.Tensor:
+    """The ``size`` × ``size`` window of the batch whose top-left pixel is (y, x0)."""
+    return x[:, :, y : y + size, x0 : x0 + size]
+
+
+def ten_crops(x: torch.Tensor, size: int) -> list[torch.Tensor]:
+    """The four corner crops and the centre crop of side ``size``, each also mirrored (Krizhevsky's ten crops)."""
+    h, w = x.shape[2:]
+    corners = [(0, 0), (0, w - size), (h - size, 0), (h - size, w - size), ((h - size) // 2, (w - size) // 2)]
+    crops = [crop_at(x, size, y, x0) for y, x0 in corners]
+    return crops + [c.flip(3) for c in crops]
+
+
+View = Callable[[torch.Tensor, int], list[torch.Tensor]]
+TTA_VIEWS: dict[str, View] = {
+    "none": lambda x, crop: [x],
+    "flip": lambda x, crop: [x, x.flip(3)],
+    "flip-shift": lambda x, crop: [
+        shifted(x.flip(3) if f else x, dy, dx)
         for f in (False, True)
         for dy, dx in ((0, 0), (-2, 0), (2, 0), (0, -2), (0, 2))
-    ),
+    ],
+    "crops10": ten_crops,
 }
+"""Test-time augmentation: the views of a batch whose softmax outputs are averaged (``crop``: the side of a
+``crops10`` crop)."""
+TTA_CROP_FRACTION = 7 / 8  # crops10 on a model trained on whole faces: crops of 7/8 of the side (42 of 48 px)
+
+
+def tta_crop(ckpt: dict[str, Any], side: int) -> int:
+    """The side of a ``crops10`` view: the crop the model was trained on (``input_crop``), else 7/8 of ``side``."""
+    return int(ckpt["arch_kwargs"].get("input_crop") or round(side * TTA_CROP_FRACTION))
 
 
 def predict_probabilities(
@@ -77,10 +105,12 @@ def predict_probabilities(
 ) -> np.ndarray:
     """Softmax class probabilities ``(N, 7)`` of ``model`` on uint8 images; with test-time augmentation
     (``flip``: the image and its mirror; ``flip-shift``: both, each also moved by 2 pixels up, down, left and
-    right) the mean of the views' probabilities."""
+    right; ``crops10``: four corner crops and the centre crop, each also mirrored) the mean of the views'
+    probabilities."""
     views = TTA_VIEWS[tta]
+    crop = tta_crop(ckpt, images.shape[1])
     return batched_outputs(
-        lambda x: torch.stack([torch.softmax(model(view(x)).float(), dim=1) for view in views]).mean(0),
+        lambda x: torch.stack([torch.softmax(model(view).float(), dim=1) for view in views(x, crop)]).mean(0),
         images,
         in_channels_of(ckpt),
         batch_size,
@@ -89,8 +119,12 @@ def predict_probabilities(
 
 def fuse_batchnorm(model: nn.Module) -> nn.Module:
     """A copy of the eval-mode ``model`` with every Conv→BatchNorm pair folded into one convolution; the
-    model itself when torch.fx cannot trace it (both ONNX exporters then fold batch norm themselves)."""
+    model itself, said on stderr, when torch.fx cannot trace it (data-dependent control flow; both ONNX
+    exporters then fold batch norm themselves)."""
     try:
         return fuse(model, inplace=False)
-    except Exception:  # torch.fx raises many types for untraceable code
+    except TraceError as exc:
+        print(
+            f"ferflow: batch norm left unfolded, torch.fx cannot trace {type(model).__name__} ({exc})", file=sys.stderr
+        )
         return model

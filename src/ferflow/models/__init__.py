@@ -43,8 +43,9 @@ def builder(name: str) -> Builder:
     return getattr(importlib.import_module(module), attr)
 
 
-# what every architecture takes from the pipeline rather than from `models.<m>.options`
-PIPELINE_ARGUMENTS = ("in_channels", "num_classes", "dropout")
+# what every architecture takes from the pipeline rather than from `models.<m>.options` (input_crop: the
+# training setting `crop`, taken by the architectures that can centre-crop their input)
+PIPELINE_ARGUMENTS = ("in_channels", "num_classes", "dropout", "input_crop")
 
 
 def option_names(name: str) -> list[str]:
@@ -56,14 +57,14 @@ def option_names(name: str) -> list[str]:
     return [p for p in parameters if p not in PIPELINE_ARGUMENTS and p != "variant"]
 
 
-def check_options(name: str, options: dict[str, object]) -> None:
-    """Refuse unknown options of an architecture with one line naming the config key."""
+def check_options(name: str, options: dict[str, object], where: str = "") -> None:
+    """Refuse unknown options of an architecture with one line naming the key (``where``: what holds them, by
+    default the config key ``models.<name>.options``)."""
     allowed = option_names(name)
+    where = where or f"config key models.{name}.options"
     for key in options:
         if key not in allowed:
-            raise FerflowError(
-                f"unknown config key models.{name}.options.{key} (allowed: {', '.join(allowed) or 'none'})"
-            )
+            raise FerflowError(f"unknown {where}.{key} (allowed: {', '.join(allowed) or 'none'})")
 
 
 def build(name: str, **kwargs: object) -> nn.Module:

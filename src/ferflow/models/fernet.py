@@ -95,10 +95,16 @@ class FerNet(nn.Module):
     """A FerNet of the ``SETTINGS`` table (``variant``), for ``in_channels`` input of any size."""
 
     def __init__(
-        self, variant: str = "fernet", in_channels: int = 1, num_classes: int = 7, dropout: float = 0.0
+        self,
+        variant: str = "fernet",
+        in_channels: int = 1,
+        num_classes: int = 7,
+        dropout: float = 0.0,
+        input_crop: int | None = None,
     ) -> None:
         super().__init__()
         spec = SETTINGS[variant]
+        self.input_crop = input_crop
         layers: list[nn.Module] = [
             nn.Conv2d(in_channels, spec.stem, 3, spec.stem_stride, 1, bias=False),
             nn.BatchNorm2d(spec.stem),
@@ -129,7 +135,12 @@ class FerNet(nn.Module):
                 nn.init.zeros_(module.bias)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """The pooled embedding of the last stage (non-negative: the blocks end in a ReLU)."""
+        """The pooled embedding of the last stage (non-negative: the blocks end in a ReLU). A network trained on
+        crops (``input_crop``) takes the centre crop of a larger input, so it is used on whole faces."""
+        crop = self.input_crop
+        if crop and x.shape[-1] > crop:
+            top, left = (x.shape[-2] - crop) // 2, (x.shape[-1] - crop) // 2
+            x = x[:, :, top : top + crop, left : left + crop]
         return self.embedding(self.blocks(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -56,7 +56,9 @@ def add_arguments_plot_study(parser: argparse.ArgumentParser) -> None:
     )
     params = kinds.add_parser("params", help="test accuracy and macro-F1 against parameter count")
     params.add_argument("metrics", nargs="+", help="metrics.json of every run (runs/<m>/<e>/seed<k>/)")
-    for sub in (sweep, params):
+    time = kinds.add_parser("time", help="validation scores against training wall minutes, one line per run")
+    time.add_argument("histories", nargs="+", help="history.csv of every run (runs/<m>/<e>/seed<k>/)")
+    for sub in (sweep, params, time):
         sub.add_argument("--out", required=True, help="figure to write (png, svg or pdf)")
         sub.add_argument("--title", default="", help="figure title (default: one naming the architecture or study)")
         add_settings_argument(sub, "plot-study")
@@ -188,6 +190,37 @@ def sweep_figure(histories: list[str], title: str) -> plt.Figure:
     return fig
 
 
+def time_curve(history: pd.DataFrame) -> pd.DataFrame:
+    """A run's validation scores against its cumulative training wall minutes (each epoch's seconds include its
+    validation), from ``history.csv``."""
+    return pd.DataFrame(
+        {
+            "epoch": history["epoch"],
+            "minutes": history["epoch_seconds"].cumsum() / 60.0,
+            "val_acc": history["val_acc"],
+            "val_macro_f1": history["val_macro_f1"],
+        }
+    )
+
+
+def time_figure(curves: dict[str, pd.DataFrame], title: str) -> plt.Figure:
+    """Time to accuracy: validation accuracy and macro-F1 (%) against training wall minutes, one line per run
+    (``curves``: label → :func:`time_curve`)."""
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
+    for label, curve in curves.items():
+        for ax, key in zip(axes, ("val_acc", "val_macro_f1")):
+            ax.plot(curve["minutes"], 100 * curve[key], marker="o", markersize=2.5, label=label)
+    for ax, label in zip(axes, ("Validation accuracy (%)", "Validation macro-F1 (%)")):
+        ax.set_title(label)
+        ax.set_xlabel("training wall time (minutes)")
+        ax.set_xlim(left=0)
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize="small", frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 def params_figure(metrics_paths: list[str], title: str) -> plt.Figure:
     """Test accuracy and macro-F1 against parameter count (log scale): a small dot per seed, and per
     experiment its mean with a ±1 std error bar. Colour: architecture; marker: star for finals, circle
@@ -292,6 +325,9 @@ def run_plot_run(args: argparse.Namespace) -> int:
 def run_plot_study(args: argparse.Namespace) -> int:
     if args.kind == "sweep":
         fig = sweep_figure(args.histories, args.title or f"{run_of(args.histories[0]).model} sweep")
+    elif args.kind == "time":
+        curves = {run_title(path): time_curve(read_history(path)) for path in args.histories}
+        fig = time_figure(curves, args.title or "Time to accuracy")
     else:
         fig = params_figure(args.metrics, args.title or "Test scores against model size")
     _save(fig, args.out, args.settings["dpi"])

@@ -27,9 +27,11 @@ import torch.nn.functional as F
 
 from ferflow import models, sources
 from ferflow.classes import canonical
-from ferflow.device import cpu_has_native_bf16, select_device
+from ferflow.cli import positive_int
+from ferflow.config import default
+from ferflow.device import PREFERENCES, cpu_has_native_bf16, select_device
 from ferflow.errors import FerflowError
-from ferflow.faces import to_rgb
+from ferflow.faces import IMAGE_SUFFIXES, to_rgb
 from ferflow.train.engine import DeviceData, EpochBatches, epoch_generator, make_engine
 from ferflow.train.settings import resolve_settings
 
@@ -44,8 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batches", type=int, default=60, help="timed batches of 64 per loop")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds the batches are split into")
     parser.add_argument("--warmup", type=int, default=3, help="untimed batches before each timing")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads of the training process")
-    parser.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"], help="device of both loops")
+    parser.add_argument(
+        "--threads", type=positive_int, default=default("train.threads"), help="torch threads of the training process"
+    )
+    parser.add_argument("--device", default="cpu", choices=PREFERENCES, help="device of both loops")
     parser.add_argument(
         "--amp",
         default="auto",
@@ -70,7 +74,7 @@ def train_folder(data: Path, scratch: Path) -> Path:
             for m in archive.namelist()
             if len(PurePosixPath(m).parts) >= 3
             and PurePosixPath(m).parts[-3] == "train"
-            and PurePosixPath(m).suffix.lower() in sources.IMAGE_SUFFIXES
+            and PurePosixPath(m).suffix.lower() in IMAGE_SUFFIXES
         ]
         if not members:
             raise FerflowError(f"{data}: no train/<class>/<image> members")
@@ -106,18 +110,18 @@ def reference_loader(folder: Path, seed: int) -> torch.utils.data.DataLoader:
 
 
 def timed(
-    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    batches: Iterable[tuple[torch.Tensor, ...]],
     step: Callable[[torch.Tensor, torch.Tensor], None],
     count: int,
     warmup: int,
 ) -> float:
-    """Images/s of ``step`` over ``count`` batches after ``warmup`` untimed ones."""
+    """Images/s of ``step`` over ``count`` batches (``(x, targets, ...)``) after ``warmup`` untimed ones."""
     seen, began = 0, time.perf_counter()
-    for i, (x, y) in enumerate(batches):
+    for i, (x, targets, *_) in enumerate(batches):
         if i == warmup:
             seen, began = 0, time.perf_counter()
-        step(x, y)
-        seen += len(y)
+        step(x, targets)
+        seen += len(x)
         if i + 1 == warmup + count:
             return seen / (time.perf_counter() - began)
     raise FerflowError(f"fewer than {warmup + count} batches of training images")

@@ -21,13 +21,10 @@ from ferflow.classes import CLASS_NAMES
 from ferflow.device import cpu_has_native_bf16
 from ferflow.errors import FerflowError
 from ferflow.faces import match_channels, to_model_input
-from ferflow.inference import fuse_batchnorm
+from ferflow.inference import EVAL_BATCH, fuse_batchnorm
 from ferflow.storage import Split
 from ferflow.train.losses import Criterion, balanced_class_weights, distillation_loss
-from ferflow.train.mixing import mix, random_erasing
-
-EVAL_BATCH = 256
-
+from ferflow.train.mixing import apply_mix, draw_mix, erasing_mask
 
 EMA_BN_IMAGES = 4096  # training images whose statistics the EMA's batch norms are recomputed on each epoch
 
@@ -66,11 +63,29 @@ def affine_matrices(n: int, augmentation: dict[str, Any], generator: torch.Gener
     return torch.cat([inverse, -(inverse @ t.unsqueeze(-1))], dim=2).float()
 
 
-def augment(x: torch.Tensor, theta: torch.Tensor | None) -> torch.Tensor:
-    """Warp a normalised batch (values in [-1, 1]) with per-sample ``theta``; outside pixels are black."""
+def crop_matrices(n: int, side: int, crop: int, generator: torch.Generator) -> torch.Tensor:
+    """``(n, 2, 3)`` maps from a ``crop`` × ``crop`` output to a window of a ``side`` × ``side`` image at a
+    random whole-pixel offset (each of the ``side - crop + 1`` positions per axis equally likely)."""
+    offsets = torch.randint(0, side - crop + 1, (n, 2), generator=generator).double()
+    centre = (2 * offsets - (side - crop)) / side  # the window's centre in normalised coordinates (x, y)
+    scale = torch.eye(2, dtype=torch.float64).expand(n, 2, 2) * (crop / side)
+    return torch.cat([scale, centre.unsqueeze(-1)], dim=2).float()
+
+
+def then_crop(theta: torch.Tensor | None, crop: torch.Tensor) -> torch.Tensor:
+    """The map that takes a crop of the warped image: ``theta`` (output → input) after ``crop`` (crop → output)."""
+    if theta is None:
+        return crop
+    return torch.cat([theta[:, :, :2] @ crop[:, :, :2], theta[:, :, :2] @ crop[:, :, 2:] + theta[:, :, 2:]], dim=2)
+
+
+def augment(x: torch.Tensor, theta: torch.Tensor | None, size: int | None = None) -> torch.Tensor:
+    """Warp a normalised batch (values in [-1, 1]) with per-sample ``theta`` into ``size`` × ``size`` outputs
+    (default: the input's size); outside pixels are black."""
     if theta is None:
         return x
-    grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
+    shape = [*x.shape[:2], size, size] if size else list(x.shape)
+    grid = F.affine_grid(theta.to(x.device), shape, align_corners=False)
     return F.grid_sample(x + 1, grid, mode="bilinear", padding_mode="zeros", align_corners=False) - 1
 
 
@@ -91,14 +106,30 @@ class DeviceData:
     def __len__(self) -> int:
         return len(self.labels)
 
+    @property
+    def side(self) -> int:
+        """The images' side in pixels."""
+        return int(self.images.shape[1])
+
     def batch(self, index: torch.Tensor, channels_last: bool) -> torch.Tensor:
         x = to_model_input(self.images[index], self.in_channels)
         return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
+def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``x`` on ``device``; to a GPU from pinned memory without blocking the host."""
+    if device.type != "cuda":
+        return x.to(device)
+    return x.pin_memory().to(device, non_blocking=True)
+
+
 class EpochBatches:
-    """The augmented ``(x, y)`` batches of one epoch, in an order drawn from ``generator``; a final
-    batch of one image is dropped (batch norm needs two)."""
+    """The augmented ``(x, targets, y)`` batches of one epoch (``targets``: one-hot, or mixed by mixup or
+    cutmix), in an order drawn from ``generator``; a final batch of one image is dropped (batch norm needs two).
+
+    Every random draw of the epoch (order, affine and crop maps, erasing masks, mixing partners) is made at once
+    on the CPU, batch by batch in the same sequence as drawing them while training would, and moved to the
+    training device in one transfer each: a GPU then trains without a host-device copy per batch."""
 
     def __init__(
         self, data: DeviceData, settings: dict[str, Any], generator: torch.Generator, channels_last: bool
@@ -107,26 +138,44 @@ class EpochBatches:
         order = torch.randperm(len(data), generator=generator)
         if len(order) % size == 1 and len(order) > 1:
             order = order[:-1]
-        self.chunks = list(order.split(size))[: settings["max_train_batches"] or None]
-        self.data, self.augmentation, self.generator, self.channels_last = (
-            data,
-            settings["augmentation"],
-            generator,
-            channels_last,
-        )
-        self.erasing = float(settings["random_erasing"])
+        chunks = list(order.split(size))[: settings["max_train_batches"] or None]
+        self.data, self.channels_last, self.crop = data, channels_last, settings["crop"]
+        side = self.crop or data.side
+        thetas, masks, self.mixes = [], [], []
+        for chunk in chunks:
+            n = len(chunk)
+            theta = affine_matrices(n, settings["augmentation"], generator)
+            if self.crop:
+                theta = then_crop(theta, crop_matrices(n, data.side, self.crop, generator))
+            thetas.append(theta)
+            if settings["random_erasing"]:
+                masks.append(erasing_mask(n, side, side, float(settings["random_erasing"]), generator))
+            self.mixes.append(draw_mix(n, side, side, settings["mixup"], settings["cutmix"], generator))
+        device = data.labels.device
+        self.bounds = [0, *torch.tensor([len(c) for c in chunks], dtype=torch.int64).cumsum(0).tolist()]
+        self.index = to_device(torch.cat(chunks) if chunks else order[:0], device)
+        self.theta = to_device(torch.cat(thetas), device) if chunks and thetas[0] is not None else None
+        self.masks = to_device(torch.cat(masks), device) if masks else None
+        partners = [m.partner for m in self.mixes if m is not None]
+        if partners:
+            moved = to_device(torch.cat(partners), device).split([len(p) for p in partners])
+            for draw, partner in zip((m for m in self.mixes if m is not None), moved):
+                draw.partner = partner
 
     def __len__(self) -> int:
-        return len(self.chunks)
+        return len(self.mixes)
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for chunk in self.chunks:
-            theta = affine_matrices(len(chunk), self.augmentation, self.generator)
-            index = chunk.to(self.data.labels.device)
-            x = augment(self.data.batch(index, self.channels_last), theta)
-            if self.erasing:
-                x = random_erasing(x, self.erasing, self.generator)
-            yield x, self.data.labels[index]
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        for b, draw in enumerate(self.mixes):
+            lo, hi = self.bounds[b], self.bounds[b + 1]
+            index = self.index[lo:hi]
+            theta = self.theta[lo:hi] if self.theta is not None else None
+            x = augment(self.data.batch(index, self.channels_last), theta, self.crop)
+            if self.masks is not None:
+                x = x.masked_fill(self.masks[lo:hi, None], 0.0)
+            y = self.data.labels[index]
+            x, targets = apply_mix(x, F.one_hot(y, len(CLASS_NAMES)).float(), draw)
+            yield x, targets, y
 
 
 @dataclass
@@ -146,6 +195,19 @@ class Engine:
     teacher: nn.Module | None = None
     distillation: dict[str, Any] | None = None
     teacher_channels: int = 0  # the teacher's input channels (a batch is matched to them)
+    compiled: Callable[[torch.Tensor], torch.Tensor] | None = None  # torch.compile of the model (setting compile)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The training forward pass: the compiled model when there is one; where compiling fails (no C++
+        compiler, an unsupported platform), one warning and the eager model from then on."""
+        if self.compiled is None:
+            return self.model(x)
+        try:
+            return self.compiled(x)
+        except Exception as exc:  # torch.compile raises many types (BackendCompilerFailed, InductorError, ...)
+            print(f"warning: torch.compile failed, training eagerly: {str(exc).splitlines()[0]}", flush=True)
+            self.compiled = None
+            return self.model(x)
 
     @property
     def evaluated(self) -> nn.Module:
@@ -158,7 +220,7 @@ class Engine:
         if targets.ndim == 1:
             targets = F.one_hot(targets, len(CLASS_NAMES)).float()
         with self.autocast():
-            logits = self.model(x)
+            logits = self.forward(x)
             loss = self.criterion(logits, targets)
             if self.teacher is not None and self.distillation is not None:
                 with torch.no_grad():
@@ -191,10 +253,7 @@ class Engine:
         seen = 0
         batches = EpochBatches(data, settings, generator, self.channels_last)
         total = len(batches)
-        for i, (x, y) in enumerate(batches, start=1):
-            x, targets = mix(
-                x, F.one_hot(y, len(CLASS_NAMES)).float(), settings["mixup"], settings["cutmix"], generator
-            )
+        for i, (x, targets, y) in enumerate(batches, start=1):
             loss, logits = self.step(x, targets)
             loss_sum += loss.double() * len(y)
             correct += (logits.argmax(1) == y).sum()
@@ -350,6 +409,7 @@ def make_engine(
         teacher,
         settings["distillation"],
         next(m.in_channels for m in teacher.modules() if isinstance(m, nn.Conv2d)) if teacher is not None else 0,
+        torch.compile(model) if settings["compile"] else None,
     ), amp_dtype
 
 

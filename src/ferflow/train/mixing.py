@@ -7,6 +7,7 @@ drawn when an option is off, so switching one on never changes the others' rando
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -22,10 +23,9 @@ def beta_sample(alpha: float, generator: torch.Generator) -> float:
             return x / (x + y)
 
 
-def random_erasing(x: torch.Tensor, probability: float, generator: torch.Generator) -> torch.Tensor:
-    """Erase one rectangle (2–25 % of the area, aspect 0.3–3.3) per image with ``probability``; the
-    rectangle is filled with 0, the normalised mid-grey."""
-    n, _, h, w = x.shape
+def erasing_mask(n: int, h: int, w: int, probability: float, generator: torch.Generator) -> torch.Tensor:
+    """``(n, h, w)`` booleans: one rectangle (2–25 % of the area, aspect 0.3–3.3) per image, chosen with
+    ``probability`` (all False for the others)."""
     u = torch.rand(n, 5, generator=generator, dtype=torch.float64)
     area = (0.02 + u[:, 0] * 0.23) * h * w
     aspect = torch.exp(math.log(0.3) + u[:, 1] * (math.log(1 / 0.3) - math.log(0.3)))
@@ -37,8 +37,54 @@ def random_erasing(x: torch.Tensor, probability: float, generator: torch.Generat
     cols = torch.arange(w, dtype=torch.float64)
     inside_r = (rows[None] >= top[:, None]) & (rows[None] < (top + eh)[:, None])
     inside_c = (cols[None] >= left[:, None]) & (cols[None] < (left + ew)[:, None])
-    mask = inside_r[:, :, None] & inside_c[:, None, :] & (u[:, 4] < probability)[:, None, None]
-    return x.masked_fill(mask[:, None].to(x.device), 0.0)
+    return inside_r[:, :, None] & inside_c[:, None, :] & (u[:, 4] < probability)[:, None, None]
+
+
+def random_erasing(x: torch.Tensor, probability: float, generator: torch.Generator) -> torch.Tensor:
+    """Erase one rectangle (:func:`erasing_mask`) per image with ``probability``; the rectangle is filled with
+    0, the normalised mid-grey."""
+    n, _, h, w = x.shape
+    return x.masked_fill(erasing_mask(n, h, w, probability, generator)[:, None].to(x.device), 0.0)
+
+
+@dataclass
+class MixDraw:
+    """The random choices of one batch's mixup or cutmix: the mixing weight of the image itself, the shuffled
+    partners, and for cutmix the pasted box (top, bottom, left, right)."""
+
+    lam: float
+    partner: torch.Tensor
+    box: tuple[int, int, int, int] | None
+
+
+def draw_mix(n: int, h: int, w: int, mixup: float, cutmix: float, generator: torch.Generator) -> MixDraw | None:
+    """The draws of :func:`mix` for a batch of ``n`` ``h`` × ``w`` images (None when both are off)."""
+    if not (mixup or cutmix):
+        return None
+    use_cutmix = bool(cutmix) and (not mixup or torch.rand(1, generator=generator).item() < 0.5)
+    lam = beta_sample(cutmix if use_cutmix else mixup, generator)
+    partner = torch.randperm(n, generator=generator)
+    if not use_cutmix:
+        return MixDraw(lam, partner, None)
+    cut_h, cut_w = round(h * math.sqrt(1 - lam)), round(w * math.sqrt(1 - lam))
+    cy, cx = (torch.rand(2, generator=generator) * torch.tensor([h, w])).long().tolist()
+    top, bottom = max(cy - cut_h // 2, 0), min(cy + cut_h - cut_h // 2, h)
+    left, right = max(cx - cut_w // 2, 0), min(cx + cut_w - cut_w // 2, w)
+    return MixDraw(1 - (bottom - top) * (right - left) / (h * w), partner, (top, bottom, left, right))
+
+
+def apply_mix(x: torch.Tensor, targets: torch.Tensor, draw: MixDraw | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The batch and its targets mixed as ``draw`` says (``draw.partner`` on the batch's device)."""
+    if draw is None:
+        return x, targets
+    partner, lam = draw.partner, draw.lam
+    if draw.box is not None:
+        top, bottom, left, right = draw.box
+        x = x.clone()
+        x[:, :, top:bottom, left:right] = x[partner, :, top:bottom, left:right]
+    else:
+        x = lam * x + (1 - lam) * x[partner]
+    return x, lam * targets + (1 - lam) * targets[partner]
 
 
 def mix(
@@ -46,20 +92,7 @@ def mix(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mixup (alpha ``mixup``) or cutmix (alpha ``cutmix``) of the batch with a shuffled copy of itself;
     with both on, each batch takes one of them at random. Targets are mixed in proportion to the pixels."""
-    if not (mixup or cutmix):
-        return x, targets
-    use_cutmix = bool(cutmix) and (not mixup or torch.rand(1, generator=generator).item() < 0.5)
-    lam = beta_sample(cutmix if use_cutmix else mixup, generator)
-    partner = torch.randperm(len(x), generator=generator).to(x.device)
-    if use_cutmix:
-        h, w = x.shape[2:]
-        cut_h, cut_w = round(h * math.sqrt(1 - lam)), round(w * math.sqrt(1 - lam))
-        cy, cx = (torch.rand(2, generator=generator) * torch.tensor([h, w])).long().tolist()
-        top, bottom = max(cy - cut_h // 2, 0), min(cy + cut_h - cut_h // 2, h)
-        left, right = max(cx - cut_w // 2, 0), min(cx + cut_w - cut_w // 2, w)
-        x = x.clone()
-        x[:, :, top:bottom, left:right] = x[partner, :, top:bottom, left:right]
-        lam = 1 - (bottom - top) * (right - left) / (h * w)
-    else:
-        x = lam * x + (1 - lam) * x[partner]
-    return x, lam * targets + (1 - lam) * targets[partner]
+    draw = draw_mix(len(x), x.shape[2], x.shape[3], mixup, cutmix, generator)
+    if draw is not None:
+        draw.partner = draw.partner.to(x.device)
+    return apply_mix(x, targets, draw)
