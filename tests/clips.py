@@ -73,3 +73,17 @@ def moving_face_clip(
         boxes.append((x, y, side, side))
     writer.release()
     return boxes
+
+
+def face_photo(path: Path, sides: tuple[int, ...] = (150,), size: tuple[int, int] = (640, 480)) -> list[Box]:
+    """Write a photo (JPEG or PNG by suffix) of the clips' scene with a drawn face of each side in ``sides``,
+    side by side; returns their boxes."""
+    frame = cv2.cvtColor(scene(*size), cv2.COLOR_BGR2RGB)
+    boxes, x = [], 20
+    for side in sides:
+        y = (size[1] - side) // 2
+        frame[y : y + side, x : x + side] = drawn_face(side)[..., None]
+        boxes.append((x, y, side, side))
+        x += side + 40
+    Image.fromarray(frame).save(path)
+    return boxes

@@ -1,3 +1,24 @@
-"""ferflow: compact facial emotion recognition as a Snakemake pipeline."""
+"""ferflow: compact facial emotion recognition as a Snakemake pipeline, and a Python API to use its models.
+
+``from ferflow import EmotionRecognizer`` (see :mod:`ferflow.predict.recognizer`). The API is imported on
+first use, so that ``import ferflow`` (and every ``ferflow`` command) does not pay for PyTorch and OpenCV.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.3.0"
+
+if TYPE_CHECKING:
+    from ferflow.predict.recognizer import EmotionRecognizer
+
+__all__ = ["EmotionRecognizer", "__version__"]
+_LAZY = {"EmotionRecognizer": "ferflow.predict.recognizer"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'ferflow' has no attribute {name!r}")

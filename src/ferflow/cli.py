@@ -50,6 +50,25 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "latency": ("ferflow.deploy.latency", "CPU inference throughput of PyTorch and ONNX Runtime"),
 }
 
+EXTRAS: dict[str, str] = {
+    # top-level module: the pyproject extra that installs it (`pip install 'ferflow[<extra>]'`)
+    **dict.fromkeys(
+        ("snakemake", "sklearn", "matplotlib", "pygments", "onnx", "onnxscript", "kaggle", "tensorboard", "optuna"),
+        "pipeline",
+    ),
+    "snakemake_executor_plugin_slurm": "slurm",
+    "mlflow": "mlflow",
+}
+
+
+def missing_extra(module: str) -> str | None:
+    """The one-line message for a module of an extra that is not installed (None: not an extra's module)."""
+    module = module.split(".")[0]
+    if module not in EXTRAS:
+        return None
+    extra = EXTRAS[module]
+    return f"needs {module}, which the {extra!r} extra installs: pip install 'ferflow[{extra}]'"
+
 
 def positive_int(text: str) -> int:
     """The argparse type of a count that must be at least 1 (``--threads``, ``--batch-size``)."""
@@ -118,11 +137,17 @@ def _dispatch(argv: list[str] | None) -> int:
     if name not in COMMANDS:
         print(f"ferflow: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[name][0])
-    run = getattr(module, f"run_{name.replace('-', '_')}", None) or module.run
-    args = parser_for(name).parse_args(rest)
     try:
+        module = importlib.import_module(COMMANDS[name][0])
+        run = getattr(module, f"run_{name.replace('-', '_')}", None) or module.run
+        args = parser_for(name).parse_args(rest)
         return int(run(args) or 0)
+    except ModuleNotFoundError as exc:
+        message = missing_extra(exc.name or "")
+        if message is None:
+            raise
+        print(f"ferflow {name}: error: {message}", file=sys.stderr)
+        return 1
     except FerflowError as exc:
         print(f"ferflow {name}: error: {exc}", file=sys.stderr)
         return 1

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     import torch
 
 IMAGE_SIZE = 48
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm"})
+"""The file suffixes read as images wherever ferflow looks for them (datasets, AffectNet, photos to predict)."""
 NORMALIZATION: dict[str, float] = {"mean": 0.5, "std": 0.5}
 
 

@@ -30,28 +30,34 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 import onnxruntime as ort
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
+from torch import nn
 from tqdm import tqdm
 
 from ferflow import checkpoint
+from ferflow.device import PREFERENCES, select_device
 from ferflow.errors import FerflowError
-from ferflow.faces import NORMALIZATION, to_face48, to_grayscale_array, to_model_input
-from ferflow.inference import fuse_batchnorm
-from ferflow.ort import INPUT, OUTPUT, ort_session, read_metadata, softmax
+from ferflow.faces import IMAGE_SUFFIXES, NORMALIZATION, to_face48, to_grayscale_array
+from ferflow.inference import TTA_VIEWS, fuse_batchnorm, predict_probabilities
+from ferflow.ort import INPUT, OUTPUT, input_shape, ort_session, read_metadata
 from ferflow.predict.tracking import BoxT, iou
 from ferflow.storage import atomic_path
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
+if TYPE_CHECKING:
+    from ferflow.predict.recognizer import EmotionRecognizer
+
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"})
 CASCADE = "haarcascade_frontalface_default.xml"
 DETECT_MAX_SIDE = 1600  # larger photos are downscaled for detection only (boxes are mapped back)
 NEAR_SIDE = 40  # a tracked face's side in pixels when it is searched for again near its last box
+DETECT_SIDE = 320  # video frames are downscaled to this longest side for detection over the whole frame
+REDETECT = 5  # a video's whole frame is searched every REDETECT analysed frames, only near tracked faces between
 
 
 @dataclass
@@ -63,7 +69,13 @@ class Face:
 
     @property
     def emotion(self) -> str:
+        """The most probable class."""
         return max(self.probabilities, key=self.probabilities.__getitem__)
+
+    @property
+    def confidence(self) -> float:
+        """The probability of :attr:`emotion`."""
+        return self.probabilities[self.emotion]
 
 
 @dataclass
@@ -85,7 +97,7 @@ class PhotoResult:
                 {
                     "box": list(f.box),
                     "emotion": f.emotion,
-                    "confidence": f.probabilities[f.emotion],
+                    "confidence": f.confidence,
                     "probabilities": f.probabilities,
                 }
                 for f in self.faces
@@ -100,7 +112,7 @@ def find_images(inputs: list[str]) -> list[tuple[Path, Path]]:
     for arg in inputs:
         path = Path(arg)
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
             found += [(p, p.relative_to(path)) for p in files]
         elif path.is_file():
             found.append((path, Path(path.name)))
@@ -186,40 +198,76 @@ def crop_face(gray: np.ndarray, box: BoxT, margin: float) -> np.ndarray:
     return padded[top + pad : top + pad + side, left + pad : left + pad + side]
 
 
-class Predictor:
-    """A classifier with its input conversion: a ferflow checkpoint (PyTorch, batch norm folded) or, for a
-    ``.onnx`` path, its export (ONNX Runtime). ``__call__`` maps face crops to probabilities."""
+class OrtModel:
+    """An ONNX Runtime session called like a PyTorch model: a float batch in, logits out. A batch of another image
+    size than the export's input (a ``crops10`` view) is refused in one line."""
 
-    def __init__(self, model_path: str | Path, threads: int | None = None, batch_size: int = 64) -> None:
-        self.session: ort.InferenceSession | None = None
+    def __init__(self, session: ort.InferenceSession, path: str | Path) -> None:
+        self.session, self.path = session, path
+        self.shape = input_shape(session, path)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if tuple(x.shape[1:]) != self.shape:
+            raise FerflowError(
+                f"{self.path}: the ONNX model takes {self.shape} inputs, the test-time views are {tuple(x.shape[1:])}: "
+                "use its checkpoint for this --tta"
+            )
+        return torch.from_numpy(self.session.run([OUTPUT], {INPUT: np.ascontiguousarray(x.numpy())})[0])
+
+
+class OnDevice(nn.Module):
+    """A model on ``device`` fed CPU batches: inputs moved there, outputs back to the CPU."""
+
+    def __init__(self, model: nn.Module, device: torch.device) -> None:
+        super().__init__()
+        self.model, self.device = model.to(device), device
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x.to(self.device)).cpu()
+
+
+class Predictor:
+    """A classifier with its input conversion: a ferflow checkpoint (PyTorch, batch norm folded, on ``device``)
+    or, for a ``.onnx`` path, its export (ONNX Runtime, CPU). ``__call__`` maps face crops to probabilities,
+    averaged over the test-time views of ``tta`` (:data:`ferflow.inference.TTA_VIEWS`)."""
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        threads: int | None = None,
+        batch_size: int = 64,
+        device: str = "auto",
+        tta: str = "none",
+    ) -> None:
+        if tta not in TTA_VIEWS:
+            raise FerflowError(f"tta {tta!r} is not one of {', '.join(TTA_VIEWS)}")
+        self.model: nn.Module | OrtModel
         if Path(model_path).suffix.lower() == ".onnx":
-            self.session = ort_session(model_path, threads or 0)  # 0: ONNX Runtime's default
-            fields = read_metadata(self.session, model_path)
+            if device not in ("auto", "cpu"):
+                raise FerflowError(f"{model_path}: ONNX models run on the CPU; device {device!r} is for checkpoints")
+            session = ort_session(model_path, threads or 0)  # 0: ONNX Runtime's default
+            fields = read_metadata(session, model_path)
+            fields["arch_kwargs"] = {"in_channels": fields["in_channels"]}
+            self.model, self.device = OrtModel(session, model_path), torch.device("cpu")
         else:
             model, fields = checkpoint.load_model(model_path)
             fields = {**fields, "in_channels": fields["arch_kwargs"]["in_channels"]}
-            self.model = fuse_batchnorm(model)
+            self.device = select_device(device)
+            self.model = OnDevice(fuse_batchnorm(model), self.device)
         if fields["normalization"] != NORMALIZATION:
             raise FerflowError(
                 f"{model_path}: normalization {fields['normalization']} differs from ferflow's {NORMALIZATION}"
             )
+        self.fields = fields
         self.classes: list[str] = list(fields["classes"])
         self.image_size: int = int(fields["image_size"])
         self.in_channels: int = int(fields["in_channels"])
         self.arch: str = fields["arch"]
-        self.batch_size = batch_size
+        self.batch_size, self.tta = batch_size, tta
 
     def probabilities(self, faces: np.ndarray) -> np.ndarray:
         """Class probabilities ``(N, classes)`` of uint8 ``(N, size, size)`` faces, ``batch_size`` at a time."""
-        out = []
-        for start in range(0, len(faces), self.batch_size):
-            x = to_model_input(faces[start : start + self.batch_size], self.in_channels)
-            if self.session is not None:
-                out.append(softmax(self.session.run([OUTPUT], {INPUT: x.numpy()})[0]))
-            else:
-                with torch.inference_mode():
-                    out.append(torch.softmax(self.model(x), dim=1).numpy())
-        return np.concatenate(out)
+        return predict_probabilities(self.model, self.fields, faces, self.batch_size, self.tta)  # type: ignore[arg-type]
 
     def crop_probabilities(self, crops: list[np.ndarray]) -> np.ndarray:
         """Class probabilities ``(N, classes)`` of grayscale face crops of any size."""
@@ -243,14 +291,11 @@ def find_faces(gray: np.ndarray, detector: FaceDetector | None, margin: float) -
 
 
 def predict_photos(
-    photos: list[tuple[Path, Path]],
-    predictor: Predictor,
-    detector: FaceDetector | None,
-    margin: float,
-    keep_images: bool,
+    photos: list[tuple[Path, Path]], recognizer: EmotionRecognizer, keep_images: bool
 ) -> Iterator[tuple[PhotoResult, Path, Image.Image | None]]:
     """``(result, relative path, photo if keep_images)`` of every photo, in order. Faces are gathered
-    across photos and classified together once ``predictor.batch_size`` faces (or photos) are waiting."""
+    across photos and classified together once a batch of faces (or photos) is waiting."""
+    predictor = recognizer.predictor
     pending: list[tuple[PhotoResult, Path, Image.Image | None, list[BoxT], list[np.ndarray]]] = []
 
     def flush() -> Iterator[tuple[PhotoResult, Path, Image.Image | None]]:
@@ -270,7 +315,7 @@ def predict_photos(
             pending.append((result, rel, None, [], []))
         else:
             result.size = image.size
-            boxes, crops = find_faces(to_grayscale_array(image), detector, margin)
+            boxes, crops = recognizer.find_faces(to_grayscale_array(image))
             pending.append((result, rel, image if keep_images else None, boxes, crops))
         if len(pending) >= predictor.batch_size or sum(len(p[4]) for p in pending) >= predictor.batch_size:
             yield from flush()
@@ -301,7 +346,7 @@ def draw_faces(canvas: np.ndarray, boxes: list[BoxT], labels: list[str]) -> None
 def annotate(image: Image.Image, faces: list[Face], out_path: Path) -> None:
     """Write ``image`` with each face's box and top emotion drawn (atomically)."""
     canvas = np.array(image.convert("RGB"))
-    draw_faces(canvas, [f.box for f in faces], [f"{f.emotion} {f.probabilities[f.emotion]:.2f}" for f in faces])
+    draw_faces(canvas, [f.box for f in faces], [f"{f.emotion} {f.confidence:.2f}" for f in faces])
     fmt = Image.registered_extensions()[out_path.suffix.lower()]
     with atomic_path(out_path) as tmp:
         Image.fromarray(canvas).save(tmp, format=fmt)
@@ -358,6 +403,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-face", type=int, default=30, metavar="N", help="smallest face side in pixels to detect")
     parser.add_argument("--batch-size", type=int, default=64, help="faces classified together")
     parser.add_argument("--threads", type=int, help="CPU threads of PyTorch, ONNX Runtime and OpenCV (default: theirs)")
+    parser.add_argument(
+        "--device", choices=PREFERENCES, default="auto", help="where a checkpoint runs (ONNX models: the CPU)"
+    )
+    parser.add_argument(
+        "--tta", choices=list(TTA_VIEWS), default="none", help="test-time augmentation: mean over these views"
+    )
     video = parser.add_argument_group("video and camera")
     video.add_argument("--camera", type=int, metavar="INDEX", help="read frames from this camera instead of a file")
     sampling = video.add_mutually_exclusive_group()
@@ -370,14 +421,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     video.add_argument(
         "--detect-side",
         type=int,
-        default=320,
+        default=DETECT_SIDE,
         metavar="PX",
         help="frames are downscaled to this longest side for detection over the whole frame",
     )
     video.add_argument(
         "--redetect",
         type=int,
-        default=5,
+        default=REDETECT,
         metavar="N",
         help="search the whole frame every N analysed frames, and only around the tracked faces in "
         "between (1: always the whole frame)",
@@ -387,27 +438,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def check_options(fps: float | None, **counts: int | None) -> None:
+    """A one-line FerflowError for ``fps`` <= 0 or a count (``every``, ``redetect``, ...) below 1."""
+    if fps is not None and fps <= 0:
+        raise FerflowError(f"--fps must be > 0, got {fps}")
+    for name, value in counts.items():
+        if value is not None and value < 1:
+            raise FerflowError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+
+
 def is_video(path: str) -> bool:
     return Path(path).suffix.lower() in VIDEO_EXTENSIONS
 
 
 def run(args: argparse.Namespace) -> int:
-    for name in ("min_face", "batch_size", "threads", "every", "detect_side", "redetect", "max_frames"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise FerflowError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
-    if args.margin < 0:
-        raise FerflowError(f"--margin must be >= 0, got {args.margin}")
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-        cv2.setNumThreads(args.threads)
-    args.checkpoint = args.checkpoint or checkpoint.shipped()
+    from ferflow.predict.recognizer import EmotionRecognizer  # the Python API, which builds on this module
+
+    check_options(args.fps, every=args.every, detect_side=args.detect_side, redetect=args.redetect)
+    check_options(None, max_frames=args.max_frames)
+    if not args.inputs and args.camera is None:
+        raise FerflowError("no input: give photos, folders, a video file or --camera")
+    recognizer = EmotionRecognizer(
+        args.checkpoint,
+        args.device,
+        args.tta,
+        detect=not args.no_detect,
+        margin=args.margin,
+        min_face=args.min_face,
+        batch_size=args.batch_size,
+        threads=args.threads,
+    )
     if args.camera is not None or any(is_video(i) for i in args.inputs):
         from ferflow.predict.video import run_video  # ferflow.predict.video builds on this module
 
-        return run_video(args)
-    if not args.inputs:
-        raise FerflowError("no input: give photos, folders, a video file or --camera")
+        return run_video(args, recognizer)
     photos = find_images(args.inputs)
     out_dir = Path(args.annotate) if args.annotate else None
     if out_dir is not None:
@@ -415,12 +479,11 @@ def run(args: argparse.Namespace) -> int:
         clash = next((t for t in targets if targets.count(t) > 1), None)
         if clash is not None:
             raise FerflowError(f"{clash}: several inputs would be annotated to the same file; annotate them separately")
-    predictor = Predictor(args.checkpoint, args.threads, args.batch_size)
-    detector = None if args.no_detect else FaceDetector(min_face=args.min_face)
+    predictor = recognizer.predictor
     results: list[PhotoResult] = []
     began = time.perf_counter()
     progress = tqdm(total=len(photos), desc="predict", unit="photo", file=sys.stderr, disable=len(photos) < 2)
-    for result, rel, image in predict_photos(photos, predictor, detector, args.margin, keep_images=out_dir is not None):
+    for result, rel, image in predict_photos(photos, recognizer, keep_images=out_dir is not None):
         if out_dir is not None and image is not None:
             annotate(image, result.faces, annotation_path(out_dir, rel))
         results.append(result)
@@ -431,7 +494,7 @@ def run(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - began
     if args.json:
         doc = {
-            "checkpoint": str(args.checkpoint),
+            "checkpoint": str(recognizer.checkpoint),
             "arch": predictor.arch,
             "classes": predictor.classes,
             "detector": None if args.no_detect else CASCADE,

@@ -23,22 +23,29 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
+import importlib.util
 import os
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
+from ferflow.cli import missing_extra
 from ferflow.errors import FerflowError
-from ferflow.predict.photos import FaceDetector, Predictor, crop_face, draw_faces, is_video
+from ferflow.predict.photos import DETECT_SIDE, REDETECT, FaceDetector, check_options, crop_face, draw_faces, is_video
 from ferflow.predict.tracking import BoxT, IouTracker
 from ferflow.storage import atomic_path
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ferflow.predict.recognizer import EmotionRecognizer
 
 FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG"}
 MAX_PANELS = 6
@@ -54,17 +61,6 @@ class FaceRow:
     face_id: int
     box: BoxT
     probabilities: np.ndarray
-
-    def as_csv(self, classes: list[str]) -> list[str]:
-        emotion = classes[int(self.probabilities.argmax())]
-        return [
-            f"{self.time_s:.3f}",
-            str(self.frame),
-            str(self.face_id),
-            *map(str, self.box),
-            emotion,
-            *(f"{p:.5f}" for p in self.probabilities),
-        ]
 
 
 class Sampler:
@@ -90,18 +86,24 @@ def open_capture(args: argparse.Namespace) -> tuple[cv2.VideoCapture, str]:
         if args.inputs:
             raise FerflowError("--camera takes no input files")
         capture, name = cv2.VideoCapture(args.camera), f"camera{args.camera}"
-    else:
-        if len(args.inputs) != 1 or not is_video(args.inputs[0]):
-            raise FerflowError(
-                f"{' '.join(args.inputs)}: give one video file (photos and folders are predicted separately)"
-            )
-        path = Path(args.inputs[0])
-        if not path.is_file():
-            raise FerflowError(f"{path}: no such file or folder")
-        capture, name = cv2.VideoCapture(str(path)), str(path)
+        if not capture.isOpened():
+            raise FerflowError(f"{name}: OpenCV cannot open it")
+        return capture, name
+    if len(args.inputs) != 1 or not is_video(args.inputs[0]):
+        raise FerflowError(
+            f"{' '.join(args.inputs)}: give one video file (photos and folders are predicted separately)"
+        )
+    return open_video(Path(args.inputs[0])), args.inputs[0]
+
+
+def open_video(path: Path) -> cv2.VideoCapture:
+    """The opened capture of a video file; FerflowError when it is missing or OpenCV cannot open it."""
+    if not path.is_file():
+        raise FerflowError(f"{path}: no such file or folder")
+    capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
-        raise FerflowError(f"{name}: OpenCV cannot open it")
-    return capture, name
+        raise FerflowError(f"{path}: OpenCV cannot open it")
+    return capture
 
 
 def frames(
@@ -150,11 +152,90 @@ def video_writer(path: Path | None, fps: float, size: tuple[int, int]) -> Iterat
             partial.unlink(missing_ok=True)
 
 
+@dataclass
+class Analysed:
+    """One analysed frame: its faces' boxes, track ids and class probabilities ``(faces, classes)``."""
+
+    index: int
+    time_s: float
+    frame: np.ndarray
+    boxes: list[BoxT]
+    ids: list[int]
+    probabilities: np.ndarray
+
+    def rows(self) -> list[FaceRow]:
+        return [FaceRow(self.time_s, self.index, i, b, p) for i, b, p in zip(self.ids, self.boxes, self.probabilities)]
+
+    def labels(self, classes: list[str]) -> list[str]:
+        """What the annotated video draws above each face: ``#<id> <emotion> <probability>``."""
+        return [f"#{i} {classes[int(p.argmax())]} {p.max():.2f}" for i, p in zip(self.ids, self.probabilities)]
+
+
+def analysed_frames(
+    recognizer: EmotionRecognizer,
+    capture: cv2.VideoCapture,
+    camera: bool,
+    sampler: Sampler,
+    detect_side: int,
+    redetect: int,
+    max_frames: int | None,
+    progress: tqdm,
+) -> Iterator[Analysed]:
+    """Detect, classify and track the faces of every sampled frame (see the module docstring)."""
+    detector = FaceDetector(min_face=recognizer.min_face, max_side=detect_side)
+    tracker = IouTracker()
+    for n, (index, time_s, frame) in enumerate(frames(capture, camera, sampler, max_frames, progress)):
+        gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        tracked = tracker.tracks
+        if n % redetect == 0 or not tracked or any(t.missed for t in tracked):
+            boxes = detector(gray)
+        else:
+            boxes = detector.near(gray, [t.box for t in tracked])
+        probs = recognizer.predictor.crop_probabilities([crop_face(gray, b, recognizer.margin) for b in boxes])
+        yield Analysed(index, time_s, frame, boxes, tracker.update(boxes), probs)
+
+
+def face_rows(
+    recognizer: EmotionRecognizer,
+    path: Path,
+    fps: float | None = None,
+    every: int | None = None,
+    max_frames: int | None = None,
+    detect_side: int = DETECT_SIDE,
+    redetect: int = REDETECT,
+    progress: bool = False,
+) -> list[FaceRow]:
+    """The face rows of a whole video file (:meth:`ferflow.EmotionRecognizer.video`)."""
+    check_options(fps, every=every, max_frames=max_frames, detect_side=detect_side, redetect=redetect)
+    capture = open_video(path)
+    try:
+        total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+        with tqdm(total=total, desc=path.name, unit="frame", file=sys.stderr, disable=not progress) as bar:
+            analysed = analysed_frames(
+                recognizer, capture, False, Sampler(every, fps), detect_side, redetect, max_frames, bar
+            )
+            return [row for a in analysed for row in a.rows()]
+    finally:
+        capture.release()
+
+
+def face_table(rows: list[FaceRow], classes: list[str]) -> pd.DataFrame:
+    """The face rows as a table: ``time_s, frame, face_id, x, y, w, h, emotion`` and each class's probability."""
+    import pandas as pd
+
+    columns = ["time_s", "frame", "face_id", "x", "y", "w", "h"]
+    frame = pd.DataFrame([(r.time_s, r.frame, r.face_id, *r.box) for r in rows], columns=columns)
+    probabilities = np.stack([r.probabilities for r in rows]) if rows else np.zeros((0, len(classes)), np.float32)
+    frame["emotion"] = [classes[k] for k in probabilities.argmax(axis=1)]
+    for k, name in enumerate(classes):
+        frame[name] = probabilities[:, k]
+    return frame
+
+
 def write_csv(path: Path, rows: list[FaceRow], classes: list[str]) -> None:
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
-        out = csv.writer(fh)
-        out.writerow(["time_s", "frame", "face_id", "x", "y", "w", "h", "emotion", *classes])
-        out.writerows(row.as_csv(classes) for row in rows)
+    table = face_table(rows, classes).round({"time_s": 3, **dict.fromkeys(classes, 5)})
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False)
 
 
 def plot_tracks(path: Path, rows: list[FaceRow], classes: list[str], source: str) -> None:
@@ -185,21 +266,24 @@ def plot_tracks(path: Path, rows: list[FaceRow], classes: list[str], source: str
     save_figure(fig, path, dpi=100)
 
 
-def run_video(args: argparse.Namespace) -> int:
+def run_video(args: argparse.Namespace, recognizer: EmotionRecognizer) -> int:
     """Analyse one video file or camera (see the module docstring); 0 when done."""
     if args.json or args.no_detect:
         raise FerflowError("--json and --no-detect apply to photos, not to videos")
-    if args.fps is not None and args.fps <= 0:
-        raise FerflowError(f"--fps must be > 0, got {args.fps}")
+    check_options(args.fps)
     capture, name = open_capture(args)
     stem = Path(name).stem
     csv_path = Path(args.csv or f"{stem}.emotions.csv")
-    plot_path = Path(args.plot or f"{stem}.emotions.png")
+    plot_path: Path | None = Path(args.plot or f"{stem}.emotions.png")
     if plot_path.suffix.lower() != ".png":
         raise FerflowError(f"{plot_path}: the plot is written as PNG (use a .png name)")
-    predictor = Predictor(args.checkpoint, args.threads, args.batch_size)
-    detector = FaceDetector(min_face=args.min_face, max_side=args.detect_side)
-    tracker, sampler = IouTracker(), Sampler(args.every, args.fps)
+    if importlib.util.find_spec("matplotlib") is None:
+        if args.plot:
+            raise FerflowError(f"--plot {missing_extra('matplotlib')}")
+        print(f"ferflow predict: no plot written: it {missing_extra('matplotlib')}", file=sys.stderr)
+        plot_path = None
+    classes = recognizer.classes
+    sampler = Sampler(args.every, args.fps)
     camera = args.camera is not None
     source_fps = capture.get(cv2.CAP_PROP_FPS) or CAMERA_FPS
     size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
@@ -216,24 +300,14 @@ def run_video(args: argparse.Namespace) -> int:
             tqdm(total=total, desc=Path(name).name, unit="frame", file=sys.stderr) as progress,
         ):
             try:
-                for index, time_s, frame in frames(capture, camera, sampler, args.max_frames, progress):
-                    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-                    tracked = tracker.tracks
-                    if n_sampled % args.redetect == 0 or not tracked or any(t.missed for t in tracked):
-                        boxes = detector(gray)
-                    else:
-                        boxes = detector.near(gray, [t.box for t in tracked])
-                    probs = predictor.crop_probabilities([crop_face(gray, b, args.margin) for b in boxes])
-                    ids = tracker.update(boxes)
-                    rows += [FaceRow(time_s, index, i, b, p) for i, b, p in zip(ids, boxes, probs)]
+                for a in analysed_frames(
+                    recognizer, capture, camera, sampler, args.detect_side, args.redetect, args.max_frames, progress
+                ):
+                    rows += a.rows()
                     n_sampled += 1
                     if writer is not None:
-                        draw_faces(
-                            frame,
-                            boxes,
-                            [f"#{i} {predictor.classes[int(p.argmax())]} {p.max():.2f}" for i, p in zip(ids, probs)],
-                        )
-                        writer.write(frame)
+                        draw_faces(a.frame, a.boxes, a.labels(classes))
+                        writer.write(a.frame)
             except KeyboardInterrupt:
                 print(f"ferflow predict: {name}: interrupted; writing what was seen", file=sys.stderr)
             n_frames = progress.n
@@ -242,14 +316,15 @@ def run_video(args: argparse.Namespace) -> int:
     finally:
         capture.release()
     seconds = time.perf_counter() - began
-    write_csv(csv_path, rows, predictor.classes)
-    plot_tracks(plot_path, rows, predictor.classes, name)
+    write_csv(csv_path, rows, classes)
+    if plot_path is not None:
+        plot_tracks(plot_path, rows, classes, name)
     n_tracks = len({r.face_id for r in rows})
     print(
         f"ferflow predict: {name}: {n_frames} frames, {n_sampled} analysed, {n_tracks} face track(s), "
         f"{len(rows)} face rows in {seconds:.2f} s: {n_frames / seconds:.1f} frames/s end to end "
-        f"({n_sampled / seconds:.1f} analysed frames/s); wrote {csv_path}, {plot_path}"
-        + (f", {annotated}" if annotated else ""),
+        f"({n_sampled / seconds:.1f} analysed frames/s); wrote "
+        + ", ".join(str(p) for p in (csv_path, plot_path, annotated) if p is not None),
         file=sys.stderr,
     )
     return 0

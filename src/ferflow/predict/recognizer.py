@@ -1,0 +1,114 @@
+"""The Python API: ``EmotionRecognizer`` finds faces and classifies their emotions in one call.
+
+>>> from ferflow import EmotionRecognizer
+>>> faces = EmotionRecognizer().predict("photo.jpg")        # doctest: +SKIP
+>>> faces[0].emotion, faces[0].box, faces[0].probabilities  # doctest: +SKIP
+
+``ferflow predict`` is built on it: the photos and videos it reads go through the same detector, crops,
+classifier and tracker (:mod:`.photos`, :mod:`.video`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+
+from ferflow import checkpoint as checkpoints
+from ferflow.errors import FerflowError
+from ferflow.faces import to_grayscale_array
+from ferflow.predict.photos import Face, FaceDetector, Predictor, find_faces, load_photo
+from ferflow.predict.tracking import BoxT
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+ImageLike = str | os.PathLike[str] | Image.Image | np.ndarray
+"""What ``predict`` takes: a path, a PIL image, or a uint8 array (H×W gray, H×W×3 RGB, H×W×4 RGBA)."""
+
+
+def to_gray(image: ImageLike) -> np.ndarray:
+    """Any accepted image as a 2-D uint8 grayscale array (a file's EXIF orientation applied)."""
+    if isinstance(image, str | os.PathLike):
+        return to_grayscale_array(load_photo(Path(image)))
+    if isinstance(image, Image.Image):
+        return to_grayscale_array(image)
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (1, 3, 4))):
+            raise FerflowError(
+                f"an array of shape {image.shape} and dtype {image.dtype} is not an image: "
+                "give uint8 H×W (gray), H×W×3 (RGB) or H×W×4 (RGBA)"
+            )
+        if image.ndim == 3 and image.shape[2] == 1:
+            image = image[..., 0]
+        return to_grayscale_array(Image.fromarray(np.ascontiguousarray(image)))
+    raise FerflowError(f"not an image: {type(image).__name__} (give a path, a PIL image or a uint8 numpy array)")
+
+
+class EmotionRecognizer:
+    """Face detection (OpenCV's Haar cascade) and emotion classification with a ferflow model.
+
+    ``checkpoint``: a ferflow checkpoint (``best.pt``) or its ONNX export (default: the model shipped with
+    ferflow); ``device``: ``auto`` (CUDA, else MPS, else CPU), ``cpu``, ``cuda`` or ``mps`` (checkpoints only);
+    ``tta``: test-time augmentation (``none``, ``flip``, ``flip-shift``, ``crops10``); ``detect=False`` takes
+    every image as a face crop; ``margin`` widens each face box by that fraction of its side on each side.
+    """
+
+    def __init__(
+        self,
+        checkpoint: str | os.PathLike[str] | None = None,
+        device: str = "auto",
+        tta: str = "none",
+        *,
+        detect: bool = True,
+        margin: float = 0.125,
+        min_face: int = 30,
+        batch_size: int = 64,
+        threads: int | None = None,
+    ) -> None:
+        for name, value in (("min_face", min_face), ("batch_size", batch_size), ("threads", threads)):
+            if value is not None and value < 1:
+                raise FerflowError(f"{name} must be >= 1, got {value}")
+        if margin < 0:
+            raise FerflowError(f"margin must be >= 0, got {margin}")
+        if threads is not None:
+            torch.set_num_threads(threads)
+            cv2.setNumThreads(threads)
+        self.checkpoint = Path(checkpoint) if checkpoint else checkpoints.shipped()
+        self.predictor = Predictor(self.checkpoint, threads, batch_size, device, tta)
+        self.detector = FaceDetector(min_face=min_face) if detect else None
+        self.margin, self.min_face = margin, min_face
+
+    @property
+    def classes(self) -> list[str]:
+        """The class names, in the order of the probabilities."""
+        return self.predictor.classes
+
+    def find_faces(self, gray: np.ndarray) -> tuple[list[BoxT], list[np.ndarray]]:
+        """Face boxes and crops of one grayscale image (without detection: the centre square)."""
+        return find_faces(gray, self.detector, self.margin)
+
+    def predict(self, image: ImageLike) -> list[Face]:
+        """The faces of one image, left to right: box ``(x, y, w, h)``, emotion and the class probabilities."""
+        boxes, crops = self.find_faces(to_gray(image))
+        return [Face(box, p) for box, p in zip(boxes, self.predictor(crops))]
+
+    def predict_faces(self, crops: list[ImageLike]) -> list[Face]:
+        """One face per image that is already a face crop (its box: the centre square that is classified)."""
+        found = [find_faces(to_gray(crop), None, 0.0) for crop in crops]
+        probabilities = self.predictor([face for _, (face,) in found])
+        return [Face(box, p) for ((box,), _), p in zip(found, probabilities)]
+
+    def video(self, path: str | os.PathLike[str], fps: float | None = None, **options: Any) -> pd.DataFrame:
+        """The per-frame table of a video: one row per face per analysed frame (``time_s, frame, face_id, x, y,
+        w, h, emotion`` and the class probabilities); ``fps``: analysed frames per second of video (default:
+        every frame). ``options``: ``every``, ``max_frames``, ``detect_side``, ``redetect``, ``progress``, as
+        :func:`ferflow.predict.video.face_rows` takes them."""
+        from ferflow.predict.video import face_rows, face_table
+
+        return face_table(face_rows(self, Path(path), fps=fps, **options), self.classes)
