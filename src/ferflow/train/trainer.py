@@ -39,7 +39,7 @@ from torch import nn
 from ferflow import checkpoint, models, tracking
 from ferflow.classes import CLASS_NAMES
 from ferflow.cli import positive_int
-from ferflow.device import PREFERENCES, claim_gpu_slot, select_device
+from ferflow.device import PREFERENCES, claim_cuda_device, scheduler_assignment, select_device
 from ferflow.errors import FerflowError
 from ferflow.results import COLLAPSE_DEAD_UNITS
 from ferflow.storage import Split, load_split, parse_json_object, write_text
@@ -134,11 +134,14 @@ def run(args: argparse.Namespace, on_epoch: Callable[[dict[str, float]], None] |
     threads = args.threads or settings["threads"]
     torch.set_num_threads(threads)
     device = select_device(device_name)
+    assigned = scheduler_assignment()
     if device.type == "cuda":
-        slot = claim_gpu_slot(torch.cuda.device_count())
-        device = torch.device("cuda", slot.index)
+        device, _slot, placement = claim_cuda_device()  # the slot is held until run() returns
+        print(placement, flush=True)
         torch.cuda.set_device(device)
         torch.backends.cudnn.benchmark = True
+    elif assigned:
+        print(f"warning: {assigned}, but this run trains on {device} (device {device_name})", flush=True)
     models.check_options(args.model, options, "--model-options key")  # and an unknown architecture: before the data
     train_split, val_split = load_split(args.data_dir / "train.npz"), load_split(args.data_dir / "val.npz")
     for name, split in (("train", train_split), ("val", val_split)):
