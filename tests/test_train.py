@@ -264,6 +264,25 @@ def test_cpu_autocast_only_where_bf16_is_native_unless_forced(
     assert out.dtype == (expected or torch.float32)
 
 
+@pytest.mark.parametrize(
+    "native, amp, expected",
+    [
+        (True, "auto", torch.bfloat16),
+        (False, "auto", torch.float16),  # V100, T4: bf16 only emulated
+        (False, True, torch.float16),
+        (True, False, None),
+    ],
+)
+def test_cuda_autocast_uses_bf16_only_where_the_gpu_computes_it_natively(
+    monkeypatch: pytest.MonkeyPatch, native: bool, amp: Any, expected: torch.dtype | None
+) -> None:
+    from ferflow.train import engine as train_module
+
+    # torch's default counts emulation: every CUDA GPU "supports" bf16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: native or including_emulation)
+    assert train_module.autocast_for(torch.device("cuda"), amp)[1] == expected
+
+
 def test_bf16_training_on_cpu_runs_and_records_its_precision(
     stage: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

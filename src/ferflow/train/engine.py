@@ -18,7 +18,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ferflow.classes import CLASS_NAMES
-from ferflow.device import cpu_has_native_bf16
+from ferflow.device import cpu_has_native_bf16, cuda_has_native_bf16
 from ferflow.errors import FerflowError
 from ferflow.faces import match_channels, to_model_input
 from ferflow.inference import EVAL_BATCH, fuse_batchnorm
@@ -414,13 +414,13 @@ def make_engine(
 
 
 def autocast_for(device: torch.device, amp: Any) -> tuple[Callable[[], ContextManager[Any]], torch.dtype | None]:
-    """The autocast context of a run. ``auto``: bf16 on CUDA (fp16 where bf16 is unsupported) and on a
-    CPU that computes bf16 natively, fp32 elsewhere (MPS, CPUs without bf16); ``true``: always (bf16
-    off CUDA); ``false``: never."""
+    """The autocast context of a run. ``auto``: on CUDA bf16 where the GPU computes it natively (compute
+    capability 8.0 or later), else fp16 (with the GradScaler), and bf16 on a CPU that computes it natively,
+    fp32 elsewhere (MPS, CPUs without bf16); ``true``: always (bf16 off CUDA); ``false``: never."""
     native_cpu_bf16 = device.type == "cpu" and cpu_has_native_bf16()
     if amp is False or (amp == "auto" and device.type != "cuda" and not native_cpu_bf16):
         return contextlib.nullcontext, None
-    dtype = torch.float16 if device.type == "cuda" and not torch.cuda.is_bf16_supported() else torch.bfloat16
+    dtype = torch.float16 if device.type == "cuda" and not cuda_has_native_bf16() else torch.bfloat16
     return (lambda: torch.autocast(device.type, dtype=dtype)), dtype
 
 
