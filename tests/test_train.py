@@ -283,6 +283,30 @@ def test_cuda_autocast_uses_bf16_only_where_the_gpu_computes_it_natively(
     assert train_module.autocast_for(torch.device("cuda"), amp)[1] == expected
 
 
+def test_an_fp16_run_resumes_a_last_pt_without_scaler_state(
+    monkeypatch: pytest.MonkeyPatch, stage: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run started in fp32 (CPU) and continued under fp16 with the GradScaler, as when a job moves to a GPU
+    without native bf16: the empty scaler state of last.pt is not loaded, the scaler starts afresh."""
+    from ferflow.train import engine as train_module
+
+    out = tmp_path / "run"
+    settings = {**BASE, "epochs": 2}
+    kill_after_first_epoch(resnet_args(stage, out, settings), out)
+    assert checkpoint.read(out / "last.pt")["scaler"] == {}  # fp32: a disabled scaler saves nothing
+    # fp16 autocast on this CPU stands in for the GPU (same settings, so last.pt is resumed)
+    monkeypatch.setattr(
+        train_module,
+        "autocast_for",
+        lambda device, amp: (lambda: torch.autocast("cpu", dtype=torch.float16), torch.float16),
+    )
+    capsys.readouterr()
+    history = train(stage, out, settings)
+    assert "resuming from" in capsys.readouterr().out
+    assert [int(row["epoch"]) for row in history] == [1, 2]
+    assert checkpoint.read(out / "last.pt")["scaler"]["scale"] > 0  # the fp16 scaler ran and saved its state
+
+
 def test_bf16_training_on_cpu_runs_and_records_its_precision(
     stage: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -214,7 +214,8 @@ def run(args: argparse.Namespace, on_epoch: Callable[[dict[str, float]], None] |
                 engine.schedule.load_state_dict(state["schedule"])
             if engine.ema is not None:
                 engine.ema.load_state_dict(state["ema"])
-            engine.scaler.load_state_dict(state["scaler"])
+            if state["scaler"]:  # empty from a run without fp16 (CPU, bf16): the scaler of this device starts afresh
+                engine.scaler.load_state_dict(state["scaler"])
             set_rng_state(state["rng"])
             history, best, stopping = state["history"], state["best"], state["early_stopping"]
             start = state["epoch"] + 1
