@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import f1_score
 
-from ferflow import checkpoint, cli, models, synthetic
+from ferflow import checkpoint, cli, config, models, synthetic
 from ferflow.classes import CLASS_NAMES
 from ferflow.faces import to_model_input
 from ferflow.storage import load_split, save_stage
@@ -305,6 +305,13 @@ def test_an_fp16_run_resumes_a_last_pt_without_scaler_state(
     assert "resuming from" in capsys.readouterr().out
     assert [int(row["epoch"]) for row in history] == [1, 2]
     assert checkpoint.read(out / "last.pt")["scaler"]["scale"] > 0  # the fp16 scaler ran and saved its state
+
+
+def test_train_without_seed_takes_the_configs_first_seed(stage: Path, tmp_path: Path) -> None:
+    args = train_args(stage, tmp_path / "run", {**BASE, "epochs": 1}, model="resnet")
+    seed = args.index("--seed")
+    assert cli.main(args[:seed] + args[seed + 2 :]) == 0
+    assert checkpoint.read(tmp_path / "run" / "best.pt")["seed"] == config.default("seeds")[0] != 42
 
 
 def test_bf16_training_on_cpu_runs_and_records_its_precision(

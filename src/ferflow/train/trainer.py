@@ -36,7 +36,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ferflow import checkpoint, models, tracking
+from ferflow import checkpoint, config, models, tracking
 from ferflow.classes import CLASS_NAMES
 from ferflow.cli import positive_int
 from ferflow.device import PREFERENCES, claim_cuda_device, scheduler_assignment, select_device
@@ -46,6 +46,8 @@ from ferflow.storage import Split, load_split, parse_json_object, write_text
 from ferflow.train.engine import DeviceData, batches_per_epoch, epoch_generator, make_engine, val_metrics
 from ferflow.train.settings import RUNTIME_KEYS, resolve_settings
 
+DEFAULT_SEED: int = config.default("seeds")[0]
+"""The seed of a run started by hand without ``--seed``: the config's first training seed by default."""
 HISTORY_COLUMNS = [
     "epoch",
     "train_loss",
@@ -117,7 +119,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model-options", default="{}", help='architecture options as a JSON object, e.g. {"pretrained": true}'
     )
-    parser.add_argument("--seed", type=int, default=42, help="seed of the weights, batches and augmentation")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=DEFAULT_SEED,
+        help="seed of the weights, batches and augmentation (default: %(default)s, the first of the schema's seeds)",
+    )
     parser.add_argument(
         "--teacher", type=Path, help="knowledge distillation: the teacher's checkpoint (with the distillation setting)"
     )
