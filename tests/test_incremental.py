@@ -4,18 +4,31 @@ that Snakemake's own report builds from the report() outputs."""
 
 from __future__ import annotations
 
+import copy
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
-from conftest import REPO, copy_workflow, snakemake
-from ferflow.train.settings import RUNTIME_KEYS
+from conftest import copy_workflow, snakemake
+from ferflow import config
+from ferflow.config import default
+from ferflow.train import settings as settings_module
+from ferflow.train.settings import DEFAULTS, OPTIONS, RUNTIME_KEYS, defining_settings, resolve_settings
 
-FINAL_SEED1 = "results/fer2013/runs/resnet/final/seed1/best.pt"
-FIGURE_RULES = {"plot_samples", "plot_distribution", "plot_tsne_raw", "plot_run", "plot_sweep", "plot_params"}
+FIGURE_RULES = {
+    "plot_samples",
+    "plot_distribution",
+    "plot_tsne_raw",
+    "plot_run",
+    "plot_sweep",
+    "plot_params",
+    "plot_search",
+}
 
 
 def planned_rules(workdir: Path, *args: str) -> dict[str, int]:
@@ -48,7 +61,7 @@ def test_figure_setting_replans_only_figures_and_report(tiny_run: Path) -> None:
     jobs = planned_rules(tiny_run, "--configfile", tiny_with(tiny_run, "dpi.yaml", {"figures": {"dpi": 61}}))
     assert set(jobs) == FIGURE_RULES | {"report"}, jobs
     runs = len(list((tiny_run / "results" / "tiny" / "runs").glob("*/*/seed*/metrics.json")))
-    assert runs == 4  # two experiments, two seeds
+    assert runs == 6  # three experiments (the sweep's, the search's, the final), two seeds
     assert jobs["plot_run"] == runs and jobs["report"] == 1
 
 
@@ -63,7 +76,7 @@ def test_runtime_settings_replan_nothing_but_a_training_setting_retrains(tiny_ru
     runtime = tiny_with(tiny_run, "runtime.yaml", {"train": {"threads": 1, "device": "cpu"}})
     assert planned_rules(tiny_run, "--configfile", runtime) == {}
     jobs = planned_rules(tiny_run, "--configfile", tiny_with(tiny_run, "batch.yaml", {"train": {"batch_size": 32}}))
-    assert jobs["train"] == 4 and jobs["report"] == 1
+    assert jobs["train"] == 6 and jobs["report"] == 1
 
 
 def test_snakemake_report(tiny_run: Path, tmp_path: Path) -> None:
@@ -76,35 +89,107 @@ def test_snakemake_report(tiny_run: Path, tmp_path: Path) -> None:
 
 
 def planned_settings(workdir: Path, *args: str) -> list[dict[str, Any]]:
-    """The ``--settings`` JSON of every training job a ``snakemake -n -p`` plans."""
+    """The ``--settings`` JSON of every training job a ``snakemake -n -p`` plans (not those of the experiment
+    `search`, whose settings the search's checkpoint learns at run time: `<TBD>` in a dry run)."""
     proc = snakemake(workdir, "-n", "-p", *args)
-    return [json.loads(m) for m in re.findall(r"ferflow train [^\n]*?--settings '([^']*)'", proc.stdout + proc.stderr)]
+    return [
+        json.loads(m) for m in re.findall(r"ferflow train [^\n]*?--settings '(\{[^']*)'", proc.stdout + proc.stderr)
+    ]
 
 
-def test_train_params_hold_only_the_settings_the_user_wrote(tmp_path: Path) -> None:
-    """The params that decide a retrain are the written `train` keys overlaid by the experiment's: the
-    defaults the schema fills in stay out, so a default added by a later version replans no finished run
-    (the schema filling every default once retrained every run on upgrade)."""
+def test_train_params_are_the_resolved_settings_without_runtime_keys_and_options_still_off(tmp_path: Path) -> None:
+    """A run's params are its resolved settings (defaults the user relies on included), without the runtime keys
+    and the options still at their off value; `ferflow train` resolves them back to the experiment's settings.
+    Writing every default out, runtime keys and options set off included, plans the same params."""
     workdir = copy_workflow(tmp_path)
-    study = yaml.safe_load((REPO / "config.yaml").read_text())
-    tiny = yaml.safe_load((workdir / "workflow" / "presets" / "tiny.yaml").read_text())
-    written = (set(study["train"]) | set(tiny["train"])) - set(RUNTIME_KEYS)
-    resnet = study["models"]["resnet"]
-    experiments = set(resnet["sweep"]["adam_lr3_dropout0"]) | set(resnet["final"])
     planned = planned_settings(workdir)
     assert len(planned) == 4  # one sweep experiment and the final, two seeds
+    off = {k for k, spec in OPTIONS.items() if "x-off" in spec}
     for settings in planned:
-        assert written <= set(settings) <= written | experiments, settings
+        assert {"loss", "optimizer", "focal_gamma"} <= set(settings)  # defaults nobody wrote
+        assert not (set(RUNTIME_KEYS) | off) & set(settings), settings
+        full = resolve_settings(settings)
+        assert full["epochs"] in (1, 2) and full == resolve_settings({**full, "threads": 7, "device": "cpu"})
+    written = tiny_with(workdir, "defaults.yaml", {"train": {**DEFAULTS, "epochs": 1, "threads": 1, "mixup": 0}})
+    assert planned_settings(workdir, "--configfile", written) == planned
 
 
-def test_study_params_are_those_of_earlier_versions(tmp_path: Path) -> None:
-    """config.yaml's ResNet final plans the params string that versions before the schema defaults wrote
-    (commit aa563a5): results finished by them are up to date after an upgrade."""
-    workdir = copy_workflow(tmp_path)
-    planned = planned_settings(workdir, "--configfile", "config.yaml", "--", FINAL_SEED1)
-    assert len(planned) == 1
-    assert json.dumps(planned[0], sort_keys=True) == (
-        '{"amp": "auto", "augmentation": {"horizontal_flip": true, "rotation": 5, "shear": 10, "translate": 0.2,'
-        ' "zoom": 0}, "batch_size": 64, "channels_last": true, "dropout": 0.0, "early_stopping_patience": null,'
-        ' "epochs": 40, "lr": 0.001, "momentum": 0.9, "optimizer": "adam", "plateau": null, "weight_decay": 0.0}'
+def test_writing_defaults_out_or_setting_options_off_retrains_nothing(tiny_run: Path) -> None:
+    """On a finished run: every training default written out (numbers as floats, options at their off value)
+    replans nothing; an option switched on retrains."""
+    defaults = {**DEFAULTS, "epochs": 1, "lr": 0.001, "augmentation": {"rotation": 5.0, "zoom": 0.0}}
+    written = tiny_with(tiny_run, "defaults.yaml", {"train": defaults})
+    assert planned_rules(tiny_run, "--configfile", written) == {}
+    jobs = planned_rules(tiny_run, "--configfile", tiny_with(tiny_run, "mixup.yaml", {"train": {"mixup": 0.2}}))
+    assert jobs["train"] == 6
+
+
+def test_a_changed_default_changes_the_params_of_the_runs_relying_on_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A later version's default of lr changes the params of a run that left lr out, not of one that wrote it."""
+    before = {"relying": defining_settings({}), "writing": defining_settings({"lr": 1e-3})}
+    monkeypatch.setitem(settings_module.DEFAULTS, "lr", 0.05)
+    assert defining_settings({}) != before["relying"] and defining_settings({})["lr"] == 0.05
+    assert defining_settings({"lr": 1e-3}) == before["writing"]
+
+
+def test_a_new_option_off_by_default_changes_no_params(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An option a later version adds, off by default (its `x-off`), leaves every finished run's params as
+    they were; set on, it enters them."""
+    before = [defining_settings(given) for given in ({}, {"mixup": 0.2}, {"augmentation": {"zoom": 0.1}})]
+    schema = copy.deepcopy(config.schema())
+    new = {"type": "number", "minimum": 0, "x-off": 0}
+    schema["$defs"]["experiment"]["properties"]["sharpen"] = new
+    monkeypatch.setattr(config, "schema", lambda: schema)
+    monkeypatch.setattr(settings_module, "OPTIONS", schema["$defs"]["experiment"]["properties"])
+    monkeypatch.setattr(settings_module, "DEFAULTS", {**settings_module.DEFAULTS, "sharpen": 0.0})
+    after = [defining_settings(given) for given in ({}, {"mixup": 0.2}, {"augmentation": {"zoom": 0.1}})]
+    assert after == before
+    assert defining_settings({"sharpen": 0.5})["sharpen"] == 0.5
+
+
+def test_an_option_s_off_value_is_its_default() -> None:
+    """`ferflow train` fills a left-out option with its default: the params may leave out only options whose
+    default is their off value."""
+    declared = {k: spec["x-off"] for k, spec in OPTIONS.items() if "x-off" in spec}
+    declared |= {
+        f"augmentation.{k}": spec["x-off"]
+        for k, spec in OPTIONS["augmentation"]["properties"].items()
+        if "x-off" in spec
+    }
+    assert {"mixup", "ema", "distillation", "augmentation.zoom"} <= set(declared)
+    for key, off in declared.items():
+        section, _, name = key.rpartition(".")
+        assert default(".".join(filter(None, ["train", section, name]))) == off, key
+
+
+def test_an_auto_final_distils_from_the_teacher_of_the_experiment_its_selection_chose(
+    tiny_run: Path, tmp_path: Path
+) -> None:
+    """`finals: auto`: the final trains with the chosen sweep experiment's settings, distillation teacher
+    included; a teacher in `models.<m>.final` (ignored under auto) is no input."""
+    workdir = tmp_path / "auto"
+    shutil.copytree(tiny_run, workdir, symlinks=True)
+    teacher = {"temperature": 4.0, "weight": 0.5}
+    overlay = tiny_with(
+        workdir,
+        "auto.yaml",
+        {
+            "finals": "auto",
+            "models": {
+                "resnet": {
+                    "select": ["adam_lr3_dropout0"],
+                    "final": {"epochs": 2, "distillation": {"teacher": "resnet/adam_lr3_dropout0", **teacher}},
+                }
+            },
+        },
     )
+    selection = "results/tiny/runs/resnet/selection.json"
+    snakemake(workdir, "--configfile", overlay, "--", selection)
+    final = "results/tiny/runs/resnet/final/seed1/history.csv"
+    proc = snakemake(workdir, "-n", "-p", "--configfile", overlay, "--", final)
+    assert "ferflow train" in proc.stdout and "--teacher" not in proc.stdout
+    record = json.loads((workdir / selection).read_text())
+    record["settings"]["distillation"] = {"teacher": "resnet/adam_lr3_dropout0", **teacher}
+    (workdir / selection).write_text(json.dumps(record))
+    proc = snakemake(workdir, "-n", "-p", "--configfile", overlay, "--", final)
+    assert "--teacher results/tiny/runs/resnet/adam_lr3_dropout0/seed1/best.pt" in proc.stdout

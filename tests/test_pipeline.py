@@ -76,7 +76,7 @@ def test_tiny_run_outputs_are_sane(tiny_run: Path) -> None:
     finals = pd.read_csv(root / "tables" / "finals.csv")
     assert list(finals["seeds"]) == [2] and finals.loc[0, "test_acc_std"] >= 0
     assert " ± " in (root / "tables" / "finals.md").read_text()
-    assert len(pd.read_csv(root / "tables" / "seeds.csv")) == 4
+    assert len(pd.read_csv(root / "tables" / "seeds.csv")) == 6  # the sweep experiment, the search's, the final
     report = (root / "report" / "index.html").read_text()
     assert "data:image/" in report and "resnet" in report
     assert not re.search(r'(src|href)="(?!data:|#)', report), "report must not reference external files"

@@ -13,8 +13,10 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
+import yaml
 
-from ferflow import cli, synthetic
+from conftest import copy_workflow, snakemake
+from ferflow import checkpoint, cli, synthetic
 from ferflow import study as studies
 from ferflow.storage import read_json, save_stage
 from ferflow.train.settings import defining_settings
@@ -110,3 +112,36 @@ def test_two_workers_share_one_study(stage: Path, tmp_path: Path) -> None:
     ran = [read_json(root / f"worker{w}.json")["trials"] for w in (0, 1)]
     assert sorted(ran[0] + ran[1]) == list(range(search["trials"])) and all(ran)
     assert {t.user_attrs["worker"] for t in study.trials} == {0, 1}
+
+
+def test_tiny_workflow_searches_and_trains_the_best_trial(tiny_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tiny preset's search: its study holds the planned trials, and every seed of the experiment `search`
+    trained with the best trial's parameters; the report shows the search."""
+    monkeypatch.chdir(tiny_run)  # the storage URL is relative to the workflow's folder
+    planned = yaml.safe_load(Path("workflow/presets/tiny.yaml").read_text())["models"]["resnet"]["search"]
+    best = read_json("results/tiny/search/resnet/best.json")
+    study = studies.load(best["storage"], best["study"])
+    assert len(study.trials) == planned["trials"] and {t.state for t in study.trials} <= FINISHED
+    assert best["params"] == study.best_params and set(best["params"]) == set(planned["space"])
+    for seed in (1, 2):
+        settings = checkpoint.read(f"results/tiny/runs/resnet/search/seed{seed}/best.pt")["settings"]
+        assert defining_settings(settings) == best["settings"]
+        assert {k: settings[k] for k in best["params"]} == best["params"]
+    report = Path("results/tiny/report/index.html").read_text()
+    assert '<h2 id="search">Search</h2>' in report and f"Study {best['study']}" in report
+
+
+def test_a_searched_experiment_becomes_the_final(tmp_path: Path) -> None:
+    """With `finals: auto` and no other sweep experiment, select_final picks `search` and the final trains with
+    the best trial's settings (the final's epochs)."""
+    workdir = copy_workflow(tmp_path)
+    tiny = yaml.safe_load((workdir / "workflow" / "presets" / "tiny.yaml").read_text())
+    tiny["seeds"], tiny["finals"] = [1], "auto"
+    tiny["models"]["resnet"]["select"] = []
+    (workdir / "workflow" / "presets" / "tiny.yaml").write_text(yaml.safe_dump(tiny))
+    snakemake(workdir, "--", "results/tiny/runs/resnet/final/seed1/best.pt")
+    selection = read_json(workdir / "results/tiny/runs/resnet/selection.json")
+    best = read_json(workdir / "results/tiny/search/resnet/best.json")
+    assert selection["experiment"] == "search"
+    final = checkpoint.read(workdir / "results/tiny/runs/resnet/final/seed1/best.pt")["settings"]
+    assert defining_settings(final) == {**best["settings"], "epochs": tiny["models"]["resnet"]["final"]["epochs"]}

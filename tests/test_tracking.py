@@ -22,6 +22,7 @@ from ferflow.storage import save_stage
 from ferflow.tracking.tensorboard import EVENTS_GLOB
 from ferflow.train.settings import RUNTIME_KEYS
 from interrupt import kill_after_first_epoch
+from test_incremental import planned_rules, tiny_with
 from training import train_args
 
 BASE = {"epochs": 3, "batch_size": 32, "max_train_batches": 2, "threads": 2, "amp": False}
@@ -146,4 +147,13 @@ def test_missing_mlflow_is_one_line(stage: Path, tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "ferflow.cli", *args], env=env, capture_output=True, text=True)
     assert proc.returncode == 1
     assert proc.stderr.strip().count("\n") == 0 and "pip install -e '.[mlflow]'" in proc.stderr
-    assert not (out / "history.csv").exists()
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_tiny_workflow_tracks_every_run_and_switching_trackers_replans_nothing(tiny_run: Path) -> None:
+    runs = sorted((tiny_run / "results" / "tiny" / "runs").glob("*/*/seed*"))
+    assert len(runs) == 6  # the sweep experiment, the search's and the final, two seeds
+    for run in runs:
+        assert_events_match_history(run)
+    switched = tiny_with(tiny_run, "tracking.yaml", {"tracking": {"tensorboard": False, "mlflow": True}})
+    assert planned_rules(tiny_run, "--configfile", switched) == {}

@@ -8,7 +8,9 @@
 # experiment's settings, `epochs` taken from `models.<m>.final` (when it sets them), everything else
 # unchanged. Runtime settings (`device`, `threads`) are passed outside the params: changing them reruns nothing.
 #
-# `resources: gpu=1`: `--resources gpu=k` runs at most k trainings at once; each claims its own GPU slot.
+# `resources: gpu`: 1 under `device: auto` or `cuda`, 0 under `cpu` or `mps`. `--resources gpu=k` runs at most k
+# GPU trainings at once; each claims its own GPU slot (ferflow.device). Under Slurm a GPU job asks for `--gpus=1`
+# and `--cpus-per-gpu` (its threads), a CPU job for no GPU and `--cpus-per-task` (its threads).
 
 
 include: "train_common.smk"
@@ -28,7 +30,9 @@ rule train:
         "../../envs/train.yaml"
     threads: train_threads
     resources:
-        gpu=1,
+        gpu=gpus_for(train_device),
+        cpus_per_gpu=cpus_for(train_device, per_gpu=True),
+        cpus_per_task=cpus_for(train_device, per_gpu=False),
         device=train_device,
     params:
         settings=train_settings,
@@ -81,8 +85,10 @@ rule search:
         "../../envs/train.yaml"
     threads: lambda wc: experiment_settings(wc.model, SEARCH)["threads"]
     resources:
-        gpu=1,
-        device=lambda wc: experiment_settings(wc.model, SEARCH)["device"],
+        gpu=gpus_for(search_device),
+        cpus_per_gpu=cpus_for(search_device, per_gpu=True),
+        cpus_per_task=cpus_for(search_device, per_gpu=False),
+        device=search_device,
     params:
         settings=lambda wc: json.dumps(training_settings(wc.model, SEARCH), sort_keys=True),
         search=search_spec,

@@ -116,14 +116,14 @@ def open_run(
     ``start`` (> 1: resumed; what an earlier attempt logged from ``start`` on is dropped)."""
     tracking = resolve(args)
     members: list[Any] = []
+    if tracking["mlflow"]:  # first: a missing mlflow package stops the run before any file is written
+        from ferflow.tracking.mlflow_runs import MlflowRun
+
+        members.append(MlflowRun(tracking, out_dir, run, settings, start))
     if tracking["tensorboard"]:
         from ferflow.tracking.tensorboard import TensorBoardRun
 
         members.append(TensorBoardRun(out_dir, settings, start))
-    if tracking["mlflow"]:
-        from ferflow.tracking.mlflow_runs import MlflowRun
-
-        members.append(MlflowRun(tracking, out_dir, run, settings, start))
     return Trackers(members)
 
 

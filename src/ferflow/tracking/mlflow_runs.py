@@ -59,9 +59,9 @@ class MlflowRun:
     def __init__(
         self, tracking: dict[str, Any], out_dir: Path, run: dict[str, Any], settings: dict[str, Any], start: int
     ) -> None:
+        self.mlflow = client(tracking["mlflow"])
         from mlflow.entities import Param
 
-        self.mlflow = client(tracking["mlflow"])
         experiment = experiment_id(self.mlflow, tracking["mlflow"], tracking["mlflow_experiment"])
         previous = latest_run(self.mlflow, experiment, out_dir) if start > 1 else None
         if previous is not None and previous.data.tags.get("settings_hash") == run["settings_hash"]:

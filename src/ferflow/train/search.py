@@ -40,7 +40,7 @@ def add_arguments_search(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=1, help="training seed of every trial; seeds the sampler")
     parser.add_argument("--worker", type=int, default=0, help="this worker's index (unique among those running)")
     parser.add_argument("--out", required=True, type=Path, help="JSON record of the study and this worker's trials")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="override the settings' device")
+    parser.add_argument("--device", help="override the settings' device (forwarded to each trial's training)")
     parser.add_argument("--threads", type=int, help="override the settings' CPU threads")
 
 
