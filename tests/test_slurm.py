@@ -168,6 +168,35 @@ def test_every_job_went_through_sbatch(slurm_run: tuple[Path, str, dict[str, dic
     assert rules["train"] >= 2  # the sweep experiment and the final run
 
 
+def _planned_training(workdir: Path, *configfiles: str) -> list[dict[str, str]]:
+    """The resources of the train and search jobs that a dry run with the Slurm profile plans (no cluster needed)."""
+    cmd = [bin_path("snakemake"), "-n", "--profile", "workflow/profiles/slurm", "--cores", "4"]
+    cmd += ["--configfile", "workflow/presets/tiny.yaml", *configfiles]
+    proc = subprocess.run(cmd, cwd=workdir, text=True, capture_output=True)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
+    planned = re.findall(r"^rule (train|search):\n(?: {4}.*\n)*? {4}resources: (.*)$", log, flags=re.M)
+    return [{"rule": rule, **dict(item.split("=", 1) for item in resources.split(", "))} for rule, resources in planned]
+
+
+@pytest.mark.parametrize("device", ["cpu", "auto"])
+def test_training_jobs_ask_for_a_gpu_only_where_they_may_use_one(tmp_path: Path, device: str) -> None:
+    """device cpu (a CPU-only cluster): no GPU, the threads as --cpus-per-task; auto or cuda: --gpus=1 and the
+    threads as --cpus-per-gpu (the Slurm plugin passes --cpus-per-task when it is non-zero, else --cpus-per-gpu)."""
+    workdir = copy_workflow(tmp_path)
+    (workdir / "device.yaml").write_text(yaml.safe_dump({"train": {"device": device}}))
+    jobs = _planned_training(workdir, "device.yaml")
+    rules = Counter(job["rule"] for job in jobs)
+    assert rules.keys() == {"train", "search"} and rules["train"] >= 4, rules  # 2 seeds x (sweeps, final)
+    threads = str(yaml.safe_load((REPO / "workflow/presets/tiny.yaml").read_text())["train"]["threads"])
+    cpu, gpu = (
+        {"gpu": "0", "cpus_per_task": threads, "cpus_per_gpu": "0"},
+        {"gpu": "1", "cpus_per_task": "0", "cpus_per_gpu": threads},
+    )
+    for job in jobs:
+        assert {key: job[key] for key in cpu} == (cpu if device == "cpu" else gpu) and job["device"] == device, job
+
+
 def _files(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
 

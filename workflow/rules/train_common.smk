@@ -1,5 +1,7 @@
 # Input functions of train.smk (kept apart from the rules, as `snakemake --lint` asks).
 
+from ferflow.device import GPU_PREFERENCES
+
 
 def final_is_auto(wildcards):
     return wildcards.experiment == FINAL and config["finals"] == "auto"
@@ -64,6 +66,22 @@ def train_threads(wildcards):
 def train_device(wildcards):
     """The training device, a resource rather than a param so that changing it reruns nothing."""
     return experiment_settings(wildcards.model, wildcards.experiment)["device"]
+
+
+def search_device(wildcards):
+    return experiment_settings(wildcards.model, SEARCH)["device"]
+
+
+def gpus_for(device_of):
+    """The resource `gpu` of a job that trains on `device_of(wildcards)`: 1 where it may train on a GPU (`auto`,
+    `cuda`), else 0, so that a CPU-only cluster is never asked for a GPU (the Slurm plugin's --gpus)."""
+    return lambda wildcards: int(device_of(wildcards) in GPU_PREFERENCES)
+
+
+def cpus_for(device_of, per_gpu):
+    """The job's threads as the Slurm plugin's `cpus_per_gpu` (per_gpu) or `cpus_per_task`: per GPU when the job
+    asks for one, per task otherwise; the other one is 0 (unset)."""
+    return lambda wildcards, threads: threads if gpus_for(device_of)(wildcards) == per_gpu else 0
 
 
 def sweep_settings(wildcards):
