@@ -93,6 +93,12 @@ def test_processes_claim_distinct_slots_and_a_killed_one_frees_its_slot(tmp_path
     assert claim_gpu_slot(TWO_GPUS[:1], tmp_path, timeout=0).index == 0
 
 
+def test_a_dropped_slot_is_free_again(tmp_path: Path) -> None:
+    """A search worker trains trial after trial in one process: each trial's slot frees up when it ends."""
+    for _ in range(2):
+        assert claim_gpu_slot(TWO_GPUS[:1], tmp_path, timeout=0).index == 0  # dropped at once
+
+
 def fake_gpus(monkeypatch: pytest.MonkeyPatch, uuids: list[str]) -> None:
     """This process sees CUDA devices with these UUIDs (torch.cuda's device count and properties)."""
     monkeypatch.setattr(torch.cuda, "device_count", lambda: len(uuids))
@@ -168,7 +174,8 @@ def claim_as(user: str, lock_dir: Path, hold: float) -> tuple[int, str]:
             entry = pwd.getpwnam(user)
             os.setgid(entry.pw_gid)
             os.setuid(entry.pw_uid)
-            os.write(write, f"{claim_gpu_slot(TWO_GPUS, lock_dir, timeout=0).index}\n".encode())
+            slot = claim_gpu_slot(TWO_GPUS, lock_dir, timeout=0)  # held while referenced
+            os.write(write, f"{slot.index}\n".encode())
             time.sleep(hold)
         except BaseException as err:  # noqa: BLE001 - any failure is the answer
             os.write(write, f"{type(err).__name__}: {err}\n".encode())

@@ -21,7 +21,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from ferflow import config
 from ferflow.errors import FerflowError
@@ -139,17 +139,17 @@ def lock_dir() -> Path:
 
 @dataclass
 class GpuSlot:
-    """A claimed GPU: ``index`` among the visible devices; held until ``release()`` or process exit."""
+    """A claimed GPU: ``index`` among the visible devices; held until ``release()``, until the slot is dropped
+    (its file closes) or until the process exits."""
 
     index: int
     path: Path
-    fd: int
+    handle: IO[bytes]
 
     def release(self) -> None:
-        if self.fd >= 0:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
-            self.fd = -1
+        if not self.handle.closed:
+            fcntl.flock(self.handle, fcntl.LOCK_UN)
+            self.handle.close()
 
 
 def make_shared_dir(directory: Path) -> None:
@@ -191,7 +191,7 @@ def try_lock(index: int, path: Path) -> GpuSlot | None:
     if writable:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    return GpuSlot(index, path, fd)
+    return GpuSlot(index, path, os.fdopen(fd, "r+b" if writable else "rb", buffering=0))
 
 
 def claim_gpu_slot(
