@@ -30,7 +30,7 @@ configfile: "config.yaml"
 include: "workflow/rules/common.smk"
 
 
-TRAIN_KEYS_WRITTEN = validate_config(config, str(SCHEMA_PATH))
+validate_config(config, str(SCHEMA_PATH))
 
 
 wildcard_constraints:
@@ -46,6 +46,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/deploy.smk"
+include: "workflow/rules/predict.smk"
 
 
 report: "workflow/report/workflow.rst"

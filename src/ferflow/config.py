@@ -118,6 +118,7 @@ STAGE_SETTINGS: dict[str, tuple[str, ...]] = {
     "export-onnx": ("export.opset",),
     "quantize": ("export.calibration_images", "export.calibration_method", "export.threads"),
     "latency": ("export.latency_batch_sizes", "export.latency_repeats", "export.latency_min_seconds", "export.threads"),
+    "summarize-videos": ("videos.smoothing", "videos.ema_alpha", "videos.mode_window"),
 }
 """The one list of which settings each pipeline command reads. The Snakefile builds a rule's ``--settings`` from it
 (:func:`stage_settings`), the command completes and checks them against the schema (:func:`resolve_stage_settings`).

@@ -21,12 +21,18 @@ if TYPE_CHECKING:
 IMAGE_SIZE = 48
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm"})
 """The file suffixes read as images wherever ferflow looks for them (datasets, AffectNet, photos to predict)."""
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"})
+"""The file suffixes ``ferflow predict`` and the batch-video target read as videos."""
 NORMALIZATION: dict[str, float] = {"mean": 0.5, "std": 0.5}
+
+
+WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+"""Pillow modes of more than 8 bits a channel (16-bit, 32-bit integer, float), rescaled rather than clipped."""
 
 
 def to_grayscale_array(image: Image.Image) -> np.ndarray:
     """Any Pillow image as a 2-D uint8 grayscale array (16-bit and float images rescaled)."""
-    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+    if image.mode in WIDE_MODES:
         arr = np.asarray(image, dtype=np.float64)
         top = 65535.0 if image.mode.startswith("I") and arr.max(initial=0) > 255 else 255.0
         if image.mode == "F":

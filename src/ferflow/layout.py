@@ -13,6 +13,7 @@ and name them with it. Its methods take plain strings, so Snakemake wildcards pa
     runs/<model>/final/best.pt deployed.json           the deployed seed of a final (+ model.onnx ...)
     runs/<model>/selection.json                        finals: auto, the chosen sweep experiment
     search/<model>.db  search/<model>/trial<k>/ worker<k>.json best.json   an architecture's Optuna search
+    videos/frames/<name>.csv <name>.png videos/tracks.csv   the batch-video target (config videos)
     tables/  figures/  figures/data/  report/index.html  logs/  benchmarks/
 """
 
@@ -50,6 +51,8 @@ DEPLOYED_FILES = {
     "latency": "latency.json",
 }
 """The files of an architecture's deployed model (``runs/<model>/final/``)."""
+VIDEO_FILES = {"csv": ".csv", "plot": ".png"}
+"""The files of each video of the batch-video target (``videos/frames/<name><suffix>``)."""
 RUN_FIGURES = ("curves", "per_class", "confusion", "tsne")
 DATA_FIGURES = ("samples", "distribution", "tsne_raw")
 SEARCH_FIGURES = ("history", "importances")  # a search's optimisation history and parameter importances
@@ -162,6 +165,14 @@ class Layout:
         return f"{self.deployed_dir(model)}/{DEPLOYED_FILES[what]}"
 
     # study outputs
+    def video_file(self, video: str, what: str) -> str:
+        """A video's output of the batch-video target: ``csv`` (per face per analysed frame) or ``plot``."""
+        return self._path("videos", "frames", f"{video}{VIDEO_FILES[what]}")
+
+    def video_summary(self) -> str:
+        """The batch-video target's table: one row per face track of every video."""
+        return self._path("videos", "tracks.csv")
+
     def table(self, name: str, ext: str = "csv") -> str:
         return self._path("tables", f"{name}.{ext}")
 

@@ -43,7 +43,7 @@ from tqdm import tqdm
 from ferflow import checkpoint
 from ferflow.device import PREFERENCES, select_device
 from ferflow.errors import FerflowError
-from ferflow.faces import IMAGE_SUFFIXES, NORMALIZATION, to_face48, to_grayscale_array
+from ferflow.faces import IMAGE_SUFFIXES, NORMALIZATION, VIDEO_SUFFIXES, WIDE_MODES, to_face48, to_grayscale_array
 from ferflow.inference import TTA_VIEWS, fuse_batchnorm, predict_probabilities
 from ferflow.ort import INPUT, OUTPUT, input_shape, ort_session, read_metadata
 from ferflow.predict.tracking import BoxT, iou
@@ -52,7 +52,6 @@ from ferflow.storage import atomic_path
 if TYPE_CHECKING:
     from ferflow.predict.recognizer import EmotionRecognizer
 
-VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"})
 CASCADE = "haarcascade_frontalface_default.xml"
 DETECT_MAX_SIDE = 1600  # larger photos are downscaled for detection only (boxes are mapped back)
 NEAR_SIDE = 40  # a tracked face's side in pixels when it is searched for again near its last box
@@ -113,6 +112,8 @@ def find_images(inputs: list[str]) -> list[tuple[Path, Path]]:
         path = Path(arg)
         if path.is_dir():
             files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not files:
+                raise FerflowError(f"{arg}: no image in this folder ({', '.join(sorted(IMAGE_SUFFIXES))})")
             found += [(p, p.relative_to(path)) for p in files]
         elif path.is_file():
             found.append((path, Path(path.name)))
@@ -345,7 +346,8 @@ def draw_faces(canvas: np.ndarray, boxes: list[BoxT], labels: list[str]) -> None
 
 def annotate(image: Image.Image, faces: list[Face], out_path: Path) -> None:
     """Write ``image`` with each face's box and top emotion drawn (atomically)."""
-    canvas = np.array(image.convert("RGB"))
+    canvas = np.array(image.convert("RGB")) if image.mode not in WIDE_MODES else to_grayscale_array(image)
+    canvas = np.repeat(canvas[..., None], 3, axis=2) if canvas.ndim == 2 else canvas
     draw_faces(canvas, [f.box for f in faces], [f"{f.emotion} {f.confidence:.2f}" for f in faces])
     fmt = Image.registered_extensions()[out_path.suffix.lower()]
     with atomic_path(out_path) as tmp:
@@ -448,7 +450,7 @@ def check_options(fps: float | None, **counts: int | None) -> None:
 
 
 def is_video(path: str) -> bool:
-    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
 def run(args: argparse.Namespace) -> int:

@@ -246,7 +246,9 @@ def plot_tracks(path: Path, rows: list[FaceRow], classes: list[str], source: str
     for row in rows:
         by_id.setdefault(row.face_id, []).append(row)
     tracks = sorted(by_id.items(), key=lambda item: (-len(item[1]), item[0]))[:MAX_PANELS]
-    fig, axes = plt.subplots(max(1, len(tracks)), 1, figsize=(8, 2.2 * max(1, len(tracks))), squeeze=False, sharex=True)
+    panels = max(1, len(tracks))  # constrained layout: the title clear of the panels' titles, the legend below
+    size = (8, 2.2 * panels + 0.6)
+    fig, axes = plt.subplots(panels, 1, figsize=size, squeeze=False, sharex=True, layout="constrained")
     for ax, (face_id, track) in zip(axes[:, 0], tracks):
         times = [r.time_s for r in track]
         probs = np.stack([r.probabilities for r in track])
@@ -258,7 +260,7 @@ def plot_tracks(path: Path, rows: list[FaceRow], classes: list[str], source: str
         ax.set_ylabel("probability")
         ax.set_title(f"face {face_id} ({len(track)} frames)", fontsize=10)
     if tracks:
-        axes[0, 0].legend(loc="upper right", ncol=len(classes), fontsize=7, frameon=False)
+        fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", ncol=len(classes), fontsize=8)
     else:
         axes[0, 0].text(0.5, 0.5, "no face found", ha="center", va="center", transform=axes[0, 0].transAxes)
     axes[-1, 0].set_xlabel("time (s)")
