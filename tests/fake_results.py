@@ -94,12 +94,14 @@ def write_deploy(deployed: Path) -> None:
         deployed / "latency.json",
         {
             "threads": 2,
+            "arch": deployed.parent.name,
             "rows": [
                 {
                     "engine": engine,
                     "batch_size": b,
                     "images_per_s": 100.0 * b * (2 if engine == "onnxruntime" else 1),
                     "ms_per_batch": 10.0 / (2 if engine == "onnxruntime" else 1),
+                    "median_ms": 10.0 / (2 if engine == "onnxruntime" else 1),
                 }
                 for engine in ("pytorch", "onnxruntime")
                 for b in (1, 8)

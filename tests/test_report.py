@@ -13,7 +13,9 @@ import pandas as pd
 import pytest
 
 from fake_results import write_data, write_deploy, write_run
-from ferflow import cli
+from ferflow import checkpoint, cli
+from ferflow.models import build
+from ferflow.models.listing import multiply_accumulates
 from ferflow.report.html import embed_figure
 
 STAGES = ["raw", "affectnet", "balanced", "rgb"]
@@ -38,7 +40,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_data(root, STAGES, "png")
     for model, experiment, seed, parameters in RUNS:
         run = write_run(root, model, experiment, seed, parameters, collapsed=(experiment, seed) == ("final", 2))
-        (run / "best.pt").write_bytes(f"{model}/{experiment}/{seed}".encode())
+        checkpoint.save_untrained(run / "best.pt", model, in_channels=3, num_classes=7, dropout=0.0)
         figures = run / "figures"
         assert (
             cli.main(
@@ -117,6 +119,8 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 str(root / "tables"),
                 "--baseline",
                 "vgg16",
+                "--latency",
+                str(deployed / "latency.json"),
                 "--runs",
                 *(str(run_dir(root, m, e, s)) for m, e, s, _ in RUNS),
             ]
@@ -178,7 +182,7 @@ def test_sweep_tables_give_mean_and_std_over_seeds(results: Path) -> None:
     assert a["test_acc_std"] == pytest.approx(np.std(accuracies, ddof=1), abs=1e-5)
     assert list(pd.read_csv(results / "tables" / "sweep_vgg16.csv")["experiment"]) == ["baseline"]
     markdown = (results / "tables" / "sweep_resnet.md").read_text()
-    assert f"| {a['val_acc_mean']:.4f} ± {a['val_acc_std']:.4f} |" in markdown
+    assert f"| {100 * a['val_acc_mean']:.1f} ± {100 * a['val_acc_std']:.1f} |" in markdown
     assert markdown.count("\n| ") == 4 and "| 0 of 2 |" in markdown  # header + 3 rows
 
 
@@ -196,8 +200,12 @@ def test_finals_table_counts_collapsed_seeds(results: Path) -> None:
         assert row["test_macro_f1_mean"] == pytest.approx(np.mean([m["macro_f1"] for m in metrics]), abs=1e-5)
         disgust = [m["per_class"]["disgust"]["f1"] for m in metrics]
         assert row["test_f1_disgust_mean"] == pytest.approx(np.mean(disgust), abs=1e-5)
+    macs = [multiply_accumulates(build(m, in_channels=3, num_classes=7), 3) / 1e6 for m in finals["model"]]
+    assert finals["mmacs"].tolist() == pytest.approx(macs) and 30 < macs[0] < 35  # the study ResNet: 32.6
+    assert finals["latency_ms"].tolist()[0] == 5.0 and pd.isna(finals["latency_ms"][1])  # ONNX Runtime, batch 1
     markdown = (results / "tables" / "finals.md").read_text()
     assert "| 14,800,000 |" in markdown and "| 1 of 2 |" in markdown
+    assert "| MMACs | Batch-1 CPU ms |" in markdown and f"| {macs[0]:.1f} | 5.000 |" in markdown
 
 
 def test_seed_table_has_one_row_per_run_and_names_the_collapse(results: Path) -> None:
@@ -223,11 +231,11 @@ def test_report_is_one_self_contained_file(results: Path, tmp_path: Path) -> Non
     assert len(images) == 3 + 1 + 2 + 4 * len(EXPERIMENTS)  # data, params, sweeps, one seed's figures per experiment
     assert all(base64.b64decode(image)[:8] == b"\x89PNG\r\n\x1a\n" for image in images)
     finals = pd.read_csv(results / "tables" / "finals.csv")
-    assert f"{finals.loc[0, 'test_acc_mean']:.4f} ± {finals.loc[0, 'test_acc_std']:.4f}" in document
+    assert f"{100 * finals.loc[0, 'test_acc_mean']:.1f} ± {100 * finals.loc[0, 'test_acc_std']:.1f}" in document
     assert "14,800,000" in document
     seeds = pd.read_csv(results / "tables" / "seeds.csv")
     final = seeds[seeds["experiment"] == "final"]
-    hover = " · ".join(f"seed {s}: {v:.4f}" for s, v in zip(final["seed"], final["test_acc"]))
+    hover = " · ".join(f"seed {s}: {100 * v:.1f}" for s, v in zip(final["seed"], final["test_acc"]))
     assert f'title="{hover}"' in document
     assert "resnet/final: 1 of 2 seeds collapsed" in document
     for model, experiment, _, _ in EXPERIMENTS:

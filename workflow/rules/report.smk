@@ -127,7 +127,10 @@ rule plot_search:
 
 rule tables:
     input:
-        lambda wc: [L.run_file(m, e, s, w) for m, e, s in runs() for w in ("history", "metrics", "val_metrics")],
+        runs=lambda wc: [
+            L.run_file(m, e, s, w) for m, e, s in runs() for w in ("history", "metrics", "val_metrics", "best")
+        ],
+        latency=lambda wc: [L.deployed_file(m, "latency") for m, _ in deployed_runs()],
     output:
         **{
             f"sweep_{m}": report(
@@ -160,7 +163,8 @@ rule tables:
         runs=lambda wc: [L.run_dir(m, e, s) for m, e, s in runs()],
         baseline=lambda wc: " ".join(baseline_models()),
     shell:
-        "ferflow tables --out {params.out_dir} --runs {params.runs:q} --baseline {params.baseline} > {log} 2>&1"
+        "ferflow tables --out {params.out_dir} --runs {params.runs:q} --baseline {params.baseline}"
+        " --latency {input.latency:q} > {log} 2>&1"
 
 
 rule report:

@@ -1,5 +1,5 @@
-"""``ferflow models``: every registered architecture with its parameter counts and its compute (MFLOPs,
-counted as multiply-accumulates of convolutions and linear layers for one 48×48 image)."""
+"""``ferflow models``: every registered architecture with its parameter counts and its compute (MMACs: millions
+of multiply-accumulates of convolutions and linear layers for one 48×48 image)."""
 
 from __future__ import annotations
 
@@ -39,19 +39,19 @@ def multiply_accumulates(model: nn.Module, in_channels: int, size: int = IMAGE_S
 
 
 def rows(in_channels: int = 3) -> list[tuple[str, int, int, float]]:
-    """(name, total, trainable, MFLOPs) for each registered architecture, built without pretrained weights."""
+    """(name, total, trainable, MMACs) for each registered architecture, built without pretrained weights."""
     out = []
     for name in models.names():
         model = models.build(name, in_channels=in_channels)
-        mflops = multiply_accumulates(model, in_channels) / 1e6
-        out.append((name, models.count_parameters(model), models.count_parameters(model, trainable_only=True), mflops))
+        mmacs = multiply_accumulates(model, in_channels) / 1e6
+        out.append((name, models.count_parameters(model), models.count_parameters(model, trainable_only=True), mmacs))
     return out
 
 
 def run(args: argparse.Namespace) -> int:
     table = rows(args.in_channels)
     width = max(max(len(row[0]) for row in table), 12)
-    print(f"{'architecture':<{width}}  {'parameters':>12}  {'trainable':>12}  {'MFLOPs@48':>10}")
-    for name, total, trainable, mflops in table:
-        print(f"{name:<{width}}  {total:>12,}  {trainable:>12,}  {mflops:>10.1f}")
+    print(f"{'architecture':<{width}}  {'parameters':>12}  {'trainable':>12}  {'MMACs@48':>10}")
+    for name, total, trainable, mmacs in table:
+        print(f"{name:<{width}}  {total:>12,}  {trainable:>12,}  {mmacs:>10.1f}")
     return 0

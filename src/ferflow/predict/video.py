@@ -272,7 +272,6 @@ def run_video(args: argparse.Namespace, recognizer: EmotionRecognizer) -> int:
     """Analyse one video file or camera (see the module docstring); 0 when done."""
     if args.json or args.no_detect:
         raise FerflowError("--json and --no-detect apply to photos, not to videos")
-    check_options(args.fps)
     capture, name = open_capture(args)
     stem = Path(name).stem
     csv_path = Path(args.csv or f"{stem}.emotions.csv")

@@ -25,7 +25,7 @@ from ferflow.classes import CLASS_NAMES
 from ferflow.config import add_settings_argument
 from ferflow.errors import FerflowError
 from ferflow.layout import RUN_FIGURES, SEARCH, TIME_FIGURE, Layout
-from ferflow.report.tables import headers
+from ferflow.report.tables import NUMBER_FORMATS, headers, percent
 from ferflow.results import choose_seed
 from ferflow.storage import read_json, write_text
 
@@ -151,13 +151,13 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
 
 def seed_values(seeds: pd.DataFrame, model: str, experiment: str, score: str) -> str:
-    """``seed 1: 0.5123 · seed 2: 0.4987``, the per-seed values behind one mean (shown on hover)."""
+    """``seed 1: 51.2 · seed 2: 49.9``, the per-seed values (%) behind one mean (shown on hover)."""
     rows = seeds[(seeds["model"] == model) & (seeds["experiment"] == experiment)]
-    return " · ".join(f"seed {int(r['seed'])}: {float(r[score]):.4f}" for _, r in rows.iterrows() if score in r)
+    return " · ".join(f"seed {int(r['seed'])}: {percent(float(r[score]))}" for _, r in rows.iterrows() if score in r)
 
 
 def score_table(frame: pd.DataFrame, seeds: pd.DataFrame) -> str:
-    """An aggregated table of ``ferflow tables``: scores as mean ± std (per-seed values on hover, the best
+    """An aggregated table of ``ferflow tables``: scores in % as mean ± std (per-seed values on hover, the best
     mean of each column in bold), parameters with thousands separators, collapsed seeds as ``k of n``."""
     names = headers()
     columns = [c for c in frame.columns if not c.endswith("_std")]
@@ -171,14 +171,15 @@ def score_table(frame: pd.DataFrame, seeds: pd.DataFrame) -> str:
         if column.endswith("_mean"):
             if pd.isna(value):
                 return "<td>–</td>"
-            spread = row[column[: -len("_mean")] + "_std"]
-            text = f"{value:.4f}" + ("" if pd.isna(spread) else f" ± {spread:.4f}")
+            text = percent(value, row[column[: -len("_mean")] + "_std"])
             per_seed = seed_values(seeds, row["model"], row["experiment"], column[: -len("_mean")])
             hover = html.escape(per_seed, quote=True)
             bold = ' class="best"' if value == maxima[column] else ""
             return f'<td{bold} title="{hover}">{text}</td>'
         if column == "parameters":
             return "<td>–</td>" if pd.isna(value) else f"<td>{int(value):,}</td>"
+        if column in NUMBER_FORMATS:
+            return "<td>–</td>" if pd.isna(value) else f"<td>{NUMBER_FORMATS[column].format(value)}</td>"
         return f'<td class="text">{html.escape(str(value))}</td>' if isinstance(value, str) else f"<td>{value}</td>"
 
     head = "".join(f"<th>{html.escape(names[c])}</th>" for c in columns)
@@ -187,10 +188,13 @@ def score_table(frame: pd.DataFrame, seeds: pd.DataFrame) -> str:
 
 
 def seed_rows(seeds: pd.DataFrame) -> str:
-    """The per-seed detail table (tables/seeds.csv) as HTML."""
+    """The per-seed detail table (tables/seeds.csv) as HTML, scores and shares in % with one decimal."""
     names = headers()
     shown = seeds.drop(columns=["collapsed"]).assign(collapse=seeds["collapse"].fillna(""))
-    return html_table(_frame_rows(shown), [names[c] for c in shown.columns])
+    counts = ("best_epoch", "epochs")
+    fractions = [c for c in shown.columns if c not in counts and pd.api.types.is_float_dtype(shown[c])]
+    shown[fractions] = shown[fractions] * 100
+    return html_table(_frame_rows(shown), [names[c] for c in shown.columns], digits=1)
 
 
 def collapse_note(seeds: pd.DataFrame) -> str:
@@ -232,7 +236,8 @@ def results_section(layout: Layout, sweeps: list[str], seeds: pd.DataFrame) -> s
     """The finals table, model size against test scores, each architecture's sweep table and curves, and
     every run's scores per seed."""
     n = sorted(set(seeds.groupby(["model", "experiment"]).size()))
-    over = f"mean ± std over {'–'.join(map(str, n))} seed{'s' if n != [1] else ''}; hover a score for each seed's value"
+    over = f"in %, mean ± std over {'–'.join(map(str, n))} seed{'s' if n != [1] else ''}"
+    over += "; hover a score for each seed's value"
     parts = [
         '<h2 id="results">Results</h2>',
         collapse_note(seeds),
@@ -276,7 +281,7 @@ def experiment_section(layout: Layout, experiment: str, seeds: pd.DataFrame) -> 
 
     def spread(score: str) -> str:
         values = rows[score].astype(float)
-        return f"{values.mean():.4f}" + (f" ± {values.std():.4f}" if len(values) > 1 else "")
+        return percent(values.mean(), values.std()) + " %"  # std of one seed: NaN, no spread
 
     scores = [
         ("test accuracy", spread("test_acc")),

@@ -7,7 +7,9 @@ the happy and disgust F1 at each seed's best epoch (by val macro-F1, the epoch b
 history.csv) and the test accuracy and macro-F1 of best.pt (metrics.json). The runs of the
 ``--baseline`` architectures (the VGG16 transfer baseline) are appended to every other architecture's
 table, as in the study. The finals table: every final and baseline experiment with its parameter
-count, val and test scores and per-class test F1. ``seeds``: one row per run, the values behind every
+count, multiply-accumulates of one 48×48 image (MMACs, of its first seed's best.pt) and, for a deployed final
+(``--latency``: the latency.json files of ``ferflow latency``), the batch-1 CPU latency of its ONNX Runtime fp32
+model (median ms), then val and test scores and per-class test F1. ``seeds``: one row per run, the values behind every
 mean, with the dead-unit fraction, the most predicted val class and why a run counts as collapsed.
 """
 
@@ -18,10 +20,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from ferflow import checkpoint
 from ferflow.classes import CLASS_NAMES
-from ferflow.layout import FINAL
+from ferflow.errors import FerflowError
+from ferflow.layout import FINAL, RUN_FILES, run_of
 from ferflow.results import run_record
-from ferflow.storage import atomic_path, write_text
+from ferflow.storage import atomic_path, read_json, write_text
 
 SCORES = {
     "val_acc": "Val accuracy",
@@ -39,6 +43,8 @@ GROUP_COLUMNS = {
     "model": "Model",
     "experiment": "Experiment",
     "parameters": "Parameters",
+    "mmacs": "MMACs",
+    "latency_ms": "Batch-1 CPU ms",
     "seeds": "Seeds",
     "collapsed": "Collapsed",
     "epochs": "Epochs",
@@ -60,7 +66,10 @@ SEED_COLUMNS = {
     "collapse": "Why collapsed",
 }
 SWEEP_COLUMNS = ["model", "experiment", "seeds", "collapsed", "epochs", *SWEEP_SCORES]
-FINALS_COLUMNS = ["model", "experiment", "parameters", "seeds", "collapsed", *FINALS_SCORES]
+FINALS_COLUMNS = ["model", "experiment", "parameters", "mmacs", "latency_ms", "seeds", "collapsed", *FINALS_SCORES]
+NUMBER_FORMATS = {"mmacs": "{:.1f}", "latency_ms": "{:.3f}"}
+"""How the tables write the columns that are neither scores (in %) nor counts."""
+LATENCY_ENGINE = "onnxruntime"  # the finals table's latency: ONNX Runtime fp32 at batch 1 (latency.json rows)
 
 
 def headers() -> dict[str, str]:
@@ -83,6 +92,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="run folders runs/<model>/<experiment>/seed<k>/ (history.csv, metrics.json, val_metrics.json)",
     )
     parser.add_argument("--baseline", nargs="*", default=[], help="architectures whose runs join every sweep table")
+    parser.add_argument(
+        "--latency", nargs="*", default=[], type=Path, help="latency.json of each deployed final (ferflow latency)"
+    )
 
 
 def seed_table(runs: list[Path]) -> pd.DataFrame:
@@ -94,11 +106,13 @@ def aggregate(seeds: pd.DataFrame, scores: list[str], columns: list[str]) -> pd.
     """One row per (model, experiment), in order of appearance: seed and collapse counts, the largest epoch
     count, parameters, and each score's mean and sample standard deviation over the seeds (NaN for one seed)."""
     groups = seeds.groupby(["model", "experiment"], sort=False)
+    extra = {c: (c, "first") for c in ("mmacs", "latency_ms") if c in columns}
     frame = groups.agg(
         seeds=("seed", "size"),
         collapsed=("collapsed", "sum"),
         epochs=("epochs", "max"),
         parameters=("parameters", "first"),
+        **extra,
     ).reset_index()
     for score in scores:
         values = groups[score].agg(["mean", "std"]).reset_index(drop=True)
@@ -118,15 +132,49 @@ def sweep_tables(seeds: pd.DataFrame, baseline: list[str]) -> dict[str, pd.DataF
     return {m: t.reset_index(drop=True) for m, t in tables.items()}
 
 
-def finals_table(seeds: pd.DataFrame, baseline: list[str]) -> pd.DataFrame:
-    """Every final, then every experiment of the baseline architectures."""
+def finals_table(
+    seeds: pd.DataFrame, baseline: list[str], runs: list[Path], latency: list[Path] | None = None
+) -> pd.DataFrame:
+    """Every final, then every experiment of the baseline architectures, with their compute and latency."""
     rows = seeds[(seeds["experiment"] == FINAL) | seeds["model"].isin(baseline)]
     rows = pd.concat([rows[rows["experiment"] == FINAL], rows[rows["experiment"] != FINAL]])
+    first_run: dict[tuple[str, str], Path] = {}
+    for run in runs:
+        first_run.setdefault((run_of(run).model, run_of(run).experiment), run)
+    keys = list(zip(rows["model"], rows["experiment"]))
+    compute = {key: mmacs(first_run[key]) for key in dict.fromkeys(keys)}
+    deployed = dict(map(batch1_latency, latency or []))
+    rows = rows.assign(
+        mmacs=[compute[key] for key in keys], latency_ms=[deployed.get(m) if e == FINAL else None for m, e in keys]
+    )
     return aggregate(rows, FINALS_SCORES, FINALS_COLUMNS)
 
 
+def mmacs(run: Path) -> float:
+    """Millions of multiply-accumulates of one 48×48 image through the model of a run's best.pt."""
+    from ferflow.models.listing import multiply_accumulates
+
+    model, ckpt = checkpoint.load_model(run / RUN_FILES["best"])
+    return multiply_accumulates(model, int(ckpt["arch_kwargs"].get("in_channels", 3))) / 1e6
+
+
+def batch1_latency(path: Path) -> tuple[str, float]:
+    """(architecture, median ms of ONNX Runtime fp32 at batch 1) of a latency.json."""
+    doc = read_json(path)
+    found = [r["median_ms"] for r in doc.get("rows", []) if r["engine"] == LATENCY_ENGINE and r["batch_size"] == 1]
+    if not found:
+        raise FerflowError(f"{path}: no {LATENCY_ENGINE} batch-1 row (latency_batch_sizes without 1?)")
+    return str(doc["arch"]), float(found[0])
+
+
+def percent(value: float, spread: float = float("nan")) -> str:
+    """A score or share in [0, 1] as a percentage with one decimal, and its spread when it has one:
+    ``89.3 ± 3.2`` (the tables and the report write every score so)."""
+    return f"{100 * value:.1f}" + ("" if pd.isna(spread) else f" ± {100 * spread:.1f}")
+
+
 def to_markdown(frame: pd.DataFrame, title: str) -> str:
-    """A titled pipe table: ``mean ± std`` scores with 4 decimals, parameter counts with thousands
+    """A titled pipe table: scores in % as ``mean ± std`` (:func:`percent`), parameter counts with thousands
     separators, ``k of n`` collapsed seeds."""
     names = headers()
     columns = [c for c in frame.columns if not c.endswith("_std")]
@@ -139,11 +187,12 @@ def to_markdown(frame: pd.DataFrame, title: str) -> str:
             return "–"
         if column == "parameters":
             return f"{int(value):,}"
+        if column in NUMBER_FORMATS:
+            return NUMBER_FORMATS[column].format(value)
         if column.endswith("_mean"):
-            spread = row[column[: -len("_mean")] + "_std"]
-            return f"{value:.4f}" + ("" if pd.isna(spread) else f" ± {spread:.4f}")
+            return percent(value, row[column[: -len("_mean")] + "_std"])
         if isinstance(value, float):
-            return f"{value:.4f}"
+            return percent(value)
         return str(value)
 
     lines = [
@@ -167,9 +216,10 @@ def write_table(out_dir: Path, name: str, frame: pd.DataFrame, title: str) -> No
 def run(args: argparse.Namespace) -> int:
     seeds = seed_table(args.runs)
     tables = sweep_tables(seeds, args.baseline)
-    finals = finals_table(seeds, args.baseline)
+    finals = finals_table(seeds, args.baseline, args.runs, args.latency)
     n = seeds.groupby(["model", "experiment"]).size()
-    over = f"mean ± std over {n.min()} seeds" if n.min() == n.max() else f"mean ± std over {n.min()}–{n.max()} seeds"
+    seeds_n = f"{n.min()}" if n.min() == n.max() else f"{n.min()}–{n.max()}"
+    over = f"in %, mean ± std over {seeds_n} seeds"
     for model, frame in tables.items():
         write_table(
             args.out,
@@ -178,7 +228,6 @@ def run(args: argparse.Namespace) -> int:
             f"{model} sweep: validation scores at the best epoch (by val macro-F1) and test scores, {over}",
         )
     write_table(args.out, "finals", finals, f"Final models: validation and test scores, {over}")
-    write_table(
-        args.out, "seeds", seeds[list(SEED_COLUMNS)], "Every run: scores, dead embedding units and collapse per seed"
-    )
+    title = "Every run: scores (%), dead embedding units and collapse per seed"
+    write_table(args.out, "seeds", seeds[list(SEED_COLUMNS)], title)
     return 0
