@@ -3,13 +3,15 @@
 #   .ci/slurm-up.sh      install (once), configure, start munged/slurmctld/slurmd, wait for an idle node
 #   .ci/slurm-down.sh    stop the daemons this script started
 # Idempotent: daemons already running are kept, so a second call returns in about a second.
-# The node offers this machine's CPUs and memory plus one stand-in GPU (GRES gpu:1 on /dev/null),
-# so a `gpu=1` request (sbatch --gpus=1) is scheduled as on a real GPU node.
+# The node offers this machine's CPUs and memory plus two stand-in GPUs (GRES gpu:2 with AutoDetect=off on
+# two character devices made like /dev/null, /dev/ferflow-gpu0 and 1), so a `gpu=1` request (sbatch --gpus=1)
+# is scheduled as on a real GPU node: two such jobs run at once, each with its own CUDA_VISIBLE_DEVICES.
 set -euo pipefail
 
 CONF_DIR=/etc/slurm                      # the plugin's inner srun only finds the config here
 STATE=/run/ferflow-slurm                 # pids of the daemons this script started
 LOG_DIR=/var/log/slurm
+GPUS=2                                   # stand-in GPUs of the node
 SPOOL=/var/spool/slurm
 
 say() { echo "slurm-up: $*"; }
@@ -84,11 +86,16 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 ReturnToService=2
 GresTypes=gpu
-NodeName=localhost NodeAddr=127.0.0.1 CPUs=$cpus Boards=$boards SocketsPerBoard=$sockets CoresPerSocket=$cores ThreadsPerCore=$threads RealMemory=$mem Gres=gpu:1 State=UNKNOWN
+NodeName=localhost NodeAddr=127.0.0.1 CPUs=$cpus Boards=$boards SocketsPerBoard=$sockets CoresPerSocket=$cores ThreadsPerCore=$threads RealMemory=$mem Gres=gpu:$GPUS State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 EOF
 )
-gres="NodeName=localhost Name=gpu File=/dev/null"
+gres="AutoDetect=off"
+for i in $(seq 0 $((GPUS - 1))); do
+    dev=/dev/ferflow-gpu$i               # a stand-in GPU: a character device that behaves like /dev/null
+    [ -c "$dev" ] || mknod -m 666 "$dev" c 1 3 || die "cannot create the stand-in GPU $dev (mknod)"
+    gres+=$'\n'"NodeName=localhost Name=gpu File=$dev"
+done
 changed=0
 if [ "$(cat "$CONF_DIR/slurm.conf" 2>/dev/null)" != "$conf" ]; then
     printf '%s\n' "$conf" >"$CONF_DIR/slurm.conf"; changed=1
@@ -125,7 +132,7 @@ state=""
 for i in $(seq 60); do
     state=$(sinfo -h -N -n localhost -o %T 2>/dev/null | head -1)
     case "$state" in
-        idle|mixed|allocated) say "node localhost is $state ($cpus CPUs, ${mem} MB, gpu:1)"; exit 0 ;;
+        idle|mixed|allocated) say "node localhost is $state ($cpus CPUs, ${mem} MB, gpu:$GPUS)"; exit 0 ;;
         down*|drain*) if [ "$i" = 10 ]; then scontrol update NodeName=localhost State=RESUME 2>/dev/null || true; fi ;;
     esac
     sleep 1

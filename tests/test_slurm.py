@@ -1,9 +1,10 @@
-"""The tiny study on a real Slurm cluster, through a test profile built on workflow/profiles/slurm.
+"""The tiny study on a real Slurm cluster, through a test profile built on workflow/profiles/slurm; GPU placement
+on a node with two GPUs; and, without a cluster, the GPU and CPU requests a dry run plans.
 
-Needs a reachable Slurm cluster with an idle node offering a GPU GRES: `.ci/slurm-up.sh` (run by
-`.ci/run`, as root) starts a single-node one on localhost with a stand-in GPU, so the train jobs'
-`gpu=1` request stays real. Elsewhere the test skips, unless FERFLOW_REQUIRE_SLURM=1 (set by
-`.ci/run` once the cluster is up) turns the skip into a failure.
+Needs a reachable Slurm cluster with an idle node offering a GPU GRES (two GPUs for the placement test):
+`.ci/slurm-up.sh` (run by `.ci/run`, as root) starts a single-node one on localhost with two stand-in GPUs,
+so the train jobs' `gpu=1` request stays real. Elsewhere the tests skip, unless FERFLOW_REQUIRE_SLURM=1 (set
+by `.ci/run` once the cluster is up) turns the skip into a failure.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ RESULTS = "results/tiny"
 TIMEOUT_S = 2400  # a guard against hangs: the run takes 5-10 min on 2 shared cores (22 jobs, mostly one at a time)
 POLL_S = 5
 # Slurm's record of each job; Comment last (free text). BatchFlag=1: submitted with sbatch.
-SQUEUE_FIELDS = "JobID:|,Name:|,State:|,BatchFlag:|,tres-per-job:|,Comment:"
+SQUEUE_FIELDS = "JobID:|,Name:|,State:|,BatchFlag:|,tres-per-job:|,cpus-per-task:|,StartTime:|,EndTime:|,Comment:"
 
 
 def _run(*cmd: str) -> subprocess.CompletedProcess[str]:
@@ -65,8 +66,9 @@ def _default_partition() -> str:
     return (default or partitions)[0]
 
 
-def _test_profile(dest: Path) -> Path:
-    """workflow/profiles/slurm with what a small test cluster needs (each override explained)."""
+def _test_profile(dest: Path, cpus_per_gpu: int | None = None) -> Path:
+    """workflow/profiles/slurm with what a small test cluster needs (each override explained); ``cpus_per_gpu``
+    replaces the GPU jobs' CPU request (their threads), so that two of them fit a small node."""
     profile = yaml.safe_load((REPO / "workflow/profiles/slurm/config.yaml").read_text())
     profile.update(
         {
@@ -79,7 +81,9 @@ def _test_profile(dest: Path) -> Path:
     defaults = profile["default-resources"]
     defaults.pop("slurm_account", None)  # a test cluster has no accounts
     defaults.update(slurm_partition=_default_partition(), mem_mb=1000, runtime=30)
-    profile["set-resources"]["train"].update(cpus_per_gpu=2, mem_mb=2000, runtime=30)
+    profile["set-resources"]["train"].update(mem_mb=2000, runtime=30)
+    if cpus_per_gpu is not None:
+        profile["set-resources"]["train"]["cpus_per_gpu"] = cpus_per_gpu
     dest.mkdir(parents=True)
     (dest / "config.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
     return dest
@@ -87,13 +91,18 @@ def _test_profile(dest: Path) -> Path:
 
 def _observe(seen: dict[str, dict]) -> None:
     """Record every job Slurm still knows (finished jobs stay listed for MinJobAge, 300 s by default)."""
-    out = _run("squeue", "--states=all", "--noheader", "--Format", SQUEUE_FIELDS).stdout
+    try:
+        out = _run("squeue", "--states=all", "--noheader", "--Format", SQUEUE_FIELDS).stdout
+    except subprocess.TimeoutExpired:
+        return  # a busy controller: the next poll catches up
     for line in out.splitlines():
-        jobid, name, state, batch, tres, comment = (part.strip() for part in line.split("|", 5))
+        jobid, name, state, batch, tres, cpus, start, end, comment = (part.strip() for part in line.split("|", 8))
         record = seen.setdefault(
-            jobid, {"name": name, "batch": batch, "tres": tres, "comment": comment, "states": set()}
+            jobid,
+            {"name": name, "batch": batch, "tres": tres, "cpus_per_task": cpus, "comment": comment, "states": set()},
         )
         record["states"].add(state)
+        record.update(start=start, end=end)  # the last seen: the real end once the job has finished
 
 
 def _run_id(log: str) -> str | None:
@@ -111,17 +120,22 @@ def _stop(proc: subprocess.Popen[str], log_path: Path) -> None:
         _run("scancel", "--name", run_id)
 
 
-@pytest.fixture(scope="module")
-def slurm_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, dict[str, dict]]:
-    """The tiny study run through Slurm: (workdir, snakemake's log, Slurm's records by job id)."""
+def _require_slurm(gpus: int = 1) -> None:
+    """Skip (or fail, under FERFLOW_REQUIRE_SLURM=1) without a cluster whose idle node has ``gpus`` GPUs."""
     reason = _slurm_unavailable()
+    if not reason and gpus > 1:
+        gres = _run("sinfo", "--noheader", "--Node", "--format=%G").stdout
+        if not any(int(n) >= gpus for n in re.findall(r"gpu(?::\w+)*:(\d+)", gres)):
+            reason = f"no Slurm node with {gpus} GPUs (sinfo: {gres.strip()})"
     if reason:
         if os.environ.get("FERFLOW_REQUIRE_SLURM") == "1":
             pytest.fail(f"FERFLOW_REQUIRE_SLURM=1 but {reason}")
         pytest.skip(reason)
-    workdir = copy_workflow(tmp_path_factory.mktemp("slurm"))
-    profile = _test_profile(workdir / "profile")
-    cmd = [bin_path("snakemake"), "--profile", str(profile), "--configfile", "workflow/presets/tiny.yaml"]
+
+
+def _snakemake_on_slurm(workdir: Path, profile: Path, *args: str) -> tuple[str, dict[str, dict]]:
+    """Run the tiny preset (plus ``args``) with ``profile`` until snakemake ends: (its log, Slurm's records)."""
+    cmd = [bin_path("snakemake"), "--profile", str(profile), "--configfile", "workflow/presets/tiny.yaml", *args]
     venv_bin = Path(sys.executable).parent  # left off PATH: the Snakefile finds ferflow, as after .venv/bin/snakemake
     path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if Path(p) != venv_bin)
     env = {**os.environ, "PATH": path}
@@ -139,7 +153,15 @@ def slurm_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, dict
     _observe(seen)
     text = log_path.read_text()
     assert proc.returncode == 0, f"{' '.join(cmd)} failed ({proc.returncode}):\n{text[-8000:]}"
-    return workdir, text, seen
+    return text, seen
+
+
+@pytest.fixture(scope="module")
+def slurm_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, dict[str, dict]]:
+    """The tiny study run through Slurm: (workdir, snakemake's log, Slurm's records by job id)."""
+    _require_slurm()
+    workdir = copy_workflow(tmp_path_factory.mktemp("slurm"))
+    return workdir, *_snakemake_on_slurm(workdir, _test_profile(workdir / "profile"))
 
 
 def test_every_job_went_through_sbatch(slurm_run: tuple[Path, str, dict[str, dict]]) -> None:
@@ -162,8 +184,8 @@ def test_every_job_went_through_sbatch(slurm_run: tuple[Path, str, dict[str, dic
         assert Path(slurm_log).is_file() and Path(slurm_log).stem == jobid  # Slurm's --output %j.log
         rule = re.fullmatch(r"rule_(\w+?)(_wildcards_.*)?", record["comment"]).group(1)
         rules[rule] += 1
-        # train asks for one GPU (sbatch --gpus=1); data, evaluation and report jobs for none
-        assert record["tres"] == ("gres:gpu:1" if rule == "train" else "N/A"), (rule, record)
+        # train and search (device auto) ask for one GPU (sbatch --gpus=1); data, evaluation and report jobs for none
+        assert record["tres"] == ("gres:gpu:1" if rule in ("train", "search") else "N/A"), (rule, record)
     assert rules == announced  # Slurm's records name exactly the rules snakemake ran
     assert rules["train"] >= 2  # the sweep experiment and the final run
 
@@ -195,6 +217,55 @@ def test_training_jobs_ask_for_a_gpu_only_where_they_may_use_one(tmp_path: Path,
     )
     for job in jobs:
         assert {key: job[key] for key in cpu} == (cpu if device == "cpu" else gpu) and job["device"] == device, job
+
+
+SWEEP = "adam_lr3_dropout0"  # the tiny preset's sweep experiment
+ASSIGNED = re.compile(r"Slurm job (\d+) was given GPU (\S+), CUDA_VISIBLE_DEVICES=(\S+), but this run trains on cpu")
+
+
+@pytest.fixture(scope="module")
+def slurm_gpu_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, dict[str, dict]]:
+    """Two trainings that ask for a GPU each (the sweep experiment's two seeds, device auto) and one under
+    device cpu (the final of seed 1), through Slurm on a node with two GPUs: (workdir, log, Slurm's records)."""
+    _require_slurm(gpus=2)
+    workdir = copy_workflow(tmp_path_factory.mktemp("slurm-gpu"))
+    overlay = {"train": {"max_train_batches": 2}, "models": {"resnet": {"final": {"epochs": 1, "device": "cpu"}}}}
+    (workdir / "placement.yaml").write_text(yaml.safe_dump(overlay))
+    runs = [(SWEEP, 1), (SWEEP, 2), ("final", 1)]
+    targets = [f"{RESULTS}/runs/resnet/{experiment}/seed{seed}/history.csv" for experiment, seed in runs]
+    profile = _test_profile(workdir / "profile", cpus_per_gpu=1)  # two GPU jobs of 2 threads fit 2 CPUs
+    return workdir, *_snakemake_on_slurm(workdir, profile, "placement.yaml", "--", *targets)
+
+
+def test_gpu_jobs_run_at_once_each_on_the_gpu_slurm_gave_it(slurm_gpu_run: tuple[Path, str, dict[str, dict]]) -> None:
+    """Two gpu=1 trainings share the node at the same time, each seeing its own CUDA_VISIBLE_DEVICES; no GPU slot
+    serialises them. On the stand-in GPUs they train on the CPU and say so in their logs."""
+    workdir, _, seen = slurm_gpu_run
+    trains = {jobid: r for jobid, r in seen.items() if r["comment"].startswith("rule_train_")}
+    gpu_jobs = {jobid: r for jobid, r in trains.items() if "_final_" not in r["comment"]}
+    assert len(gpu_jobs) == 2, trains
+    for record in gpu_jobs.values():
+        assert record["tres"] == "gres:gpu:1" and "COMPLETED" in record["states"], record
+    starts, ends = [r["start"] for r in gpu_jobs.values()], [r["end"] for r in gpu_jobs.values()]
+    assert max(starts) < min(ends), f"the two GPU trainings did not overlap: {gpu_jobs}"  # ISO times sort as text
+    given = {}
+    for seed in (1, 2):
+        log = (workdir / RESULTS / "runs/resnet" / SWEEP / f"seed{seed}/train.log").read_text()
+        found = ASSIGNED.search(log)
+        assert found, log
+        jobid, _, visible = found.groups()
+        assert jobid in gpu_jobs and "slot" not in log, log
+        given[jobid] = visible
+    assert sorted(given.values()) == ["0", "1"] and given.keys() == gpu_jobs.keys(), given
+
+
+def test_a_cpu_training_asks_slurm_for_no_gpu(slurm_gpu_run: tuple[Path, str, dict[str, dict]]) -> None:
+    workdir, _, seen = slurm_gpu_run
+    finals = [r for r in seen.values() if r["comment"].startswith("rule_train_") and "_final_" in r["comment"]]
+    assert len(finals) == 1 and "COMPLETED" in finals[0]["states"], finals
+    assert finals[0]["tres"] == "N/A" and finals[0]["cpus_per_task"] == "2", finals  # --cpus-per-task=<threads>
+    log = (workdir / RESULTS / "runs/resnet/final/seed1/train.log").read_text()
+    assert "device cpu" in log and "was given GPU" not in log, log
 
 
 def _files(root: Path) -> set[str]:
