@@ -38,6 +38,17 @@ def ort_session(path: str | Path, threads: int, optimize: bool = True) -> ort.In
         raise FerflowError(f"{path}: ONNX Runtime cannot load the model ({str(exc).splitlines()[0]})") from None
 
 
+def input_shape(session: ort.InferenceSession, path: str | Path) -> tuple[int, int, int]:
+    """``(channels, height, width)`` of the model's input, after checking that it has the contract of an export:
+    one input named ``input`` of shape ``(batch, C, H, W)``."""
+    inputs = session.get_inputs()
+    shape = inputs[0].shape if len(inputs) == 1 else []
+    if len(inputs) != 1 or inputs[0].name != INPUT or len(shape) != 4 or not all(isinstance(d, int) for d in shape[1:]):
+        found = ", ".join(f"{i.name} {i.shape}" for i in inputs)
+        raise FerflowError(f"{path}: ONNX input {found}, expected one {INPUT!r} of shape (batch, channels, H, W)")
+    return int(shape[1]), int(shape[2]), int(shape[3])
+
+
 def metadata(ckpt: dict[str, Any]) -> dict[str, str]:
     """The ONNX metadata that makes an export self-describing, like its checkpoint."""
     return {
