@@ -65,12 +65,14 @@ def test_one_csv_and_plot_per_video_and_one_summary_row_per_track(videos_run: Pa
 
 def test_outputs_are_cached_per_video(videos_run: Path) -> None:
     assert "Nothing to be done" in snakemake(videos_run, "-n", "--", "videos").stdout
-    os.utime(videos_run / "clips" / "small.mp4")  # one changed video reruns only its job and the summary
+    extra = videos_run / "clips" / "extra.mp4"  # one more video: only its job and the summary are planned
+    moving_face_clip(extra, np.repeat(drawn_face(120)[..., None], 3, -1), 6, fps=10.0)
     proc = snakemake(videos_run, "-n", "--quiet", "rules", "--", "videos")
     dry = proc.stdout + proc.stderr
     counts = [line.split() for line in dry.splitlines()]
     jobs = {w[0]: int(w[1]) for w in counts if len(w) == 2 and w[1].isdigit()}
-    assert jobs.get("predict_video") == 1 and jobs.get("summarize_videos") == 1
+    assert jobs.get("predict_video") == 1 and jobs.get("summarize_videos") == 1, dry
+    extra.unlink()
 
 
 def write_track(path: Path, emotions: list[str], confidence: float = 0.7) -> None:
