@@ -144,12 +144,17 @@ def _snakemake_on_slurm(workdir: Path, profile: Path, *args: str) -> tuple[str, 
     with log_path.open("w") as log:
         proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + TIMEOUT_S
-        while proc.poll() is None:
-            if time.monotonic() > deadline:
+        try:
+            while proc.poll() is None:
+                if time.monotonic() > deadline:
+                    pytest.fail(
+                        f"snakemake on Slurm still running after {TIMEOUT_S} s:\n{log_path.read_text()[-4000:]}"
+                    )
+                _observe(seen)
+                time.sleep(POLL_S)
+        finally:
+            if proc.poll() is None:  # the test failed or was interrupted: leave no run behind
                 _stop(proc, log_path)
-                pytest.fail(f"snakemake on Slurm still running after {TIMEOUT_S} s:\n{log_path.read_text()[-4000:]}")
-            _observe(seen)
-            time.sleep(POLL_S)
     _observe(seen)
     text = log_path.read_text()
     assert proc.returncode == 0, f"{' '.join(cmd)} failed ({proc.returncode}):\n{text[-8000:]}"
