@@ -89,9 +89,19 @@ def read(path: str | os.PathLike[str]) -> dict[str, Any]:
 def load_model(path: str | os.PathLike[str]) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model of a checkpoint in eval mode on CPU; returns (model, checkpoint)."""
     ckpt = read(path)
-    kwargs = dict(ckpt["arch_kwargs"])
+    kwargs = dict(ckpt.get("arch_kwargs") or {})
     kwargs.pop("pretrained", None)  # weights come from the checkpoint, never from a download
-    model = models.build(ckpt["arch"], **kwargs)
-    model.load_state_dict(ckpt["model"])
+    try:
+        model = models.build(str(ckpt.get("arch")), **kwargs)
+        model.load_state_dict(ckpt.get("model") or {})
+    except (FerflowError, TypeError, KeyError, ValueError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FerflowError(f"{path}: weights that do not fit its arch {ckpt.get('arch')!r} ({first})") from None
+    outputs = kwargs.get("num_classes", len(CLASS_NAMES))
+    if ckpt.get("classes") != list(CLASS_NAMES) or outputs != len(CLASS_NAMES):
+        raise FerflowError(
+            f"{path}: classes {ckpt.get('classes')} for {outputs} outputs, expected {len(CLASS_NAMES)}: "
+            f"{', '.join(CLASS_NAMES)}"
+        )
     model.eval()
     return model, ckpt

@@ -18,6 +18,8 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,8 +120,10 @@ def read_json(path: str | os.PathLike[str]) -> Any:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise FerflowError(f"{path}: file not found") from None
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise FerflowError(f"{path}: not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise FerflowError(f"{path}: unreadable ({exc.strerror or exc})") from None
 
 
 def save_split(path: str | os.PathLike[str], split: Split) -> None:
@@ -130,14 +134,37 @@ def save_split(path: str | os.PathLike[str], split: Split) -> None:
 
 
 def load_split(path: str | os.PathLike[str]) -> Split:
-    """Read a split file (never unpickles)."""
+    """Read a split file (never unpickles) and check it holds what the format says: uint8 images of 48×48
+    pixels (gray or 3 channels) and labels of the seven classes."""
     try:
         with np.load(path, allow_pickle=False) as data:
-            return Split(data["images"], data["labels"], data["ids"])
+            images, labels, ids = data["images"], data["labels"], data["ids"]
     except FileNotFoundError:
         raise FerflowError(f"{path}: split file not found") from None
-    except (KeyError, ValueError, OSError) as exc:
+    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise FerflowError(f"{path}: not a ferflow split file ({exc})") from None
+    problem = split_problem(images, labels)
+    if problem:
+        raise FerflowError(f"{path}: not a ferflow split file ({problem})")
+    try:
+        return Split(images, labels, ids)
+    except ValueError as exc:
+        raise FerflowError(f"{path}: not a ferflow split file ({exc})") from None
+
+
+def split_problem(images: np.ndarray, labels: np.ndarray) -> str | None:
+    """What keeps ``images`` and ``labels`` from being a split's arrays, or None."""
+    from ferflow.faces import IMAGE_SIZE  # ferflow.faces builds on this module
+
+    if images.dtype != np.uint8:
+        return f"images are {images.dtype}, expected uint8 (0-255)"
+    if images.ndim not in (3, 4) or images.shape[1:3] != (IMAGE_SIZE, IMAGE_SIZE) or images.shape[4:] not in ((), (3,)):
+        return f"images have shape {images.shape}, expected (N, {IMAGE_SIZE}, {IMAGE_SIZE}[, 3])"
+    if labels.dtype.kind not in "iu":
+        return f"labels are {labels.dtype}, expected integers"
+    if len(labels) and (labels.min() < 0 or labels.max() >= len(CLASS_NAMES)):
+        return f"labels outside 0..{len(CLASS_NAMES) - 1}"
+    return None
 
 
 def summary_of(splits: dict[str, Split]) -> dict[str, dict[str, int]]:

@@ -115,6 +115,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     opset = args.settings["opset"]
+    if opset > onnx.defs.onnx_opset_version():
+        raise FerflowError(f"setting opset: {opset} above onnx {onnx.__version__}'s {onnx.defs.onnx_opset_version()}")
     model, ckpt = checkpoint.load_model(args.checkpoint)
     split = load_split(args.data)
     if len(split) == 0:

@@ -35,7 +35,7 @@ from ferflow import checkpoint, models
 from ferflow.config import add_settings_argument
 from ferflow.errors import FerflowError
 from ferflow.inference import fuse_batchnorm
-from ferflow.ort import INPUT, OUTPUT, example_input, ort_session
+from ferflow.ort import INPUT, OUTPUT, example_input, input_shape, ort_session
 from ferflow.storage import read_json, write_json
 
 TARGET = {"batch_size": 1, "threads": 2, "max_ms": 0.5}
@@ -113,12 +113,9 @@ def capability_line(capability: dict[str, Any]) -> str:
 def checked_session(path: str, threads: int, ckpt: dict[str, Any]) -> ort.InferenceSession:
     """An ONNX Runtime session of ``path`` whose input fits the checkpoint's."""
     session = ort_session(path, threads)
-    shape = session.get_inputs()[0].shape
-    expected = list(example_input(ckpt, 1).shape[1:])
-    if [session.get_inputs()[0].name, *shape[1:]] != [INPUT, *expected]:
-        raise FerflowError(
-            f"{path}: ONNX input {session.get_inputs()[0].name} {shape} does not fit the checkpoint's {expected}"
-        )
+    shape, expected = input_shape(session, path), tuple(example_input(ckpt, 1).shape[1:])
+    if shape != expected:
+        raise FerflowError(f"{path}: ONNX input (batch, {', '.join(map(str, shape))}) does not fit the checkpoint")
     return session
 
 

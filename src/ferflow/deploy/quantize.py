@@ -35,12 +35,14 @@ import onnxruntime as ort
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from ferflow.cli import positive_int
 from ferflow.config import add_settings_argument
 from ferflow.deploy.export import count_ops
 from ferflow.errors import FerflowError
 from ferflow.faces import to_model_input
+from ferflow.inference import EVAL_BATCH
 from ferflow.metrics import compute_metrics
-from ferflow.ort import INPUT, OUTPUT, logits_of, ort_session
+from ferflow.ort import INPUT, OUTPUT, input_shape, logits_of, ort_session
 from ferflow.storage import Split, atomic_path, load_split, write_json
 
 METHODS = {
@@ -65,16 +67,15 @@ class SplitReader(CalibrationDataReader):
         return None if batch is None else {INPUT: batch}
 
 
-def input_channels(session: ort.InferenceSession, split: Split, path: str) -> int:
-    """The model's input channels, after checking the split's image size against its input ``(batch, C, H, W)``."""
-    _, channels, height, width = session.get_inputs()[0].shape
+def check_fits(shape: tuple[int, int, int], split: Split, path: str) -> None:
+    """Check the split's images against the model's input ``(C, H, W)``: some, of its height and width."""
+    _, height, width = shape
     if len(split) == 0:
         raise FerflowError(f"{path}: split file holds no images")
     if split.images.shape[1:3] != (height, width):
         raise FerflowError(
             f"{path}: images are {split.images.shape[1]}×{split.images.shape[2]}, the model expects {height}×{width}"
         )
-    return int(channels)
 
 
 def quantize(
@@ -120,19 +121,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="the int8 ONNX model to write (model.int8.onnx)")
     parser.add_argument("--check-out", required=True, help="the comparison JSON to write (int8_check.json)")
     parser.add_argument("--activations", default="uint8", choices=sorted(ACTIVATIONS), help="activation type")
-    parser.add_argument("--batch-size", type=int, default=256, help="batch of calibration and comparison")
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=EVAL_BATCH, help="batch of calibration and comparison"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the calibration sample")
     add_settings_argument(parser, "quantize")
 
 
 def run(args: argparse.Namespace) -> int:
     settings = args.settings  # calibration_images, calibration_method, threads: checked against the schema
-    if args.batch_size < 1:
-        raise FerflowError(f"--batch-size must be >= 1, got {args.batch_size}")
     fp32 = ort_session(args.onnx, settings["threads"])
     val, test = load_split(args.calibration), load_split(args.data)
-    in_channels = input_channels(fp32, val, args.calibration)
-    input_channels(fp32, test, args.data)
+    shape = input_shape(fp32, args.onnx)
+    check_fits(shape, val, args.calibration)
+    check_fits(shape, test, args.data)
+    in_channels = shape[0]
     rng = np.random.default_rng(args.seed)
     count = min(settings["calibration_images"], len(val))
     count -= count % min(args.batch_size, count)  # equal batches: the histogram calibrators stack them
