@@ -46,11 +46,10 @@ from PIL import Image, UnidentifiedImageError
 
 from ferflow.classes import ALIASES, CLASS_NAMES, ICML_CODES, canonical, label_of
 from ferflow.errors import FerflowError
-from ferflow.faces import IMAGE_SIZE, to_face48, to_grayscale_array
+from ferflow.faces import IMAGE_SIZE, IMAGE_SUFFIXES, to_face48, to_grayscale_array
 from ferflow.progress import progress_bar
 from ferflow.storage import Split
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm"})
 CSV_NAMES: tuple[str, ...] = ("fer2013.csv", "icml_face_data.csv")
 SPLIT_FOLDERS: tuple[str, ...] = ("train", "test")
 TEST_SPLITS: tuple[str, ...] = ("PublicTest", "PrivateTest", "all")
@@ -141,7 +140,7 @@ def _decode(data: bytes, name: str, strict: bool) -> np.ndarray:
     try:
         image = Image.open(io.BytesIO(data))
         image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise FerflowError(f"{name}: not a readable image ({exc})") from None
     if not strict:
         if image.mode == "L" and image.size == (IMAGE_SIZE, IMAGE_SIZE):

@@ -14,7 +14,7 @@ rule tsne_raw:
         L.benchmark("tsne_raw")
     conda:
         "../../envs/data.yaml"
-    threads: 2
+    threads: config["threads"]
     params:
         settings=lambda wc: settings_json("tsne-raw"),
         seed=lambda wc: config["seed"],

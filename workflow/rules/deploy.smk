@@ -18,7 +18,7 @@ rule export_onnx:
         L.benchmark("export_onnx", "{model}")
     conda:
         "../../envs/deploy.yaml"
-    threads: 2
+    threads: config["threads"]
     params:
         settings=lambda wc: settings_json("export-onnx"),
     shell:

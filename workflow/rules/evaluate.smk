@@ -19,7 +19,7 @@ rule evaluate:
         L.benchmark("evaluate", "{model}", "{experiment}", "seed{seed}")
     conda:
         "../../envs/report.yaml"
-    threads: 2
+    threads: config["threads"]
     params:
         tta=lambda wc: config["evaluation"]["tta"],
     shell:
@@ -38,7 +38,7 @@ rule evaluate_val:
         L.log("evaluate_val", "{model}", "{experiment}", "seed{seed}"),
     conda:
         "../../envs/report.yaml"
-    threads: 2
+    threads: config["threads"]
     shell:
         "ferflow evaluate --checkpoint {input.checkpoint} --data {input.data} --out {output} --threads {threads} > {log} 2>&1"
 
@@ -55,7 +55,7 @@ rule embed:
         L.benchmark("embed", "{model}", "{experiment}", "seed{seed}")
     conda:
         "../../envs/report.yaml"
-    threads: 2
+    threads: config["threads"]
     params:
         settings=lambda wc: settings_json("embed"),
         seed=lambda wc: config["seed"],

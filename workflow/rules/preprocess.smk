@@ -14,7 +14,7 @@ rule affectnet:
         L.benchmark("affectnet")
     conda:
         "../../envs/data.yaml"
-    threads: 2
+    threads: config["threads"]
     params:
         source=lambda wc: config["affectnet"]["source"],
         settings=lambda wc: settings_json("affectnet"),
@@ -38,7 +38,7 @@ rule balance:
         L.benchmark("balance")
     conda:
         "../../envs/data.yaml"
-    threads: 2
+    threads: config["threads"]
     params:
         settings=lambda wc: settings_json("balance"),
         seed=lambda wc: config["seed"],

@@ -15,8 +15,10 @@ import numpy as np
 import torch
 
 from ferflow import checkpoint, tsne
+from ferflow.cli import positive_int
+from ferflow.config import default
 from ferflow.errors import FerflowError
-from ferflow.inference import batched_outputs, in_channels_of, load_labelled_images
+from ferflow.inference import EVAL_BATCH, batched_outputs, in_channels_of, load_labelled_images
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,8 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="labelled images (split .npz, class folders, zip or ICML CSV)")
     parser.add_argument("--out", required=True, help="t-SNE coordinates CSV to write")
     tsne.add_tsne_arguments(parser, "embed")
-    parser.add_argument("--batch-size", type=int, default=256, help="images per inference batch")
-    parser.add_argument("--threads", type=int, default=2, help="CPU threads for inference")
+    parser.add_argument("--batch-size", type=positive_int, default=EVAL_BATCH, help="images per inference batch")
+    parser.add_argument("--threads", type=positive_int, default=default("threads"), help="CPU threads for inference")
 
 
 def penultimate_features(checkpoint_path: str, images: np.ndarray, batch_size: int) -> np.ndarray:

@@ -39,9 +39,10 @@ import numpy as np
 from PIL import Image
 
 from ferflow.classes import CLASS_NAMES, canonical
+from ferflow.cli import positive_int
 from ferflow.config import add_settings_argument, default
 from ferflow.errors import FerflowError
-from ferflow.faces import to_face48
+from ferflow.faces import IMAGE_SUFFIXES, to_face48
 from ferflow.preprocess.stages import replace_train
 from ferflow.progress import progress_bar
 from ferflow.storage import Split, load_split
@@ -58,7 +59,6 @@ OFFICIAL_CODES: dict[int, str] = {
 }
 """Expression codes of the official AffectNet annotation CSVs ('' = contempt, dropped; >= 8 dropped)."""
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 MAX_UNREADABLE = 0.01
 SEARCH_DEPTH = 2
 OFFICIAL_IMAGE_DIRS = ("", "Manually_Annotated_Images", "Manually_Annotated/Manually_Annotated_Images")
@@ -340,7 +340,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seed", type=int, default=default("seed"), help="seed of the max_per_class choice (and of source synthetic)"
     )
-    parser.add_argument("--workers", type=int, default=2, help="decoding processes")
+    parser.add_argument("--workers", type=positive_int, default=default("threads"), help="decoding processes")
 
 
 def run(args: argparse.Namespace) -> int:

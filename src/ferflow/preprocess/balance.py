@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ferflow.classes import CLASS_NAMES
+from ferflow.cli import positive_int
 from ferflow.config import add_settings_argument, default
 from ferflow.preprocess.stages import replace_train
 from ferflow.progress import progress_bar
@@ -114,7 +115,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="data stage directory to write")
     add_settings_argument(parser, "balance")
     parser.add_argument("--seed", type=int, default=default("seed"), help="seed of the parents and transforms")
-    parser.add_argument("--threads", type=int, default=2, help="CPU threads of the warping")
+    parser.add_argument("--threads", type=positive_int, default=default("threads"), help="CPU threads of the warping")
 
 
 def run(args: argparse.Namespace) -> int:
