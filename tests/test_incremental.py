@@ -28,6 +28,7 @@ FIGURE_RULES = {
     "plot_sweep",
     "plot_params",
     "plot_search",
+    "plot_time",
 }
 
 

@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ferflow import config
 from ferflow.errors import FerflowError
@@ -94,10 +94,19 @@ def flat(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+class Tracker(Protocol):
+    """What a tracker of a training run receives: each epoch's history row, then the best epoch's row and the
+    checkpoint written."""
+
+    def epoch(self, row: dict[str, float]) -> None: ...
+
+    def finish(self, best: dict[str, float], checkpoint: Path) -> None: ...
+
+
 class Trackers:
     """The trackers of one training run: each epoch's history row and the run's outcome go to every one."""
 
-    def __init__(self, members: list[Any]) -> None:
+    def __init__(self, members: list[Tracker]) -> None:
         self.members = members
 
     def epoch(self, row: dict[str, float]) -> None:
@@ -115,7 +124,7 @@ def open_run(
     """The trackers the settings ask for, opened on run folder ``out_dir`` whose training starts at epoch
     ``start`` (> 1: resumed; what an earlier attempt logged from ``start`` on is dropped)."""
     tracking = resolve(args)
-    members: list[Any] = []
+    members: list[Tracker] = []
     if tracking["mlflow"]:  # first: a missing mlflow package stops the run before any file is written
         from ferflow.tracking.mlflow_runs import MlflowRun
 

@@ -37,7 +37,9 @@ def add_arguments_search(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--settings", default="{}", help="base training settings (JSON) the trials overlay")
     parser.add_argument("--search", required=True, help="the search (JSON): trials, epochs, space, prune")
     parser.add_argument("--model-options", default="{}", help="architecture options as a JSON object")
-    parser.add_argument("--seed", type=int, default=1, help="training seed of every trial; seeds the sampler")
+    parser.add_argument(
+        "--seed", type=int, default=trainer.DEFAULT_SEED, help="training seed of every trial; seeds the sampler"
+    )
     parser.add_argument("--worker", type=int, default=0, help="this worker's index (unique among those running)")
     parser.add_argument("--out", required=True, type=Path, help="JSON record of the study and this worker's trials")
     parser.add_argument("--device", help="override the settings' device (forwarded to each trial's training)")
