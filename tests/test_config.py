@@ -38,6 +38,28 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ({"models": {"resnet": {"sweep": {"x": {"optimizer": "rmsprop"}}}}}, "models.resnet.sweep.x.optimizer"),
         ({"affectnet": {"label_policy": "vote"}}, "affectnet.label_policy"),
         ({"colour": "red"}, "unknown config key colour"),
+        ({"train": {"threads": 2.0}}, "invalid config key train.threads: 2.0 is not of type 'integer'"),
+        ({"models": {"resnet": {"sweep": {"x": {"recipe": "nope"}}}}}, "models.resnet.sweep.x.recipe: 'nope' is no"),
+        (
+            {
+                "models": {
+                    "resnet": {
+                        "sweep": {"kd": {"distillation": {"teacher": "alexnet/final", "temperature": 4, "weight": 0.5}}}
+                    }
+                }
+            },
+            "models.resnet.sweep.kd: distillation teacher alexnet/final: no model alexnet",
+        ),
+        (
+            {
+                "models": {
+                    "resnet": {
+                        "sweep": {"kd": {"distillation": {"teacher": "vgg16/final", "temperature": 4, "weight": 0.5}}}
+                    }
+                }
+            },
+            "distillation teacher vgg16/final: models.vgg16.final is null",
+        ),
     ],
 )
 def test_bad_config_stops_before_any_job(workdir: Path, overlay: dict, message: str) -> None:
