@@ -110,9 +110,10 @@ def test_train_params_are_the_resolved_settings_without_runtime_keys_and_options
         assert {"loss", "optimizer", "focal_gamma"} <= set(settings)  # defaults nobody wrote
         assert not (set(RUNTIME_KEYS) | off) & set(settings), settings
         full = resolve_settings(settings)
-        assert full["epochs"] in (1, 2) and full == resolve_settings({**full, "threads": 7, "device": "cpu"})
+        assert full["epochs"] in (1, 2) and defining_settings(full) == settings  # ferflow train reads them back
     written = tiny_with(workdir, "defaults.yaml", {"train": {**DEFAULTS, "epochs": 1, "threads": 1, "mixup": 0}})
-    assert planned_settings(workdir, "--configfile", written) == planned
+    again = planned_settings(workdir, "--configfile", written)
+    assert sorted(map(json.dumps, again)) == sorted(map(json.dumps, planned))  # the dry run's order varies
 
 
 def test_writing_defaults_out_or_setting_options_off_retrains_nothing(tiny_run: Path) -> None:
@@ -175,7 +176,6 @@ def test_an_auto_final_distils_from_the_teacher_of_the_experiment_its_selection_
         workdir,
         "auto.yaml",
         {
-            "finals": "auto",
             "models": {
                 "resnet": {
                     "select": ["adam_lr3_dropout0"],
@@ -185,12 +185,13 @@ def test_an_auto_final_distils_from_the_teacher_of_the_experiment_its_selection_
         },
     )
     selection = "results/tiny/runs/resnet/selection.json"
-    snakemake(workdir, "--configfile", overlay, "--", selection)
+    auto = ("--configfile", overlay, "--config", "finals=auto", "--")
+    snakemake(workdir, *auto, selection)
     final = "results/tiny/runs/resnet/final/seed1/history.csv"
-    proc = snakemake(workdir, "-n", "-p", "--configfile", overlay, "--", final)
+    proc = snakemake(workdir, "-n", "-p", *auto, final)
     assert "ferflow train" in proc.stdout and "--teacher" not in proc.stdout
     record = json.loads((workdir / selection).read_text())
     record["settings"]["distillation"] = {"teacher": "resnet/adam_lr3_dropout0", **teacher}
     (workdir / selection).write_text(json.dumps(record))
-    proc = snakemake(workdir, "-n", "-p", "--configfile", overlay, "--", final)
+    proc = snakemake(workdir, "-n", "-p", *auto, final)
     assert "--teacher results/tiny/runs/resnet/adam_lr3_dropout0/seed1/best.pt" in proc.stdout
