@@ -158,7 +158,8 @@ def _snakemake_on_slurm(workdir: Path, profile: Path, *args: str) -> tuple[str, 
     _observe(seen)
     text = log_path.read_text()
     assert proc.returncode == 0, f"{' '.join(cmd)} failed ({proc.returncode}):\n{text[-8000:]}"
-    return text, seen
+    run_id = _run_id(text)  # Slurm still lists an earlier run's jobs (MinJobAge): keep this run's
+    return text, {jobid: record for jobid, record in seen.items() if record["name"] == run_id}
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +175,7 @@ def test_every_job_went_through_sbatch(slurm_run: tuple[Path, str, dict[str, dic
     run_id = _run_id(log)
     submitted = dict(re.findall(r"has been submitted with SLURM jobid (\d+) \(log: (.+?)\)\.", log))
     # Snakemake announces each job as "rule X:" (sent to Slurm) or "localrule X:" (run in place).
-    announced = Counter(re.findall(r"^rule (\w+):$", log, flags=re.M))
+    announced = Counter(re.findall(r"^(?:rule|checkpoint) (\w+):$", log, flags=re.M))
     assert announced, "snakemake ran no job through Slurm"
     assert len(submitted) == sum(announced.values())
     missing = sorted(set(submitted) - set(seen))
@@ -274,7 +275,13 @@ def test_a_cpu_training_asks_slurm_for_no_gpu(slurm_gpu_run: tuple[Path, str, di
 
 
 def _files(root: Path) -> set[str]:
-    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+    """The files under ``root``; TensorBoard event files by folder (their names hold the time, host and pid)."""
+    events = "events.out.tfevents"
+    return {
+        str(p.relative_to(root)) if not p.name.startswith(events) else str(p.parent.relative_to(root) / events)
+        for p in root.rglob("*")
+        if p.is_file()
+    }
 
 
 def _assert_same_output(rel: Path, a: Path, b: Path) -> bool:
