@@ -38,7 +38,7 @@ from ferflow.config import SCHEMA_PATH
 from ferflow.device import cpu_has_native_bf16, cpu_kind
 from ferflow.report.figures import time_curve, time_figure
 from ferflow.storage import load_split
-from ferflow.train.settings import RUNTIME_KEYS, overlay
+from ferflow.train.settings import RUNTIME_KEYS, expand_recipes, overlay
 
 COLUMNS = [
     "recipe",
@@ -59,6 +59,7 @@ def recipe_settings(model: str, files: list[str]) -> dict[str, Any]:
     merged: dict[str, Any] = {}
     for name in files:
         update_config(merged, yaml.safe_load(Path(name).read_text()) or {})
+    expand_recipes(merged)  # `recipe: <name>` of an experiment (config.yaml's recipes)
     validate(merged, str(SCHEMA_PATH))  # fills the schema's defaults
     final = merged["models"][model]["final"]
     if final is None:
