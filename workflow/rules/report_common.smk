@@ -33,7 +33,9 @@ def report_inputs(wc):
         "summaries": [stage_files(s)["summary"] for s in data_stages()],
         "data_figures": [L.data_figure(n) for n in DATA_FIGURES],
         "tables": [L.table(t) for t in [f"sweep_{m}" for m in sweep_models()] + ["finals", "seeds"]],
-        "study_figures": [L.study_figure(f) for f in [f"sweep_{m}" for m in sweep_models()] + ["params_vs_accuracy", TIME_FIGURE]],
+        "study_figures": [
+            L.study_figure(f) for f in [f"sweep_{m}" for m in sweep_models()] + ["params_vs_accuracy", TIME_FIGURE]
+        ],
         "run_figures": [L.run_figure(m, e, s, n) for m, e, s in runs() for n in RUN_FIGURES],
         "deploy": [L.deployed_file(m, w) for m, _ in deployed_runs() for w in ("record", "onnx_check", "latency")],
         "search": [L.search_best(m) for m in search_models()]
