@@ -143,3 +143,20 @@ def test_params_figure_shows_each_experiment_as_mean_and_std_over_seeds(tmp_path
     assert segment.max() - segment.min() == pytest.approx(2 * np.std(accuracies, ddof=1))
     dots = fig.axes[0].collections[0].get_offsets()[:, 1]
     assert sorted(dots) == pytest.approx(sorted(accuracies))
+
+
+def test_time_to_accuracy_figure_plots_scores_against_cumulative_minutes(tmp_path: Path) -> None:
+    from ferflow.report.figures import time_curve
+    from ferflow.results import read_history
+
+    results = tmp_path / "results"
+    runs = [write_run(results, "resnet", "final", seed=s, parameters=481551) for s in (1, 2)]
+    history = read_history(runs[0] / "history.csv")
+    curve = time_curve(history)
+    assert curve["minutes"].tolist() == pytest.approx((history["epoch_seconds"].cumsum() / 60).tolist())
+    assert curve["val_acc"].tolist() == history["val_acc"].tolist()
+    out = tmp_path / "time.svg"
+    argv = ["plot-study", "time", "--out", str(out), "--settings", '{"dpi": 40}']
+    assert cli.main([*argv, *(str(r / "history.csv") for r in runs)]) == 0
+    svg = out.read_text()
+    assert "resnet/final/seed1" in svg and "resnet/final/seed2" in svg and "training wall time" in svg

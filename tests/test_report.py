@@ -114,6 +114,20 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert (
         cli.main(
             [
+                "plot-study",
+                "time",
+                "--out",
+                str(root / "figures" / "time_to_accuracy.png"),
+                "--settings",
+                '{"dpi": 30}',
+                *(str(run_dir(root, m, e, s) / "history.csv") for m, e, s, _ in RUNS),
+            ]
+        )
+        == 0
+    )
+    assert (
+        cli.main(
+            [
                 "tables",
                 "--out",
                 str(root / "tables"),
