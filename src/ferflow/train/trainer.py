@@ -123,7 +123,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--seed",
         type=int,
         default=DEFAULT_SEED,
-        help="seed of the weights, batches and augmentation (default: %(default)s, the first of the schema's seeds)",
+        help="seed of the weights, batches and augmentation, the schema's first seed (default: %(default)s)",
     )
     parser.add_argument(
         "--teacher", type=Path, help="knowledge distillation: the teacher's checkpoint (with the distillation setting)"
