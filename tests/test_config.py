@@ -146,6 +146,7 @@ def test_training_settings_are_checked_by_the_schema() -> None:
 
 @pytest.mark.parametrize("preset", sorted(p.name for p in (REPO / "workflow" / "presets").glob("*.yaml")))
 def test_presets_validate(workdir: Path, preset: str) -> None:
+    (workdir / "videos").mkdir(exist_ok=True)  # videos.yaml reads the user's folder videos/ (absent: one line)
     proc = _dry_run(workdir, workdir / "workflow" / "presets" / preset)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
