@@ -89,6 +89,7 @@ def test_schema_defaults_fill_a_minimal_config(workdir: Path, tmp_path: Path) ->
 def test_command_settings_default_to_the_schemas(command: str) -> None:
     """A command's --settings left out are the schema's defaults of the config keys it reads: not a second literal."""
     subcommands = {"plot-data": ["tsne", "--coords", "c", "--out", "o"], "plot-study": ["params", "--out", "o", "m"]}
+    subcommands["summarize-videos"] = ["--out", "o", "a.csv"]  # its CSVs are positional
     required = [a.option_strings[0] for a in parser_for(command)._actions if a.required and a.option_strings]
     argv = subcommands.get(command) or [part for option in required for part in (option, "x")]
     settings = parser_for(command).parse_args(argv).settings

@@ -242,7 +242,8 @@ def test_report_is_one_self_contained_file(results: Path, tmp_path: Path) -> Non
     assert links and not outside, outside
     assert "url(" not in document and "@import" not in document
     images = re.findall(r'<img src="data:image/png;base64,([^"]+)"', document)
-    assert len(images) == 3 + 1 + 2 + 4 * len(EXPERIMENTS)  # data, params, sweeps, one seed's figures per experiment
+    # data, params and time to accuracy, sweeps, one seed's figures per experiment
+    assert len(images) == 3 + 2 + 2 + 4 * len(EXPERIMENTS)
     assert all(base64.b64decode(image)[:8] == b"\x89PNG\r\n\x1a\n" for image in images)
     finals = pd.read_csv(results / "tables" / "finals.csv")
     assert f"{100 * finals.loc[0, 'test_acc_mean']:.1f} ± {100 * finals.loc[0, 'test_acc_std']:.1f}" in document
