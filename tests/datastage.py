@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ferflow import synthetic
 from ferflow.storage import Split, save_stage
 
 
@@ -27,5 +28,15 @@ def make_stage(root: Path, train: dict[int, int], seed: int = 0) -> Path:
             "val": make_split(small, "val", seed + 1),
             "test": make_split(small, "test", seed + 2),
         },
+    )
+    return root
+
+
+def synthetic_stage(root: Path) -> Path:
+    """A small grayscale model-input stage of the synthetic faces: 160 training images, 64 val, 64 test."""
+    splits = synthetic.generate(n_train=160, n_test=128, seed=5)
+    test = splits["test"]
+    save_stage(
+        root, {"train": splits["train"], "val": test.subset(np.arange(64)), "test": test.subset(np.arange(64, 128))}
     )
     return root

@@ -9,16 +9,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import optuna
 import pandas as pd
 import pytest
 import yaml
 
 from conftest import copy_workflow, snakemake
-from ferflow import checkpoint, cli, synthetic
+from datastage import synthetic_stage
+from ferflow import checkpoint, cli
 from ferflow import study as studies
-from ferflow.storage import read_json, save_stage
+from ferflow.storage import read_json
 from ferflow.train.settings import defining_settings
 from interrupt import kill_when_exists
 
@@ -29,13 +29,7 @@ FINISHED = {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
 
 @pytest.fixture(scope="module")
 def stage(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    splits = synthetic.generate(n_train=160, n_test=128, seed=5)
-    test = splits["test"]
-    out = tmp_path_factory.mktemp("stage")
-    save_stage(
-        out, {"train": splits["train"], "val": test.subset(np.arange(64)), "test": test.subset(np.arange(64, 128))}
-    )
-    return out
+    return synthetic_stage(tmp_path_factory.mktemp("stage"))
 
 
 def search_args(stage: Path, root: Path, storage: str, worker: int = 0, search: dict | None = None) -> list[str]:

@@ -11,14 +11,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from ferflow import checkpoint, cli, synthetic, tracking
-from ferflow.storage import save_stage
+from datastage import synthetic_stage
+from ferflow import checkpoint, cli, tracking
 from ferflow.tracking.tensorboard import EVENTS_GLOB
 from ferflow.train.settings import RUNTIME_KEYS
 from interrupt import kill_after_first_epoch
@@ -30,13 +29,7 @@ BASE = {"epochs": 3, "batch_size": 32, "max_train_batches": 2, "threads": 2, "am
 
 @pytest.fixture(scope="module")
 def stage(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    splits = synthetic.generate(n_train=160, n_test=128, seed=5)
-    test = splits["test"]
-    out = tmp_path_factory.mktemp("stage")
-    save_stage(
-        out, {"train": splits["train"], "val": test.subset(np.arange(64)), "test": test.subset(np.arange(64, 128))}
-    )
-    return out
+    return synthetic_stage(tmp_path_factory.mktemp("stage"))
 
 
 def events(run_dir: Path) -> EventAccumulator:

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import f1_score
 
+from datastage import synthetic_stage
 from ferflow import checkpoint, cli, config, models, synthetic
 from ferflow.classes import CLASS_NAMES
 from ferflow.faces import to_model_input
@@ -39,13 +40,7 @@ EXPECTED_COLUMNS = [
 @pytest.fixture(scope="module")
 def stage(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small grayscale model-input stage from the synthetic faces."""
-    splits = synthetic.generate(n_train=160, n_test=128, seed=5)
-    test = splits["test"]
-    out = tmp_path_factory.mktemp("stage")
-    save_stage(
-        out, {"train": splits["train"], "val": test.subset(np.arange(64)), "test": test.subset(np.arange(64, 128))}
-    )
-    return out
+    return synthetic_stage(tmp_path_factory.mktemp("stage"))
 
 
 def resnet_args(stage: Path, out: Path, settings: dict[str, Any], seed: int = 0) -> list[str]:
