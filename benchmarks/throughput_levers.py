@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 
 from ferflow import models
 from ferflow.device import cpu_kind
@@ -26,7 +27,7 @@ from ferflow.storage import load_split
 from ferflow.train.engine import DeviceData, EpochBatches, epoch_generator, make_engine
 from ferflow.train.settings import resolve_settings
 
-AUGMENTATION = {"horizontal_flip": True, "rotation": 10, "shear": 0, "translate": 0, "zoom": 0.1}
+FAST = Path(__file__).resolve().parents[1] / "workflow/presets/fast.yaml"  # the recipe the variants change
 VARIANTS = {  # name: settings over the fast recipe's (crop 40, batch 128, channels_last)
     "48 px whole faces": {"crop": None},
     "40 px crops": {},
@@ -40,10 +41,8 @@ def measure(args: argparse.Namespace, variant: dict) -> dict[str, float]:
     """Images a second of the engine's steps under ``variant`` (and the first step's extra seconds)."""
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    settings = resolve_settings(
-        {"batch_size": 128, "crop": 40, "optimizer": "sgd", "nesterov": True, "lr": 0.05, "amp": args.amp}
-        | {"augmentation": AUGMENTATION, **variant}
-    )
+    recipe = yaml.safe_load(FAST.read_text())["models"]["fernetfast"]["final"]
+    settings = resolve_settings({**recipe, "amp": args.amp, **variant})
     split = load_split(args.data_dir / "train.npz")
     channels = 1 if split.images.ndim == 3 else split.images.shape[-1]
     data = DeviceData.of(split, torch.device("cpu"), channels)
