@@ -41,7 +41,7 @@ def measure(args: argparse.Namespace, variant: dict) -> dict[str, float]:
     """Images a second of the engine's steps under ``variant`` (and the first step's extra seconds)."""
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    recipe = yaml.safe_load(FAST.read_text())["models"]["fernetfast"]["final"]
+    recipe = yaml.safe_load(FAST.read_text())["recipes"]["fast"]
     settings = resolve_settings({**recipe, "amp": args.amp, **variant})
     split = load_split(args.data_dir / "train.npz")
     channels = 1 if split.images.ndim == 3 else split.images.shape[-1]

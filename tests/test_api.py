@@ -18,6 +18,7 @@ from PIL import Image
 from clips import drawn_face, face_photo, moving_face_clip
 from conftest import REPO
 from ferflow import EmotionRecognizer
+from ferflow import checkpoint as checkpoints
 from ferflow.classes import CLASS_NAMES
 from ferflow.cli import main
 from ferflow.errors import FerflowError
@@ -85,14 +86,38 @@ def test_predict_faces_classifies_crops_as_predict_without_detection(recognizer)
     assert [whole.predict(c)[0] for c in crops] == faces
 
 
-def test_flip_tta_is_the_mean_over_the_face_and_its_mirror(recognizer) -> None:
+def asymmetric_face() -> np.ndarray:
     face = drawn_face(48)
     face[:, :20] //= 2  # not symmetric, so that the mirror differs
-    plain = [recognizer.predict_faces([x])[0].probabilities for x in (face, face[:, ::-1])]
+    return face
+
+
+def test_flip_tta_is_the_mean_over_the_face_and_its_mirror() -> None:
+    face, single = asymmetric_face(), EmotionRecognizer(tta="none")
+    plain = [single.predict_faces([x])[0].probabilities for x in (face, face[:, ::-1])]
     flipped = EmotionRecognizer(tta="flip").predict_faces([face])[0].probabilities
     assert plain[0] != plain[1]
     for name in CLASS_NAMES:
         assert flipped[name] == pytest.approx((plain[0][name] + plain[1][name]) / 2, abs=2e-6)
+
+
+def test_by_default_the_views_are_those_the_checkpoint_recommends(recognizer, tmp_path: Path) -> None:
+    """``tta="auto"`` (the default of the API, ``predict`` and ``evaluate``): the shipped model's card's views;
+    a checkpoint without a recommendation is classified without test-time augmentation."""
+    shipped = checkpoints.read(checkpoints.SHIPPED)
+    assert recognizer.predictor.tta == shipped["tta"] != "none"
+    face = asymmetric_face()
+    for recommended, expected in (("flip", "flip"), (None, "none")):
+        path = tmp_path / f"{recommended}.pt"
+        checkpoints.save(path, {k: v for k, v in {**shipped, "tta": recommended}.items() if v is not None})
+        auto = EmotionRecognizer(path).predict_faces([face])
+        assert auto == EmotionRecognizer(path, tta=expected).predict_faces([face])
+        assert auto != EmotionRecognizer(path, tta="crops10").predict_faces([face])
+        metrics = tmp_path / f"{recommended}.json"
+        data = tmp_path / "faces.npz"
+        save_split(data, Split(np.stack([face, face[:, ::-1]]), np.arange(2), ["a", "b"]))
+        assert main(["evaluate", "--checkpoint", str(path), "--data", str(data), "--out", str(metrics)]) == 0
+        assert json.loads(metrics.read_text())["tta"] == expected
 
 
 def test_the_cli_gives_the_apis_answers_with_tta(recognizer, photo, capsys) -> None:

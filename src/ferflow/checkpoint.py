@@ -5,7 +5,8 @@ A checkpoint is a dict of plain values and tensors:
 ``format`` ("ferflow-checkpoint"), ``version`` (1), ``arch`` (registry name), ``arch_kwargs``
 (what ``models.build`` needs besides the name, including ``in_channels`` and ``num_classes``),
 ``classes`` (list of names, index = label), ``image_size`` (48), ``normalization``
-(``{"mean": .5, "std": .5}``), ``model`` (state_dict), and optional training state
+(``{"mean": .5, "std": .5}``), ``model`` (state_dict), optionally ``tta`` (the test-time views that
+``--tta auto`` uses: the shipped model's, measured by its card), and optional training state
 (``epoch``, ``optimizer``, ``scheduler``, ``rng``, ``history``, ...) under other keys.
 """
 

@@ -92,7 +92,21 @@ TTA_VIEWS: dict[str, View] = {
 }
 """Test-time augmentation: the views of a batch whose softmax outputs are averaged (``crop``: the side of a
 ``crops10`` crop)."""
+AUTO_TTA = "auto"
+TTA_CHOICES = [AUTO_TTA, *TTA_VIEWS]
+"""What ``--tta`` takes: ``auto`` (the view set a checkpoint recommends, see :func:`resolve_tta`) or a view set."""
 TTA_CROP_FRACTION = 7 / 8  # crops10 on a model trained on whole faces: crops of 7/8 of the side (42 of 48 px)
+
+
+def resolve_tta(tta: str, ckpt: dict[str, Any]) -> str:
+    """The view set of ``tta``: for ``auto``, the one the checkpoint recommends (its ``tta`` entry: the
+    shipped model's card measured that it pays), else ``none``."""
+    if tta not in TTA_CHOICES:
+        raise FerflowError(f"tta {tta!r} is not one of {', '.join(TTA_CHOICES)}")
+    resolved = (ckpt.get("tta") or "none") if tta == AUTO_TTA else tta
+    if resolved not in TTA_VIEWS:
+        raise FerflowError(f"the checkpoint recommends tta {resolved!r}, not one of {', '.join(TTA_VIEWS)}")
+    return resolved
 
 
 def tta_crop(ckpt: dict[str, Any], side: int) -> int:

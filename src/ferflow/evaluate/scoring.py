@@ -27,7 +27,7 @@ from ferflow import checkpoint, models, tracking
 from ferflow.classes import CLASS_NAMES
 from ferflow.cli import positive_int
 from ferflow.config import default
-from ferflow.inference import EVAL_BATCH, TTA_VIEWS, load_labelled_images, predict_probabilities
+from ferflow.inference import EVAL_BATCH, TTA_CHOICES, load_labelled_images, predict_probabilities, resolve_tta
 from ferflow.metrics import compute_metrics
 from ferflow.sources import TEST_SPLITS
 from ferflow.storage import Split, atomic_path, write_json
@@ -53,9 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=positive_int, default=default("threads"), help="CPU threads for inference")
     parser.add_argument(
         "--tta",
-        choices=list(TTA_VIEWS),
+        choices=TTA_CHOICES,
         default=default("evaluation.tta"),
-        help="test-time augmentation: mean over these views",
+        help="test-time augmentation: mean over these views (auto: the checkpoint's recommended views, else none)",
     )
     tracking.add_arguments(parser, tensorboard=False)
 
@@ -98,10 +98,12 @@ def evaluate(
     data: str | Path,
     test_split: str | None = None,
     batch_size: int = EVAL_BATCH,
-    tta: str = "none",
+    tta: str = "auto",
 ) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Metrics (the metrics.json dict) and per-image predictions of a checkpoint on labelled data."""
+    """Metrics (the metrics.json dict, with the view set used) and per-image predictions of a checkpoint on
+    labelled data."""
     model, ckpt = checkpoint.load_model(checkpoint_path)
+    tta = resolve_tta(tta, ckpt)
     split = load_labelled_images(data, test_split)
     probabilities = predict_probabilities(model, ckpt, split.images, batch_size, tta)
     metrics = compute_metrics(split.labels, probabilities.argmax(axis=1))

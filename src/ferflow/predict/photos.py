@@ -44,7 +44,7 @@ from ferflow import checkpoint
 from ferflow.device import PREFERENCES, select_device
 from ferflow.errors import FerflowError
 from ferflow.faces import IMAGE_SUFFIXES, NORMALIZATION, VIDEO_SUFFIXES, WIDE_MODES, to_face48, to_grayscale_array
-from ferflow.inference import TTA_VIEWS, fuse_batchnorm, predict_probabilities
+from ferflow.inference import AUTO_TTA, TTA_CHOICES, fuse_batchnorm, predict_probabilities, resolve_tta
 from ferflow.ort import INPUT, OUTPUT, input_shape, ort_session, read_metadata
 from ferflow.predict.tracking import BoxT, iou
 from ferflow.storage import atomic_path
@@ -230,7 +230,8 @@ class OnDevice(nn.Module):
 class Predictor:
     """A classifier with its input conversion: a ferflow checkpoint (PyTorch, batch norm folded, on ``device``)
     or, for a ``.onnx`` path, its export (ONNX Runtime, CPU). ``__call__`` maps face crops to probabilities,
-    averaged over the test-time views of ``tta`` (:data:`ferflow.inference.TTA_VIEWS`)."""
+    averaged over the test-time views of ``tta`` (:data:`ferflow.inference.TTA_VIEWS`; ``auto``: the views the
+    checkpoint recommends, see :func:`ferflow.inference.resolve_tta`)."""
 
     def __init__(
         self,
@@ -238,10 +239,10 @@ class Predictor:
         threads: int | None = None,
         batch_size: int = 64,
         device: str = "auto",
-        tta: str = "none",
+        tta: str = AUTO_TTA,
     ) -> None:
-        if tta not in TTA_VIEWS:
-            raise FerflowError(f"tta {tta!r} is not one of {', '.join(TTA_VIEWS)}")
+        if tta not in TTA_CHOICES:
+            raise FerflowError(f"tta {tta!r} is not one of {', '.join(TTA_CHOICES)}")
         self.model: nn.Module | OrtModel
         if Path(model_path).suffix.lower() == ".onnx":
             if device not in ("auto", "cpu"):
@@ -264,7 +265,7 @@ class Predictor:
         self.image_size: int = int(fields["image_size"])
         self.in_channels: int = int(fields["in_channels"])
         self.arch: str = fields["arch"]
-        self.batch_size, self.tta = batch_size, tta
+        self.batch_size, self.tta = batch_size, resolve_tta(tta, fields)
 
     def probabilities(self, faces: np.ndarray) -> np.ndarray:
         """Class probabilities ``(N, classes)`` of uint8 ``(N, size, size)`` faces, ``batch_size`` at a time."""
@@ -409,7 +410,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--device", choices=PREFERENCES, default="auto", help="where a checkpoint runs (ONNX models: the CPU)"
     )
     parser.add_argument(
-        "--tta", choices=list(TTA_VIEWS), default="none", help="test-time augmentation: mean over these views"
+        "--tta",
+        choices=TTA_CHOICES,
+        default=AUTO_TTA,
+        help="test-time augmentation: mean over these views (auto: the checkpoint's recommended views, else none)",
     )
     video = parser.add_argument_group("video and camera")
     video.add_argument("--camera", type=int, metavar="INDEX", help="read frames from this camera instead of a file")

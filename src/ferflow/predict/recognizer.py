@@ -55,7 +55,8 @@ class EmotionRecognizer:
 
     ``checkpoint``: a ferflow checkpoint (``best.pt``) or its ONNX export (default: the model shipped with
     ferflow); ``device``: ``auto`` (CUDA, else MPS, else CPU), ``cpu``, ``cuda`` or ``mps`` (checkpoints only);
-    ``tta``: test-time augmentation (``none``, ``flip``, ``flip-shift``, ``crops10``); ``detect=False`` takes
+    ``tta``: test-time augmentation (``none``, ``flip``, ``flip-shift``, ``crops10``; ``auto``, the default: the
+    views the checkpoint recommends, for the shipped model those its card measured); ``detect=False`` takes
     every image as a face crop; ``margin`` widens each face box by that fraction of its side on each side.
     """
 
@@ -63,7 +64,7 @@ class EmotionRecognizer:
         self,
         checkpoint: str | os.PathLike[str] | None = None,
         device: str = "auto",
-        tta: str = "none",
+        tta: str = "auto",
         *,
         detect: bool = True,
         margin: float = 0.125,
