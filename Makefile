@@ -12,7 +12,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[pipeline,slurm,mlflow,test]'  # every extra; the model alone needs none
+	$(VENV)/bin/pip install --quiet -e '.[pipeline,slurm,mlflow,dlib,test]'  # every extra; the model alone needs none
 	touch $@
 
 demo: install

@@ -1,4 +1,4 @@
-"""Short test videos: a real face photo moved across a static background, written with OpenCV."""
+"""Test images and short test videos: faces (real or drawn) pasted into face-free scenes, clips written with OpenCV."""
 
 from __future__ import annotations
 
@@ -45,6 +45,26 @@ def scene(width: int, height: int, seed: int = 0) -> np.ndarray:
     base = np.stack([xx / width * 160 + 40, yy / height * 160 + 40, (xx + yy) / (width + height) * 200 + 30], -1)
     blotches = cv2.GaussianBlur(rng.normal(0, 40, (height, width, 3)), (0, 0), 12)
     return np.clip(base + blotches, 0, 255).astype(np.uint8)
+
+
+def background(rng: np.random.Generator, width: int = 800, height: int = 600) -> np.ndarray:
+    """A colour gradient with noise: a face-free RGB scene."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    rgb = np.stack([xx / width * 200, yy / height * 200, (xx + yy) / (width + height) * 255], -1)
+    return np.clip(rgb + rng.normal(0, 10, rgb.shape), 0, 255).astype(np.uint8)
+
+
+def paste(scene: np.ndarray, faces: list[np.ndarray], rng: np.random.Generator, cell: int = 200) -> list[Box]:
+    """Paste RGB face images into a grid of ``cell``-pixel cells of ``scene`` at random offsets."""
+    columns = scene.shape[1] // cell
+    boxes = []
+    for k, face in enumerate(faces):
+        s = face.shape[0]
+        x = (k % columns) * cell + int(rng.integers(0, cell - s + 1))
+        y = (k // columns) * cell + int(rng.integers(0, cell - s + 1))
+        scene[y : y + s, x : x + s] = face
+        boxes.append((x, y, s, s))
+    return boxes
 
 
 def moving_face_clip(

@@ -14,33 +14,13 @@ import pytest
 import torch
 from PIL import Image
 
-from clips import drawn_face
+from clips import background, drawn_face, paste
 from ferflow import checkpoint
 from ferflow.classes import CLASS_NAMES
 from ferflow.cli import main
 from ferflow.storage import Split, save_split
 
 Box = tuple[int, int, int, int]
-
-
-def background(rng: np.random.Generator, width: int = 800, height: int = 600) -> np.ndarray:
-    """A colour gradient with noise: a face-free RGB scene."""
-    yy, xx = np.mgrid[0:height, 0:width]
-    scene = np.stack([xx / width * 200, yy / height * 200, (xx + yy) / (width + height) * 255], -1)
-    return np.clip(scene + rng.normal(0, 10, scene.shape), 0, 255).astype(np.uint8)
-
-
-def paste(scene: np.ndarray, faces: list[np.ndarray], rng: np.random.Generator, cell: int = 200) -> list[Box]:
-    """Paste RGB face images into a grid of ``cell``-pixel cells of ``scene`` at random offsets."""
-    columns = scene.shape[1] // cell
-    boxes = []
-    for k, face in enumerate(faces):
-        s = face.shape[0]
-        x = (k % columns) * cell + int(rng.integers(0, cell - s + 1))
-        y = (k // columns) * cell + int(rng.integers(0, cell - s + 1))
-        scene[y : y + s, x : x + s] = face
-        boxes.append((x, y, s, s))
-    return boxes
 
 
 def iou(a: Box, b: Box) -> float:

@@ -59,6 +59,7 @@ EXTRAS: dict[str, str] = {
     ),
     "snakemake_executor_plugin_slurm": "slurm",
     "mlflow": "mlflow",
+    "dlib": "dlib",  # ferflow predict --detector dlib
 }
 
 

@@ -22,7 +22,7 @@ from PIL import Image
 from ferflow import checkpoint as checkpoints
 from ferflow.errors import FerflowError
 from ferflow.faces import to_grayscale_array
-from ferflow.predict.photos import Face, FaceDetector, Predictor, find_faces, load_photo
+from ferflow.predict.photos import DETECTORS, Face, Predictor, find_faces, load_photo
 from ferflow.predict.tracking import BoxT
 
 if TYPE_CHECKING:
@@ -51,13 +51,14 @@ def to_gray(image: ImageLike) -> np.ndarray:
 
 
 class EmotionRecognizer:
-    """Face detection (OpenCV's Haar cascade) and emotion classification with a ferflow model.
+    """Face detection and emotion classification with a ferflow model.
 
     ``checkpoint``: a ferflow checkpoint (``best.pt``) or its ONNX export (default: the model shipped with
     ferflow); ``device``: ``auto`` (CUDA, else MPS, else CPU), ``cpu``, ``cuda`` or ``mps`` (checkpoints only);
     ``tta``: test-time augmentation (``none``, ``flip``, ``flip-shift``, ``crops10``; ``auto``, the default: the
     views the checkpoint recommends, for the shipped model those its card measured); ``detect=False`` takes
-    every image as a face crop; ``margin`` widens each face box by that fraction of its side on each side.
+    every image as a face crop; ``detector``: ``haar`` (OpenCV's Haar cascade) or ``dlib`` (dlib's HOG detector,
+    the ``dlib`` extra); ``margin`` widens each face box by that fraction of its side on each side.
     """
 
     def __init__(
@@ -67,6 +68,7 @@ class EmotionRecognizer:
         tta: str = "auto",
         *,
         detect: bool = True,
+        detector: str = "haar",
         margin: float = 0.125,
         min_face: int = 30,
         batch_size: int = 64,
@@ -75,6 +77,8 @@ class EmotionRecognizer:
         for name, value in (("min_face", min_face), ("batch_size", batch_size), ("threads", threads)):
             if value is not None and value < 1:
                 raise FerflowError(f"{name} must be >= 1, got {value}")
+        if detector not in DETECTORS:
+            raise FerflowError(f"detector {detector!r} is not one of {', '.join(DETECTORS)}")
         if margin < 0:
             raise FerflowError(f"margin must be >= 0, got {margin}")
         if threads is not None:
@@ -82,8 +86,8 @@ class EmotionRecognizer:
             cv2.setNumThreads(threads)
         self.checkpoint = Path(checkpoint) if checkpoint else checkpoints.shipped()
         self.predictor = Predictor(self.checkpoint, threads, batch_size, device, tta)
-        self.detector = FaceDetector(min_face=min_face) if detect else None
-        self.margin, self.min_face = margin, min_face
+        self.detector = DETECTORS[detector](min_face=min_face) if detect else None
+        self.detector_kind, self.margin, self.min_face = detector, margin, min_face
 
     @property
     def classes(self) -> list[str]:

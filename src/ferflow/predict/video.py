@@ -3,10 +3,10 @@
 Frames are read with OpenCV (any file it can decode). Every frame is grabbed; a frame is sampled
 (decoded into pixels and analysed) every ``--every`` frames, or ``--fps`` times per second of video
 time (for a camera, wall-clock time since the start). A sampled frame is converted to grayscale and
-faces are found with the photo path's Haar cascade: over the whole frame, downscaled to ``--detect-side``
-pixels (boxes mapped back), every ``--redetect`` analysed frames and whenever no face is tracked or a
-tracked face was missed; in between only around the faces of the previous analysed frame
-(:meth:`ferflow.predict.photos.FaceDetector.near`), a fraction of the cost. All faces of the frame are
+faces are found with the photo path's detector (``--detector``): over the whole frame, downscaled to
+``--detect-side`` pixels (boxes mapped back), every ``--redetect`` analysed frames and whenever no face is
+tracked or a tracked face was missed; in between only around the faces of the previous analysed frame
+(:meth:`ferflow.predict.photos.Detector.near`), a fraction of the cost. All faces of the frame are
 classified in one batch, and :class:`ferflow.predict.tracking.IouTracker` keeps each face's id while its
 boxes overlap from one analysed frame to the next.
 
@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from ferflow.cli import missing_extra
 from ferflow.errors import FerflowError
-from ferflow.predict.photos import DETECT_SIDE, REDETECT, FaceDetector, check_options, crop_face, draw_faces, is_video
+from ferflow.predict.photos import DETECT_SIDE, DETECTORS, REDETECT, check_options, crop_face, draw_faces, is_video
 from ferflow.predict.tracking import BoxT, IouTracker
 from ferflow.storage import atomic_path
 
@@ -182,7 +182,7 @@ def analysed_frames(
     progress: tqdm,
 ) -> Iterator[Analysed]:
     """Detect, classify and track the faces of every sampled frame (see the module docstring)."""
-    detector = FaceDetector(min_face=recognizer.min_face, max_side=detect_side)
+    detector = DETECTORS[recognizer.detector_kind](min_face=recognizer.min_face, max_side=detect_side)
     tracker = IouTracker()
     for n, (index, time_s, frame) in enumerate(frames(capture, camera, sampler, max_frames, progress)):
         gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
