@@ -16,9 +16,7 @@ from ferflow.train.settings import DEFAULTS, resolve_settings
 
 
 def _dry_run(workdir: Path, *configfiles: Path) -> subprocess.CompletedProcess[str]:
-    args = [bin_path("snakemake"), "-n", "--quiet", "rules"]
-    for cf in configfiles:
-        args += ["--configfile", str(cf)]
+    args = [bin_path("snakemake"), "-n", "--quiet", "rules", "--configfile", *map(str, configfiles)]
     return subprocess.run(args, cwd=workdir, text=True, capture_output=True)
 
 
@@ -145,10 +143,15 @@ def test_training_settings_are_checked_by_the_schema() -> None:
             resolve_settings(bad)
 
 
+OVERLAID_ON = {"long.yaml": ["fast.yaml"], "distill.yaml": ["fast.yaml", "long.yaml"]}
+"""Presets that start from another's recipe (their headers say so), with the presets they go over."""
+
+
 @pytest.mark.parametrize("preset", sorted(p.name for p in (REPO / "workflow" / "presets").glob("*.yaml")))
 def test_presets_validate(workdir: Path, preset: str) -> None:
     (workdir / "videos").mkdir(exist_ok=True)  # videos.yaml reads the user's folder videos/ (absent: one line)
-    proc = _dry_run(workdir, workdir / "workflow" / "presets" / preset)
+    stack = [*OVERLAID_ON.get(preset, []), preset]
+    proc = _dry_run(workdir, *(workdir / "workflow" / "presets" / name for name in stack))
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
