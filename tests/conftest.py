@@ -28,6 +28,20 @@ def fer2013_zip() -> Path:
     return _shared("fer2013.zip")
 
 
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-init resnet checkpoint (3 channels, as trained on the rgb stage): detection and the predict
+    paths do not depend on the weights."""
+    import torch
+
+    from ferflow import checkpoint
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "best.pt"
+    checkpoint.save_untrained(path, "resnet", in_channels=3, num_classes=7, dropout=0.0)
+    return path
+
+
 @pytest.fixture(scope="session")
 def affectnet_zip() -> Path:
     """../shared/data/affectnet-sample.zip, or skip."""

@@ -7,31 +7,20 @@ import io
 import json
 import sys
 import zipfile
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from clips import Box, background, drawn_face, face_photo, moving_face_clip, paste
-from ferflow import EmotionRecognizer, checkpoint
+from ferflow import EmotionRecognizer
 from ferflow.cli import main
 from ferflow.errors import FerflowError
 from ferflow.predict.photos import DlibDetector
 from ferflow.predict.tracking import iou
 
 MISSING = "needs dlib, which the 'dlib' extra installs: pip install 'ferflow[dlib]'"
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random-init resnet checkpoint: detection does not depend on the weights."""
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "best.pt"
-    checkpoint.save_untrained(path, "resnet", in_channels=3, num_classes=7, dropout=0.0)
-    return path
 
 
 def gray(rgb: np.ndarray) -> np.ndarray:

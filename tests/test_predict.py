@@ -15,7 +15,6 @@ import torch
 from PIL import Image
 
 from clips import background, drawn_face, paste
-from ferflow import checkpoint
 from ferflow.classes import CLASS_NAMES
 from ferflow.cli import main
 from ferflow.storage import Split, save_split
@@ -34,15 +33,6 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
     code = main(["predict", *args])
     out = capsys.readouterr()
     return code, out.out, out.err
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random-init resnet checkpoint (3 channels, as trained on the rgb stage)."""
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "best.pt"
-    checkpoint.save_untrained(path, "resnet", in_channels=3, num_classes=7, dropout=0.0)
-    return path
 
 
 @pytest.fixture(scope="module")
