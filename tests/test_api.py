@@ -107,6 +107,8 @@ def test_by_default_the_views_are_those_the_checkpoint_recommends(recognizer, tm
     shipped = checkpoints.read(checkpoints.SHIPPED)
     assert recognizer.predictor.tta == shipped["tta"] != "none"
     face = asymmetric_face()
+    data = tmp_path / "faces.npz"
+    save_split(data, Split(np.stack([face, face[:, ::-1]]), np.arange(2), ["a", "b"]))
     for recommended, expected in (("flip", "flip"), (None, "none")):
         path = tmp_path / f"{recommended}.pt"
         checkpoints.save(path, {k: v for k, v in {**shipped, "tta": recommended}.items() if v is not None})
@@ -114,8 +116,6 @@ def test_by_default_the_views_are_those_the_checkpoint_recommends(recognizer, tm
         assert auto == EmotionRecognizer(path, tta=expected).predict_faces([face])
         assert auto != EmotionRecognizer(path, tta="crops10").predict_faces([face])
         metrics = tmp_path / f"{recommended}.json"
-        data = tmp_path / "faces.npz"
-        save_split(data, Split(np.stack([face, face[:, ::-1]]), np.arange(2), ["a", "b"]))
         assert main(["evaluate", "--checkpoint", str(path), "--data", str(data), "--out", str(metrics)]) == 0
         assert json.loads(metrics.read_text())["tta"] == expected
 

@@ -27,7 +27,14 @@ from ferflow import checkpoint, models, tracking
 from ferflow.classes import CLASS_NAMES
 from ferflow.cli import positive_int
 from ferflow.config import default
-from ferflow.inference import EVAL_BATCH, TTA_CHOICES, load_labelled_images, predict_probabilities, resolve_tta
+from ferflow.inference import (
+    AUTO_TTA,
+    EVAL_BATCH,
+    TTA_CHOICES,
+    load_labelled_images,
+    predict_probabilities,
+    resolve_tta,
+)
 from ferflow.metrics import compute_metrics
 from ferflow.sources import TEST_SPLITS
 from ferflow.storage import Split, atomic_path, write_json
@@ -98,7 +105,7 @@ def evaluate(
     data: str | Path,
     test_split: str | None = None,
     batch_size: int = EVAL_BATCH,
-    tta: str = "auto",
+    tta: str = AUTO_TTA,
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Metrics (the metrics.json dict, with the view set used) and per-image predictions of a checkpoint on
     labelled data."""

@@ -324,8 +324,6 @@ class Predictor:
         device: str = "auto",
         tta: str = AUTO_TTA,
     ) -> None:
-        if tta not in TTA_CHOICES:
-            raise FerflowError(f"tta {tta!r} is not one of {', '.join(TTA_CHOICES)}")
         self.model: nn.Module | OrtModel
         if Path(model_path).suffix.lower() == ".onnx":
             if device not in ("auto", "cpu"):

@@ -22,6 +22,7 @@ from PIL import Image
 from ferflow import checkpoint as checkpoints
 from ferflow.errors import FerflowError
 from ferflow.faces import to_grayscale_array
+from ferflow.inference import AUTO_TTA
 from ferflow.predict.photos import DETECTORS, Face, Predictor, find_faces, load_photo
 from ferflow.predict.tracking import BoxT
 
@@ -65,7 +66,7 @@ class EmotionRecognizer:
         self,
         checkpoint: str | os.PathLike[str] | None = None,
         device: str = "auto",
-        tta: str = "auto",
+        tta: str = AUTO_TTA,
         *,
         detect: bool = True,
         detector: str = "haar",
