@@ -108,3 +108,8 @@ def test_ferflow_models_lists_counts() -> None:
     assert lines["resnet"] == ["481,551", "481,551"]
     assert lines["mobilenetv2"] == ["132,935", "132,935"]
     assert lines["vgg16"][1] == "7,099,399"
+
+
+@pytest.mark.parametrize("name", models.names())
+def test_declared_options_are_the_builders_keyword_parameters(name: str) -> None:
+    assert models.option_names(name) == models.signature_options(name)

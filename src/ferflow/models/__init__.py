@@ -8,21 +8,34 @@ maps it to logits, and whose ``forward(x)`` is ``classifier(features(x))``.
 from __future__ import annotations
 
 from collections.abc import Callable
-
-from torch import nn
+from typing import TYPE_CHECKING, NamedTuple
 
 from ferflow.errors import FerflowError
 
-Builder = Callable[..., nn.Module]
-_REGISTRY: dict[str, str] = {
-    # name: "module:callable" (imported lazily so that listing is cheap)
-    "resnet": "ferflow.models.resnet:StudyResNet",
-    "mobilenetv2": "ferflow.models.mobilenetv2:CompactMobileNetV2",
-    "vgg16": "ferflow.models.vgg16:VGG16Transfer",
-    "fernet": "ferflow.models.fernet:fernet",
-    "fernettiny": "ferflow.models.fernet:fernet_tiny",
-    "fernetfast": "ferflow.models.fernet:fernet_fast",
-    "fernetfasttiny": "ferflow.models.fernet:fernet_fast_tiny",
+if TYPE_CHECKING:
+    from torch import nn
+
+Builder = Callable[..., "nn.Module"]
+
+
+class Entry(NamedTuple):
+    """A registered architecture: its builder as ``"module:callable"`` (imported only to build or inspect it)
+    and the options (``models.<name>.options`` keys) that builder takes, listed here so that checking a
+    config, which every ``snakemake`` call does, imports neither torch nor torchvision (tests/test_models.py
+    holds the list to the builder's signature)."""
+
+    target: str
+    options: tuple[str, ...] = ()
+
+
+_REGISTRY: dict[str, Entry] = {
+    "resnet": Entry("ferflow.models.resnet:StudyResNet"),
+    "mobilenetv2": Entry("ferflow.models.mobilenetv2:CompactMobileNetV2"),
+    "vgg16": Entry("ferflow.models.vgg16:VGG16Transfer", ("pretrained",)),
+    "fernet": Entry("ferflow.models.fernet:fernet"),
+    "fernettiny": Entry("ferflow.models.fernet:fernet_tiny"),
+    "fernetfast": Entry("ferflow.models.fernet:fernet_fast"),
+    "fernetfasttiny": Entry("ferflow.models.fernet:fernet_fast_tiny"),
 }
 
 
@@ -31,15 +44,19 @@ def names() -> list[str]:
     return list(_REGISTRY)
 
 
+def entry(name: str) -> Entry:
+    """The registry entry of ``name``; an unknown architecture is refused in one line."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise FerflowError(f"unknown architecture {name!r} (registered: {', '.join(_REGISTRY)})") from None
+
+
 def builder(name: str) -> Builder:
     """The class (or factory) registered under ``name``."""
     import importlib
 
-    try:
-        target = _REGISTRY[name]
-    except KeyError:
-        raise FerflowError(f"unknown architecture {name!r} (registered: {', '.join(_REGISTRY)})") from None
-    module, attr = target.split(":")
+    module, attr = entry(name).target.split(":")
     return getattr(importlib.import_module(module), attr)
 
 
@@ -48,13 +65,17 @@ def builder(name: str) -> Builder:
 PIPELINE_ARGUMENTS = ("in_channels", "num_classes", "dropout", "input_crop")
 
 
-def option_names(name: str) -> list[str]:
-    """The options (``models.<name>.options`` keys) an architecture accepts: its builder's keyword
-    parameters other than those the pipeline passes."""
+def signature_options(name: str) -> list[str]:
+    """The keyword parameters of an architecture's builder other than those the pipeline passes (imports it)."""
     import inspect
 
     parameters = inspect.signature(builder(name)).parameters
     return [p for p in parameters if p not in PIPELINE_ARGUMENTS and p != "variant"]
+
+
+def option_names(name: str) -> list[str]:
+    """The options (``models.<name>.options`` keys) an architecture accepts, without importing it."""
+    return list(entry(name).options)
 
 
 def check_options(name: str, options: dict[str, object], where: str = "") -> None:
