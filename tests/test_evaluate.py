@@ -55,7 +55,7 @@ EXPECTED_F1 = {
 
 @pytest.fixture
 def toy_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setitem(models._REGISTRY, "brightness", f"{__name__}:BrightnessNet")
+    monkeypatch.setitem(models._REGISTRY, "brightness", models.Entry(f"{__name__}:BrightnessNet"))
     path = tmp_path / "toy.pt"
     checkpoint.save(
         path,
