@@ -51,7 +51,7 @@ def measure(args: argparse.Namespace, variant: dict) -> dict[str, float]:
     batches = iter(EpochBatches(data, settings, epoch_generator(0, 1), engine.channels_last))
     times = []
     for _ in range(args.warmup + args.steps):
-        x, targets, _ = next(batches)
+        x, targets, *_ = next(batches)
         began = time.perf_counter()
         engine.step(x, targets)
         times.append(time.perf_counter() - began)

@@ -20,6 +20,9 @@ def _dry_run(workdir: Path, *configfiles: Path) -> subprocess.CompletedProcess[s
     return subprocess.run(args, cwd=workdir, text=True, capture_output=True)
 
 
+SELF_TEACHER = {"teacher": "resnet/kd", "temperature": 1, "weight": 0.5}
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return copy_workflow(tmp_path_factory.mktemp("cfg"))
@@ -57,6 +60,10 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 }
             },
             "distillation teacher vgg16/final: models.vgg16.final is null",
+        ),
+        (
+            {"models": {"resnet": {"sweep": {"kd": {"distillation": {**SELF_TEACHER, "ensemble": True}}}}}},
+            "models.resnet.sweep.kd: distillation teacher resnet/kd: the experiment itself",
         ),
     ],
 )
@@ -153,6 +160,25 @@ def test_presets_validate(workdir: Path, preset: str) -> None:
     stack = [*OVERLAID_ON.get(preset, []), preset]
     proc = _dry_run(workdir, *(workdir / "workflow" / "presets" / name for name in stack))
     assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_an_ensemble_teacher_is_every_seed_of_its_experiment_as_soft_labels_computed_once(
+    workdir: Path, tmp_path: Path
+) -> None:
+    overlay = tmp_path / "ensemble.yaml"
+    distillation = {"teacher": "resnet/final", "temperature": 2.0, "weight": 0.5, "ensemble": True}
+    experiment = {"epochs": 1, "distillation": distillation}
+    models = {"fernettiny": {"enabled": True, "sweep": {"kd": experiment}}}
+    overlay.write_text(yaml.safe_dump({"seeds": [1, 2], "evaluation": {"tta": "crops10"}, "models": models}))
+    targets = [f"results/tiny/runs/fernettiny/kd/seed{k}/history.csv" for k in (1, 2)]
+    args = [bin_path("snakemake"), "-n", "-p", "--configfile", "workflow/presets/tiny.yaml", str(overlay), "--"]
+    proc = subprocess.run([*args, *targets], cwd=workdir, text=True, capture_output=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    teachers = " ".join(f"results/tiny/runs/resnet/final/seed{k}/best.pt" for k in (1, 2))
+    once = f"ferflow soft-labels {teachers} --data results/tiny/data/rgb/train.npz --tta crops10"
+    assert proc.stdout.count(once) == 1
+    assert proc.stdout.count("--soft-labels results/tiny/runs/resnet/final/soft_labels.npz") == 2  # both seeds
+    assert "--teacher" not in proc.stdout and "rule deploy_seed:" not in proc.stdout
 
 
 def test_a_distilled_experiment_takes_its_teachers_deployed_checkpoint_as_input(workdir: Path, tmp_path: Path) -> None:

@@ -69,6 +69,19 @@ def test_batches_are_bit_identical_to_drawing_them_batch_by_batch(data: DeviceDa
             assert torch.equal(a, b)
 
 
+def test_soft_labels_go_with_their_images_and_are_mixed_alike(data: DeviceData) -> None:
+    labels = F.one_hot(data.labels, len(CLASS_NAMES)).float()
+    with_soft = DeviceData(data.images, data.labels, data.in_channels, 0.8 * labels + 0.2 / len(CLASS_NAMES))
+    settings = resolve_settings({**EVERYTHING, "crop": 40})
+    batches = list(EpochBatches(with_soft, settings, epoch_generator(3, 2), False))
+    plain = list(EpochBatches(data, settings, epoch_generator(3, 2), False))
+    for (x, targets, _, soft), (x_plain, *_) in zip(batches, plain):
+        assert torch.equal(x, x_plain)  # soft labels draw nothing from the epoch's generator
+        torch.testing.assert_close(soft, 0.8 * targets + 0.2 / len(CLASS_NAMES))  # each row mixed like its label
+    assert any(not torch.equal(t, t.round()) for _, t, _, _ in batches)  # mixup or cutmix did mix some rows
+    assert all(soft is None for *_, soft in plain)
+
+
 def test_an_epoch_moves_its_draws_to_the_device_once(data: DeviceData, monkeypatch: pytest.MonkeyPatch) -> None:
     moved: list[tuple[int, ...]] = []
     real = engine.to_device

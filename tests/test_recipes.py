@@ -16,7 +16,9 @@ import torch.nn.functional as F
 from ferflow import checkpoint, cli, models, synthetic
 from ferflow.errors import FerflowError
 from ferflow.faces import to_model_input
+from ferflow.inference import predict_probabilities
 from ferflow.storage import load_split, save_stage
+from ferflow.train import soft_labels as ensemble_soft_labels
 from ferflow.train.engine import affine_matrices, lr_factor
 from ferflow.train.losses import Criterion, balanced_class_weights, distillation_loss
 from ferflow.train.mixing import beta_sample, mix, random_erasing
@@ -234,6 +236,72 @@ def test_distillation_takes_a_teacher_checkpoint_of_another_architecture(
     assert cli.main(recipe_args(stage, tmp_path / "orphan", distil)) == 1
     assert "--teacher" in capsys.readouterr().err
     assert not (tmp_path / "orphan" / "best.pt").exists()
+
+
+@pytest.fixture(scope="module")
+def soft_labels(stage: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
+    """Soft labels of ``stage``'s training images from a seed ensemble of two one-epoch teachers."""
+    out = tmp_path_factory.mktemp("ensemble")
+    teachers = []
+    for seed in (0, 1):
+        train(stage, out / f"seed{seed}", {"epochs": 1}, seed=seed)
+        teachers.append(out / f"seed{seed}" / "best.pt")
+    args = ["soft-labels", *map(str, teachers), "--data", str(stage / "train.npz"), "--tta", "crops10"]
+    assert cli.main([*args, "--out", str(out / "soft_labels.npz")]) == 0
+    return out / "soft_labels.npz", teachers
+
+
+def test_soft_labels_are_the_mean_of_each_seed_s_crop_averaged_probabilities(
+    stage: Path, soft_labels: tuple[Path, list[Path]]
+) -> None:
+    path, teachers = soft_labels
+    split = load_split(stage / "train.npz")
+    per_seed = []
+    for teacher in teachers:
+        model, ckpt = checkpoint.load_model(teacher)
+        per_seed.append(predict_probabilities(model.eval(), ckpt, split.images, 64, "crops10"))
+    assert not np.allclose(per_seed[0], per_seed[1], atol=1e-3)  # two seeds, two teachers
+    got = ensemble_soft_labels.load(path, split)
+    np.testing.assert_allclose(got, np.mean(per_seed, axis=0), atol=1e-5)
+    np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_a_student_distils_from_soft_labels_of_its_own_training_images_only(
+    stage: Path, soft_labels: tuple[Path, list[Path]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = soft_labels[0]
+    distil = {"distillation": {"teacher": "fernettiny/exp", "temperature": 2.0, "weight": 0.7, "ensemble": True}}
+    history = train(stage, tmp_path / "student", {**distil, "epochs": 1}, extra=("--soft-labels", str(path)))
+    assert len(history) == 1 and math.isfinite(float(history[0]["train_loss"]))
+    assert checkpoint.read(tmp_path / "student" / "last.pt")["fingerprint"]["teacher"]
+
+    assert cli.main(recipe_args(stage, tmp_path / "orphan", distil)) == 1
+    assert "--soft-labels" in capsys.readouterr().err
+    other = tmp_path / "other"
+    splits = {name: load_split(stage / f"{name}.npz") for name in ("train", "val", "test")}
+    save_stage(other, {**splits, "train": splits["train"].subset(np.arange(100))})
+    assert cli.main(recipe_args(other, tmp_path / "mismatch", distil, extra=("--soft-labels", str(path)))) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and str(path) in err and "other training images" in err
+    assert not (tmp_path / "mismatch" / "best.pt").exists()
+
+
+def test_the_soft_labels_of_a_batch_are_its_distillation_targets() -> None:
+    from ferflow.train.engine import make_engine
+
+    torch.manual_seed(0)
+    settings = resolve_settings(
+        {"amp": False, "distillation": {"teacher": "m/e", "temperature": 2.0, "weight": 0.7, "ensemble": True}}
+    )
+    engine, _ = make_engine(models.build("fernettiny", in_channels=1), settings, torch.device("cpu"))
+    x, y = torch.randn(8, 1, 48, 48), torch.arange(8) % 7
+    soft = F.softmax(torch.randn(8, 7), dim=1)
+    loss, logits = engine.step(x, y, soft)
+    expected = 0.3 * F.cross_entropy(logits, y) + 0.7 * distillation_loss(logits, soft.log(), 2.0)
+    assert float(loss) == pytest.approx(float(expected), rel=1e-5)
+    assert float(loss) != pytest.approx(float(F.cross_entropy(logits, y)), rel=1e-3)
+    with pytest.raises(FerflowError, match="--teacher"):  # an ensemble has soft labels, not a teacher model
+        make_engine(models.build("fernettiny", in_channels=1), settings, torch.device("cpu"), teacher=engine.model)
 
 
 def test_the_engine_s_teacher_folds_batch_norm_and_keeps_the_teacher_s_logits() -> None:

@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tsne-raw": ("ferflow.datafigures.tsne_raw", "t-SNE coordinates of raw test pixels (PCA, then 2-D t-SNE)"),
     "models": ("ferflow.models.listing", "list registered architectures with their parameter counts"),
     "train": ("ferflow.train.trainer", "train one experiment (resumes from last.pt)"),
+    "soft-labels": ("ferflow.train.soft_labels", "a seed ensemble's crop-averaged soft labels of the training images"),
     "select-final": ("ferflow.train.select", "pick an architecture's best sweep experiment by mean val macro-F1"),
     "search": ("ferflow.train.search", "one worker of an architecture's Optuna search (trials trained like any run)"),
     "search-best": ("ferflow.train.search", "the best trial of a search: the settings of the experiment `search`"),

@@ -11,6 +11,7 @@ and name them with it. Its methods take plain strings, so Snakemake wildcards pa
     runs/<model>/<experiment>/seed<k>/                  one training run: history.csv best.pt last.pt
                                                         metrics.json val_metrics.json tsne.csv figures/
     runs/<model>/final/best.pt deployed.json           the deployed seed of a final (+ model.onnx ...)
+    runs/<model>/<experiment>/soft_labels.npz          its seeds' crop-averaged training-image probabilities
     runs/<model>/selection.json                        finals: auto, the chosen sweep experiment
     search/<model>.db  search/<model>/trial<k>/ worker<k>.json best.json   an architecture's Optuna search
     videos/frames/<name>.csv <name>.png videos/tracks.csv   the batch-video target (config videos)
@@ -127,6 +128,10 @@ class Layout:
     def of_run(self, run: Run, what: str) -> str:
         """:meth:`run_file` of a :class:`Run`."""
         return self.run_file(run.model, run.experiment, run.seed, what)
+
+    def soft_labels(self, model: str, experiment: str) -> str:
+        """The seed ensemble of an experiment as a distillation teacher: its soft labels of the training images."""
+        return self._path("runs", model, experiment, "soft_labels.npz")
 
     def run_figure(self, model: str, experiment: str, seed: int | str, name: str) -> str:
         return f"{self.run_dir(model, experiment, seed)}/figures/{name}.{self.fmt}"

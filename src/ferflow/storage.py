@@ -14,6 +14,7 @@ A *data stage directory* holds ``train.npz``, ``val.npz``, ``test.npz`` and ``su
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -73,6 +74,15 @@ class Split:
             np.concatenate([p.labels for p in parts]),
             np.concatenate([p.ids for p in parts]),
         )
+
+
+def split_digest(*splits: Split) -> str:
+    """A digest of splits' images and labels: a resumed run, a search or soft labels never mix datasets."""
+    digest = hashlib.blake2b(digest_size=16)
+    for split in splits:
+        digest.update(split.images.tobytes())
+        digest.update(split.labels.tobytes())
+    return digest.hexdigest()
 
 
 @contextlib.contextmanager

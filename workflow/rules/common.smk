@@ -77,14 +77,16 @@ def check_experiments(config):
             try:
                 distillation = defining_settings(experiment_settings(model, experiment)).get("distillation")
                 if distillation:
-                    check_teacher(config, distillation["teacher"])
+                    check_teacher(config, distillation["teacher"], f"{model}/{experiment}")
             except FerflowError as exc:
                 raise WorkflowError(f"config key {key}: {exc}") from None
 
 
-def check_teacher(config, teacher):
+def check_teacher(config, teacher, student):
     """A distillation teacher `<model>/<experiment>` must be a model of the config with that sweep experiment,
-    or with a final (`<model>/final`)."""
+    or with a final (`<model>/final`), other than the student experiment itself."""
+    if teacher == student:
+        raise FerflowError(f"distillation teacher {teacher}: the experiment itself")
     model, experiment = teacher.split("/")
     spec = config["models"].get(model)
     if spec is None:

@@ -46,6 +46,30 @@ rule train:
         " --seed {wildcards.seed} --threads {threads} --device {resources.device} {params.teacher} >> {log} 2>&1"
 
 
+# A seed ensemble as a distillation teacher (`distillation: {teacher: <model>/<experiment>, ensemble: true}`): every
+# seed of the teacher experiment predicts the training images once, with the evaluation's test-time augmentation.
+
+
+rule soft_labels:
+    input:
+        train=lambda wc: stage_files(model_input_stage())["train"],
+        teachers=lambda wc: run_files(wc.model, wc.experiment, "best"),
+    output:
+        L.soft_labels("{model}", "{experiment}"),
+    log:
+        L.log("soft_labels", "{model}", "{experiment}"),
+    benchmark:
+        L.benchmark("soft_labels", "{model}", "{experiment}")
+    conda:
+        "../../envs/train.yaml"
+    threads: config["threads"]
+    params:
+        tta=config["evaluation"]["tta"],
+    shell:
+        "ferflow soft-labels {input.teachers:q} --data {input.train:q} --tta {params.tta}"
+        " --threads {threads} --out {output:q} > {log} 2>&1"
+
+
 checkpoint select_final:
     input:
         select_inputs,

@@ -1,5 +1,7 @@
 # Input functions of train.smk (kept apart from the rules, as `snakemake --lint` asks).
 
+import shlex
+
 from ferflow.device import GPU_PREFERENCES
 
 
@@ -13,10 +15,7 @@ def train_inputs(wildcards):
         files["selection"] = checkpoints.select_final.get(model=wildcards.model).output[0]
     if wildcards.experiment == SEARCH:
         files["search"] = checkpoints.search_best.get(model=wildcards.model).output[0]
-    teacher = teacher_checkpoint(wildcards)
-    if teacher:
-        files["teacher"] = teacher
-    return files
+    return {**files, **teacher_input(wildcards)}
 
 
 def run_settings(wildcards):
@@ -37,20 +36,28 @@ def defined_settings(model, experiment):
     return training_settings(model, experiment)
 
 
-def teacher_checkpoint(wildcards):
-    """Distillation: the teacher run's checkpoint (`<model>/<experiment>` of the setting), a DAG input: an
-    architecture's deployed final, or the same seed of a sweep experiment; None without distillation."""
+TEACHER_INPUTS = ("teacher", "soft_labels")  # the inputs of a distilled run, each passed as its --flag
+
+
+def teacher_input(wildcards):
+    """Distillation: what the student learns from (`<model>/<experiment>` of the setting), a DAG input: with
+    `ensemble`, the soft labels of every seed of that experiment; else the teacher's checkpoint, an
+    architecture's deployed final or the same seed of a sweep experiment; {} without distillation."""
     distillation = run_settings(wildcards).get("distillation")
     if not distillation:
-        return None
+        return {}
     model, experiment = distillation["teacher"].split("/")
+    if distillation.get("ensemble"):
+        return {"soft_labels": L.soft_labels(model, experiment)}
     if experiment == FINAL:
-        return L.deployed_file(model, "checkpoint")
-    return L.run_file(model, experiment, wildcards.seed, "best")
+        return {"teacher": L.deployed_file(model, "checkpoint")}
+    return {"teacher": L.run_file(model, experiment, wildcards.seed, "best")}
 
 
 def teacher_arg(wildcards, input):
-    return f"--teacher {input.teacher}" if "teacher" in input.keys() else ""
+    return " ".join(
+        f"--{key.replace('_', '-')} {shlex.quote(input[key])}" for key in TEACHER_INPUTS if key in input.keys()
+    )
 
 
 def train_settings(wildcards):

@@ -24,7 +24,7 @@ from ferflow.faces import match_channels, to_model_input
 from ferflow.inference import EVAL_BATCH, fuse_batchnorm
 from ferflow.storage import Split
 from ferflow.train.losses import Criterion, balanced_class_weights, distillation_loss
-from ferflow.train.mixing import apply_mix, draw_mix, erasing_mask
+from ferflow.train.mixing import apply_mix, draw_mix, erasing_mask, mix_targets
 
 EMA_BN_IMAGES = 4096  # training images whose statistics the EMA's batch norms are recomputed on each epoch
 
@@ -91,16 +91,21 @@ def augment(x: torch.Tensor, theta: torch.Tensor | None, size: int | None = None
 
 @dataclass
 class DeviceData:
-    """A split's images (uint8) and labels, held on the training device."""
+    """A split's images (uint8) and labels, held on the training device, with a seed ensemble's soft labels
+    (class probabilities, :mod:`ferflow.train.soft_labels`) when a student distils from them."""
 
     images: torch.Tensor
     labels: torch.Tensor
     in_channels: int
+    soft: torch.Tensor | None = None
 
     @staticmethod
-    def of(split: Split, device: torch.device, in_channels: int) -> DeviceData:
+    def of(split: Split, device: torch.device, in_channels: int, soft: np.ndarray | None = None) -> DeviceData:
         return DeviceData(
-            torch.from_numpy(split.images).to(device), torch.from_numpy(split.labels).to(device), in_channels
+            torch.from_numpy(split.images).to(device),
+            torch.from_numpy(split.labels).to(device),
+            in_channels,
+            torch.from_numpy(soft).to(device) if soft is not None else None,
         )
 
     def __len__(self) -> int:
@@ -124,8 +129,9 @@ def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 
 class EpochBatches:
-    """The augmented ``(x, targets, y)`` batches of one epoch (``targets``: one-hot, or mixed by mixup or
-    cutmix), in an order drawn from ``generator``; a final batch of one image is dropped (batch norm needs two).
+    """The augmented ``(x, targets, y, soft)`` batches of one epoch (``targets``: one-hot, or mixed by mixup or
+    cutmix; ``soft``: the images' soft labels mixed alike, None without them), in an order drawn from
+    ``generator``; a final batch of one image is dropped (batch norm needs two).
 
     Every random draw of the epoch (order, affine and crop maps, erasing masks, mixing partners) is made at once
     on the CPU, batch by batch in the same sequence as drawing them while training would, and moved to the
@@ -165,7 +171,7 @@ class EpochBatches:
     def __len__(self) -> int:
         return len(self.mixes)
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]]:
         for b, draw in enumerate(self.mixes):
             lo, hi = self.bounds[b], self.bounds[b + 1]
             index = self.index[lo:hi]
@@ -175,13 +181,15 @@ class EpochBatches:
                 x = x.masked_fill(self.masks[lo:hi, None], 0.0)
             y = self.data.labels[index]
             x, targets = apply_mix(x, F.one_hot(y, len(CLASS_NAMES)).float(), draw)
-            yield x, targets, y
+            soft = mix_targets(self.data.soft[index], draw) if self.data.soft is not None else None
+            yield x, targets, y, soft
 
 
 @dataclass
 class Engine:
     """A model with what one training step needs: optimizer, mixed precision, loss, and the optional
-    per-batch learning-rate schedule, weight average (EMA) and distillation teacher."""
+    per-batch learning-rate schedule, weight average (EMA) and distillation (from a teacher model's logits on
+    each batch, or from the soft labels that come with the batch)."""
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
@@ -214,17 +222,22 @@ class Engine:
         """The weights that are validated and saved: the EMA when there is one, else the model."""
         return self.ema.module if self.ema is not None else self.model
 
-    def step(self, x: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One optimisation step on a batch with hard labels or soft targets; returns the (detached)
-        loss and logits."""
+    def step(
+        self, x: torch.Tensor, targets: torch.Tensor, soft: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimisation step on a batch with hard labels or soft targets (and, distilling from an
+        ensemble's soft labels, those of the batch); returns the (detached) loss and logits."""
         if targets.ndim == 1:
             targets = F.one_hot(targets, len(CLASS_NAMES)).float()
         with self.autocast():
             logits = self.forward(x)
             loss = self.criterion(logits, targets)
-            if self.teacher is not None and self.distillation is not None:
-                with torch.no_grad():
-                    teacher_logits = self.teacher(match_channels(x, self.teacher_channels))
+            if self.distillation is not None and (soft is not None or self.teacher is not None):
+                if soft is not None:  # log-probabilities stand for the logits: softmax(log p / T) ∝ p^(1/T)
+                    teacher_logits = soft.float().clamp_min(1e-12).log()
+                else:
+                    with torch.no_grad():
+                        teacher_logits = self.teacher(match_channels(x, self.teacher_channels))
                 weight = self.distillation["weight"]
                 soft = distillation_loss(logits, teacher_logits, self.distillation["temperature"])
                 loss = (1 - weight) * loss + weight * soft
@@ -253,8 +266,8 @@ class Engine:
         seen = 0
         batches = EpochBatches(data, settings, generator, self.channels_last)
         total = len(batches)
-        for i, (x, targets, y) in enumerate(batches, start=1):
-            loss, logits = self.step(x, targets)
+        for i, (x, targets, y, soft) in enumerate(batches, start=1):
+            loss, logits = self.step(x, targets, soft)
             loss_sum += loss.double() * len(y)
             correct += (logits.argmax(1) == y).sum()
             seen += len(y)
@@ -388,8 +401,8 @@ def make_engine(
     ema = None
     if settings["ema"]:
         ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(float(settings["ema"])), use_buffers=True)
-    if (teacher is None) != (settings["distillation"] is None):
-        raise FerflowError("setting distillation and the teacher checkpoint (--teacher) go together")
+    if (teacher is None) != (settings["distillation"] is None or bool(settings["distillation"].get("ensemble"))):
+        raise FerflowError("setting distillation (without ensemble) and the teacher checkpoint (--teacher) go together")
     if teacher is not None:  # inference only: batch norm folded into the convolutions (16 % faster on CPU)
         teacher = fuse_batchnorm(teacher.to(device).eval())
         if channels_last:

@@ -84,7 +84,14 @@ def apply_mix(x: torch.Tensor, targets: torch.Tensor, draw: MixDraw | None) -> t
         x[:, :, top:bottom, left:right] = x[partner, :, top:bottom, left:right]
     else:
         x = lam * x + (1 - lam) * x[partner]
-    return x, lam * targets + (1 - lam) * targets[partner]
+    return x, mix_targets(targets, draw)
+
+
+def mix_targets(targets: torch.Tensor, draw: MixDraw | None) -> torch.Tensor:
+    """Per-image class distributions (labels, a teacher's soft labels) mixed as ``draw`` mixes their images."""
+    if draw is None:
+        return targets
+    return draw.lam * targets + (1 - draw.lam) * targets[draw.partner]
 
 
 def mix(

@@ -24,7 +24,7 @@ from ferflow import study as studies
 from ferflow.errors import FerflowError
 from ferflow.layout import SEARCH
 from ferflow.results import best_epoch, read_history
-from ferflow.storage import load_split, parse_json_object, read_json, write_json
+from ferflow.storage import load_split, parse_json_object, read_json, split_digest, write_json
 from ferflow.train import trainer
 from ferflow.train.settings import defining_settings
 
@@ -74,7 +74,7 @@ def train_trial(args: argparse.Namespace, trial: optuna.Trial, settings: dict[st
 def run_search(args: argparse.Namespace) -> int:
     spec = studies.resolve_spec(parse_json_object(args.search, "--search"))
     base = defining_settings(parse_json_object(args.settings, "--settings"))
-    data = trainer.data_digest(load_split(args.data_dir / "train.npz"), load_split(args.data_dir / "val.npz"))
+    data = split_digest(load_split(args.data_dir / "train.npz"), load_split(args.data_dir / "val.npz"))
     name = studies.study_name(args.model, base, spec, data)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=studies.PRUNER_STARTUP_TRIALS, n_warmup_steps=1)
     study = optuna.create_study(

@@ -42,7 +42,8 @@ from ferflow.cli import positive_int
 from ferflow.device import PREFERENCES, claim_cuda_device, scheduler_assignment, select_device
 from ferflow.errors import FerflowError
 from ferflow.results import COLLAPSE_DEAD_UNITS
-from ferflow.storage import Split, load_split, parse_json_object, write_text
+from ferflow.storage import load_split, parse_json_object, split_digest, write_text
+from ferflow.train import soft_labels
 from ferflow.train.engine import DeviceData, batches_per_epoch, epoch_generator, make_engine, val_metrics
 from ferflow.train.settings import RUNTIME_KEYS, resolve_settings
 
@@ -65,15 +66,6 @@ HISTORY_COLUMNS = [
 def file_digest(path: Path) -> str:
     """A digest of a file's bytes (the teacher checkpoint of a distilled run)."""
     return hashlib.blake2b(Path(path).read_bytes(), digest_size=16).hexdigest()
-
-
-def data_digest(*splits: Split) -> str:
-    """A digest of the training data (images and labels), so a resume never mixes datasets."""
-    digest = hashlib.blake2b(digest_size=16)
-    for split in splits:
-        digest.update(split.images.tobytes())
-        digest.update(split.labels.tobytes())
-    return digest.hexdigest()
 
 
 def cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -128,6 +120,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--teacher", type=Path, help="knowledge distillation: the teacher's checkpoint (with the distillation setting)"
     )
+    parser.add_argument(
+        "--soft-labels",
+        type=Path,
+        help="knowledge distillation from a seed ensemble: its soft labels of the training images (ferflow "
+        "soft-labels; with the distillation setting ensemble: true)",
+    )
     parser.add_argument("--device", choices=PREFERENCES, help="override the settings' device")
     parser.add_argument("--threads", type=positive_int, help="override the settings' CPU threads")
     tracking.add_arguments(parser)
@@ -170,13 +168,17 @@ def run(args: argparse.Namespace, on_epoch: Callable[[dict[str, float]], None] |
             )
         arch_kwargs["input_crop"] = settings["crop"]
     teacher = load_teacher(args.teacher, in_channels) if args.teacher else None
+    if (args.soft_labels is not None) != bool((settings["distillation"] or {}).get("ensemble")):
+        raise FerflowError("setting distillation with ensemble: true and --soft-labels go together")
+    soft = soft_labels.load(args.soft_labels, train_split) if args.soft_labels else None
+    distilled_from = args.teacher or args.soft_labels  # the teacher's file: a resume needs the same one
     fingerprint = {
         "arch": args.model,
         "arch_kwargs": arch_kwargs,
         "seed": args.seed,
-        "data": data_digest(train_split, val_split),
+        "data": split_digest(train_split, val_split),
         "settings": {k: v for k, v in settings.items() if k not in RUNTIME_KEYS},
-        "teacher": file_digest(args.teacher) if args.teacher else None,
+        "teacher": file_digest(distilled_from) if distilled_from else None,
     }
 
     torch.manual_seed(args.seed)
@@ -246,7 +248,7 @@ def run(args: argparse.Namespace, on_epoch: Callable[[dict[str, float]], None] |
         "settings_hash": tracking.settings_hash(fingerprint["settings"]),
     }
     trackers = tracking.open_run(args, out_dir, run_info, settings, start)
-    train_data = DeviceData.of(train_split, device, in_channels)
+    train_data = DeviceData.of(train_split, device, in_channels, soft)
     val_data = DeviceData.of(val_split, device, in_channels)
     patience = settings["early_stopping_patience"]
 
