@@ -150,7 +150,11 @@ def test_training_settings_are_checked_by_the_schema() -> None:
             resolve_settings(bad)
 
 
-OVERLAID_ON = {"long.yaml": ["fast.yaml"], "distill.yaml": ["fast.yaml", "long.yaml"]}
+OVERLAID_ON = {
+    "long.yaml": ["fast.yaml"],
+    "distill.yaml": ["fast.yaml", "long.yaml"],
+    "ensemble.yaml": ["fast.yaml"],
+}
 """Presets that start from another's recipe (their headers say so), with the presets they go over."""
 
 
