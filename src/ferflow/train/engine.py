@@ -239,8 +239,8 @@ class Engine:
                     with torch.no_grad():
                         teacher_logits = self.teacher(match_channels(x, self.teacher_channels))
                 weight = self.distillation["weight"]
-                soft = distillation_loss(logits, teacher_logits, self.distillation["temperature"])
-                loss = (1 - weight) * loss + weight * soft
+                kd_term = distillation_loss(logits, teacher_logits, self.distillation["temperature"])
+                loss = (1 - weight) * loss + weight * kd_term
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
