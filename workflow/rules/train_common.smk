@@ -3,6 +3,7 @@
 import shlex
 
 from ferflow.device import GPU_PREFERENCES
+from ferflow.train.settings import SOFT_LABELS, TEACHER, distils_from
 
 
 def final_is_auto(wildcards):
@@ -36,27 +37,27 @@ def defined_settings(model, experiment):
     return training_settings(model, experiment)
 
 
-TEACHER_INPUTS = ("teacher", "soft_labels")  # the inputs of a distilled run, each passed as its --flag
-
-
 def teacher_input(wildcards):
-    """Distillation: what the student learns from (`<model>/<experiment>` of the setting), a DAG input: with
-    `ensemble`, the soft labels of every seed of that experiment; else the teacher's checkpoint, an
-    architecture's deployed final or the same seed of a sweep experiment; {} without distillation."""
-    distillation = run_settings(wildcards).get("distillation")
-    if not distillation:
+    """Distillation: what the student learns from (`<model>/<experiment>` of the setting), a DAG input named
+    as ferflow.train.settings.distils_from says: with `ensemble`, the soft labels of every seed of that
+    experiment; else the teacher's checkpoint, an architecture's deployed final or the same seed of a sweep
+    experiment; {} without distillation."""
+    settings = run_settings(wildcards)
+    kind = distils_from(settings)
+    if kind is None:
         return {}
-    model, experiment = distillation["teacher"].split("/")
-    if distillation.get("ensemble"):
-        return {"soft_labels": L.soft_labels(model, experiment)}
+    model, experiment = settings["distillation"]["teacher"].split("/")
+    if kind == SOFT_LABELS:
+        return {kind: L.soft_labels(model, experiment)}
     if experiment == FINAL:
-        return {"teacher": L.deployed_file(model, "checkpoint")}
-    return {"teacher": L.run_file(model, experiment, wildcards.seed, "best")}
+        return {kind: L.deployed_file(model, "checkpoint")}
+    return {kind: L.run_file(model, experiment, wildcards.seed, "best")}
 
 
 def teacher_arg(wildcards, input):
+    """The flag (`--teacher` or `--soft-labels`) that passes a distilled run's teacher input."""
     return " ".join(
-        f"--{key.replace('_', '-')} {shlex.quote(input[key])}" for key in TEACHER_INPUTS if key in input.keys()
+        f"--{key.replace('_', '-')} {shlex.quote(input[key])}" for key in (TEACHER, SOFT_LABELS) if key in input.keys()
     )
 
 

@@ -25,6 +25,7 @@ from ferflow.inference import EVAL_BATCH, fuse_batchnorm
 from ferflow.storage import Split
 from ferflow.train.losses import Criterion, balanced_class_weights, distillation_loss
 from ferflow.train.mixing import apply_mix, draw_mix, erasing_mask, mix_targets
+from ferflow.train.settings import TEACHER, distils_from
 
 EMA_BN_IMAGES = 4096  # training images whose statistics the EMA's batch norms are recomputed on each epoch
 
@@ -401,7 +402,7 @@ def make_engine(
     ema = None
     if settings["ema"]:
         ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(float(settings["ema"])), use_buffers=True)
-    if (teacher is None) != (settings["distillation"] is None or bool(settings["distillation"].get("ensemble"))):
+    if (teacher is not None) != (distils_from(settings) == TEACHER):
         raise FerflowError("setting distillation (without ensemble) and the teacher checkpoint (--teacher) go together")
     if teacher is not None:  # inference only: batch norm folded into the convolutions (16 % faster on CPU)
         teacher = fuse_batchnorm(teacher.to(device).eval())

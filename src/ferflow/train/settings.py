@@ -44,6 +44,19 @@ def _canonical(settings: dict[str, Any], options: dict[str, Any]) -> dict[str, A
     return kept
 
 
+TEACHER = "teacher"  # distillation from a teacher checkpoint run on every batch (ferflow train --teacher)
+SOFT_LABELS = "soft_labels"  # distillation from a seed ensemble's precomputed soft labels (--soft-labels)
+
+
+def distils_from(settings: dict[str, Any]) -> str | None:
+    """What a run's distillation learns from: :data:`SOFT_LABELS` with ``ensemble: true``, else :data:`TEACHER`;
+    None without distillation. Each is the name of the run's input in the DAG and of its ``ferflow train`` flag."""
+    distillation = settings.get("distillation")
+    if not distillation:
+        return None
+    return SOFT_LABELS if distillation.get("ensemble") else TEACHER
+
+
 def defining_settings(given: dict[str, Any]) -> dict[str, Any]:
     """The settings that define what a run computes, the params whose change retrains it: ``given`` resolved
     (defaults filled in, checked), without the runtime keys and without each option still at its off value.

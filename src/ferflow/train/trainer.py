@@ -45,7 +45,7 @@ from ferflow.results import COLLAPSE_DEAD_UNITS
 from ferflow.storage import load_split, parse_json_object, split_digest, write_text
 from ferflow.train import soft_labels
 from ferflow.train.engine import DeviceData, batches_per_epoch, epoch_generator, make_engine, val_metrics
-from ferflow.train.settings import RUNTIME_KEYS, resolve_settings
+from ferflow.train.settings import RUNTIME_KEYS, SOFT_LABELS, distils_from, resolve_settings
 
 DEFAULT_SEED: int = config.default("seeds")[0]
 """The seed of a run started by hand without ``--seed``: the config's first training seed by default."""
@@ -168,7 +168,7 @@ def run(args: argparse.Namespace, on_epoch: Callable[[dict[str, float]], None] |
             )
         arch_kwargs["input_crop"] = settings["crop"]
     teacher = load_teacher(args.teacher, in_channels) if args.teacher else None
-    if (args.soft_labels is not None) != bool((settings["distillation"] or {}).get("ensemble")):
+    if (args.soft_labels is not None) != (distils_from(settings) == SOFT_LABELS):
         raise FerflowError("setting distillation with ensemble: true and --soft-labels go together")
     soft = soft_labels.load(args.soft_labels, train_split) if args.soft_labels else None
     distilled_from = args.teacher or args.soft_labels  # the teacher's file: a resume needs the same one
