@@ -1,5 +1,5 @@
-"""Training on random crops (``train.crop``), networks that centre-crop whole faces (``input_crop``), and the
-ten-crop test-time augmentation (``crops10``)."""
+"""Training on random crops (``train.crop``), progressive resizing (``train.low_res``), networks that centre-crop
+whole faces (``input_crop``), and the ten-crop test-time augmentation (``crops10``)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from ferflow.train.engine import (
     crop_matrices,
     epoch_generator,
     then_crop,
+    view_side,
 )
 from ferflow.train.settings import resolve_settings
 from training import train_args
@@ -145,3 +146,41 @@ def test_compile_trains_and_falls_back_to_eager_where_it_fails(
     fell_back = checkpoint.read(tmp_path / "fallback" / "best.pt")["model"]
     plain = checkpoint.read(tmp_path / "eager" / "best.pt")["model"]
     assert all(torch.equal(fell_back[k], plain[k]) for k in plain)  # the fallback is the eager computation
+
+
+def test_progressive_resizing_trains_early_epochs_on_smaller_views_of_the_same_windows(tmp_path: Path) -> None:
+    stage = make_stage(tmp_path / "stage", {label: 10 for label in range(7)})
+    data = DeviceData.of(load_split(stage / "train.npz"), torch.device("cpu"), 1)
+    settings = resolve_settings({"batch_size": 16, "crop": 40, "epochs": 10, "low_res": {"side": 32, "fraction": 0.4}})
+    assert [view_side(settings, epoch) for epoch in range(1, 11)] == [32] * 4 + [None] * 6
+    assert view_side(resolve_settings({"epochs": 10}), 1) is None
+    full = next(iter(EpochBatches(data, settings, epoch_generator(1, 1), False)))
+    small = next(iter(EpochBatches(data, settings, epoch_generator(1, 1), False, 32)))
+    assert full[0].shape[-2:] == (40, 40) and small[0].shape[-2:] == (32, 32)
+    assert torch.equal(full[2], small[2])  # the same images in the same order: only the sampling grid differs
+    # a 32-px view of a 40-px window is that window resampled: their means agree, their pixels do not
+    assert torch.allclose(full[0].mean((1, 2, 3)), small[0].mean((1, 2, 3)), atol=0.05)
+    # without a crop (and no warp) the whole face is resized with antialiasing
+    plain = resolve_settings({"batch_size": 16, "augmentation": OFF})
+    x = next(iter(EpochBatches(data, plain, epoch_generator(1, 1), False, 24)))[0]
+    order = torch.randperm(len(data), generator=epoch_generator(1, 1))[:16]
+    faces = data.batch(order, False)
+    resized = torch.nn.functional.interpolate(faces, size=(24, 24), mode="bilinear", antialias=True)
+    assert torch.allclose(x, resized, atol=1e-6)
+    assert torch.allclose(x.mean((1, 2, 3)), faces.mean((1, 2, 3)), atol=0.02)
+
+
+def test_low_res_trains_a_full_size_model_and_refuses_a_side_that_is_not_smaller(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stage = make_stage(tmp_path / "stage", {label: 6 for label in range(7)})
+    settings = {"epochs": 2, "batch_size": 16, "crop": 40, "amp": False, "low_res": {"side": 32, "fraction": 0.5}}
+    assert cli.main(train_args(stage, tmp_path / "run", settings, model="fernetfasttiny")) == 0
+    model = checkpoint.load_model(tmp_path / "run" / "best.pt")[0]
+    assert checkpoint.read(tmp_path / "run" / "best.pt")["arch_kwargs"]["input_crop"] == 40
+    assert model(torch.zeros(1, 1, 48, 48)).shape == (1, 7)
+    bad = settings | {"low_res": {"side": 40, "fraction": 0.5}}
+    assert cli.main(train_args(stage, tmp_path / "bad", bad, model="fernetfasttiny")) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "ferflow train: error: setting low_res.side: 40 px is not smaller than the 40-px training views"
+    assert not (tmp_path / "bad" / "best.pt").exists()

@@ -82,9 +82,12 @@ def then_crop(theta: torch.Tensor | None, crop: torch.Tensor) -> torch.Tensor:
 
 def augment(x: torch.Tensor, theta: torch.Tensor | None, size: int | None = None) -> torch.Tensor:
     """Warp a normalised batch (values in [-1, 1]) with per-sample ``theta`` into ``size`` × ``size`` outputs
-    (default: the input's size); outside pixels are black."""
+    (default: the input's size); outside pixels are black. Without ``theta`` the batch is only resized (with
+    antialiasing) to ``size``."""
     if theta is None:
-        return x
+        if size is None or size == x.shape[-1]:
+            return x
+        return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     shape = [*x.shape[:2], size, size] if size else list(x.shape)
     grid = F.affine_grid(theta.to(x.device), shape, align_corners=False)
     return F.grid_sample(x + 1, grid, mode="bilinear", padding_mode="zeros", align_corners=False) - 1
@@ -132,14 +135,20 @@ def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
 class EpochBatches:
     """The augmented ``(x, targets, y, soft)`` batches of one epoch (``targets``: one-hot, or mixed by mixup or
     cutmix; ``soft``: the images' soft labels mixed alike, None without them), in an order drawn from
-    ``generator``; a final batch of one image is dropped (batch norm needs two).
+    ``generator``; a final batch of one image is dropped (batch norm needs two). The views are ``side`` px
+    (progressive resizing, :func:`view_side`), else the crop's side or the images'.
 
     Every random draw of the epoch (order, affine and crop maps, erasing masks, mixing partners) is made at once
     on the CPU, batch by batch in the same sequence as drawing them while training would, and moved to the
     training device in one transfer each: a GPU then trains without a host-device copy per batch."""
 
     def __init__(
-        self, data: DeviceData, settings: dict[str, Any], generator: torch.Generator, channels_last: bool
+        self,
+        data: DeviceData,
+        settings: dict[str, Any],
+        generator: torch.Generator,
+        channels_last: bool,
+        side: int | None = None,
     ) -> None:
         size = settings["batch_size"]
         order = torch.randperm(len(data), generator=generator)
@@ -147,7 +156,8 @@ class EpochBatches:
             order = order[:-1]
         chunks = list(order.split(size))[: settings["max_train_batches"] or None]
         self.data, self.channels_last, self.crop = data, channels_last, settings["crop"]
-        side = self.crop or data.side
+        side = side or self.crop or data.side
+        self.side = side if side != data.side else None
         thetas, masks, self.mixes = [], [], []
         for chunk in chunks:
             n = len(chunk)
@@ -177,7 +187,7 @@ class EpochBatches:
             lo, hi = self.bounds[b], self.bounds[b + 1]
             index = self.index[lo:hi]
             theta = self.theta[lo:hi] if self.theta is not None else None
-            x = augment(self.data.batch(index, self.channels_last), theta, self.crop)
+            x = augment(self.data.batch(index, self.channels_last), theta, self.side)
             if self.masks is not None:
                 x = x.masked_fill(self.masks[lo:hi, None], 0.0)
             y = self.data.labels[index]
@@ -258,14 +268,16 @@ class Engine:
         settings: dict[str, Any],
         generator: torch.Generator,
         progress: Callable[[int, int], None] | None = None,
+        side: int | None = None,
     ) -> tuple[float, float]:
-        """One pass over (at most ``max_train_batches`` batches of) ``data``: (mean loss, accuracy; with
-        mixup or cutmix, accuracy against each image's own label)."""
+        """One pass over (at most ``max_train_batches`` batches of) ``data`` on views of ``side`` px (default:
+        the crop's or the images'): (mean loss, accuracy; with mixup or cutmix, accuracy against each image's
+        own label)."""
         self.model.train()
         loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
         correct = torch.zeros((), device=self.device, dtype=torch.int64)
         seen = 0
-        batches = EpochBatches(data, settings, generator, self.channels_last)
+        batches = EpochBatches(data, settings, generator, self.channels_last, side)
         total = len(batches)
         for i, (x, targets, y, soft) in enumerate(batches, start=1):
             loss, logits = self.step(x, targets, soft)
@@ -436,6 +448,15 @@ def autocast_for(device: torch.device, amp: Any) -> tuple[Callable[[], ContextMa
         return contextlib.nullcontext, None
     dtype = torch.float16 if device.type == "cuda" and not cuda_has_native_bf16() else torch.bfloat16
     return (lambda: torch.autocast(device.type, dtype=dtype)), dtype
+
+
+def view_side(settings: dict[str, Any], epoch: int) -> int | None:
+    """The side of the training views of (1-based) ``epoch`` under progressive resizing (setting ``low_res``):
+    its ``side`` during the first ``fraction`` of the epochs, else None (full size)."""
+    low = settings["low_res"]
+    if low and epoch <= round(low["fraction"] * settings["epochs"]):
+        return int(low["side"])
+    return None
 
 
 def batches_per_epoch(n: int, settings: dict[str, Any]) -> int:

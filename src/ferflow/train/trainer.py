@@ -44,7 +44,14 @@ from ferflow.errors import FerflowError
 from ferflow.results import COLLAPSE_DEAD_UNITS
 from ferflow.storage import load_split, parse_json_object, split_digest, write_text
 from ferflow.train import soft_labels
-from ferflow.train.engine import DeviceData, batches_per_epoch, epoch_generator, make_engine, val_metrics
+from ferflow.train.engine import (
+    DeviceData,
+    batches_per_epoch,
+    epoch_generator,
+    make_engine,
+    val_metrics,
+    view_side,
+)
 from ferflow.train.settings import RUNTIME_KEYS, SOFT_LABELS, distils_from, resolve_settings
 
 DEFAULT_SEED: int = config.default("seeds")[0]
@@ -167,6 +174,10 @@ def run(args: argparse.Namespace, on_epoch: Callable[[dict[str, float]], None] |
                 f"setting crop: {settings['crop']} px is not smaller than the {train_split.images.shape[1]}-px images"
             )
         arch_kwargs["input_crop"] = settings["crop"]
+    full_side = settings["crop"] or train_split.images.shape[1]
+    low_side = (settings["low_res"] or {}).get("side", 0)
+    if low_side >= full_side:
+        raise FerflowError(f"setting low_res.side: {low_side} px is not smaller than the {full_side}-px training views")
     teacher = load_teacher(args.teacher, in_channels) if args.teacher else None
     if (args.soft_labels is not None) != (distils_from(settings) == SOFT_LABELS):
         raise FerflowError("setting distillation with ensemble: true and --soft-labels go together")
@@ -258,7 +269,7 @@ def run(args: argparse.Namespace, on_epoch: Callable[[dict[str, float]], None] |
         began = time.perf_counter()
         lr = engine.optimizer.param_groups[0]["lr"]
         train_loss, train_acc = engine.train_epoch(
-            train_data, settings, epoch_generator(args.seed, epoch), progress_printer(epoch)
+            train_data, settings, epoch_generator(args.seed, epoch), progress_printer(epoch), view_side(settings, epoch)
         )
         engine.refresh_average_statistics(train_data)
         val_loss, predictions, dead = engine.predict(val_data)
