@@ -185,6 +185,24 @@ def test_an_ensemble_teacher_is_every_seed_of_its_experiment_as_soft_labels_comp
     assert "--teacher" not in proc.stdout and "rule deploy_seed:" not in proc.stdout
 
 
+def test_a_distilled_search_gives_its_workers_the_teacher(workdir: Path, tmp_path: Path) -> None:
+    overlay = tmp_path / "search.yaml"
+    distillation = {"teacher": "resnet/final", "temperature": 2.0, "weight": 0.5}
+    search = {
+        "trials": 2,
+        "epochs": 1,
+        "space": {"lr": {"log": [1e-3, 1e-1]}},
+        "settings": {"distillation": distillation},
+    }
+    overlay.write_text(yaml.safe_dump({"models": {"fernettiny": {"enabled": True, "search": search}}}))
+    target = "results/tiny/search/fernettiny/worker0.json"
+    args = [bin_path("snakemake"), "-n", "-p", "--configfile", "workflow/presets/tiny.yaml", str(overlay), "--", target]
+    proc = subprocess.run(args, cwd=workdir, text=True, capture_output=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "ferflow search --model fernettiny" in proc.stdout
+    assert "--teacher results/tiny/runs/resnet/final/best.pt --out" in proc.stdout
+
+
 def test_a_distilled_experiment_takes_its_teachers_deployed_checkpoint_as_input(workdir: Path, tmp_path: Path) -> None:
     overlay = tmp_path / "distil.yaml"
     recipe = {"epochs": 1, "distillation": {"teacher": "resnet/final", "temperature": 4.0, "weight": 0.5}}

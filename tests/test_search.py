@@ -18,7 +18,7 @@ from conftest import copy_workflow, snakemake
 from datastage import synthetic_stage
 from ferflow import checkpoint, cli
 from ferflow import study as studies
-from ferflow.storage import read_json
+from ferflow.storage import file_digest, read_json
 from ferflow.train.settings import defining_settings
 from interrupt import kill_when_exists
 
@@ -139,3 +139,38 @@ def test_a_searched_experiment_becomes_the_final(tmp_path: Path) -> None:
     assert selection["experiment"] == "search"
     final = checkpoint.read(workdir / "results/tiny/runs/resnet/final/seed1/best.pt")["settings"]
     assert defining_settings(final) == {**best["settings"], "epochs": tiny["models"]["resnet"]["final"]["epochs"]}
+
+
+def test_a_distilled_search_passes_its_teacher_to_every_trial(
+    stage: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Distillation in the base settings: each trial trains against the teacher given to the search, whose digest
+    names the study (another teacher, another study); without the teacher the search stops in one line."""
+    teachers = []
+    for seed in (1, 2):
+        out = tmp_path / f"teacher{seed}"
+        train = ["train", "--model", "resnet", "--experiment", "final", "--data-dir", str(stage), "--out", str(out)]
+        assert cli.main([*train, "--settings", json.dumps(BASE | {"epochs": 1}), "--seed", str(seed)]) == 0
+        teachers.append(out / "best.pt")
+    distil = BASE | {"distillation": {"teacher": "resnet/final", "temperature": 2.0, "weight": 0.5}}
+    search = {"trials": 2, "epochs": 1, "space": {"lr": {"log": [1e-3, 1e-1]}}}
+
+    def args(root: Path, *extra: str) -> list[str]:
+        argv = search_args(stage, root, f"sqlite:///{tmp_path}/kd.db", search=search)
+        argv[argv.index("--settings") + 1] = json.dumps(distil)
+        return [*argv, *extra]
+
+    names = []
+    for k, teacher in enumerate(teachers):
+        root = tmp_path / f"kd{k}"
+        assert cli.main(args(root, "--teacher", str(teacher))) == 0
+        study = study_of(root)
+        assert len(study.trials) == 2 and {t.state for t in study.trials} == {optuna.trial.TrialState.COMPLETE}
+        for trial in study.trials:
+            run = checkpoint.read(root / f"trial{trial.number}" / "last.pt")
+            assert run["fingerprint"]["teacher"] == file_digest(teacher)
+        names.append(read_json(root / "worker0.json")["study"])
+    assert names[0] != names[1]
+    assert cli.main(args(tmp_path / "orphan")) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--teacher" in err[0]

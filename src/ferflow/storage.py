@@ -76,6 +76,11 @@ class Split:
         )
 
 
+def file_digest(path: Path) -> str:
+    """A digest of a file's bytes (the teacher checkpoint or soft labels of a distilled run)."""
+    return hashlib.blake2b(Path(path).read_bytes(), digest_size=16).hexdigest()
+
+
 def split_digest(*splits: Split) -> str:
     """A digest of splits' images and labels: a resumed run, a search or soft labels never mix datasets."""
     digest = hashlib.blake2b(digest_size=16)

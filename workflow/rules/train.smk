@@ -95,8 +95,7 @@ checkpoint select_final:
 
 rule search:
     input:
-        train=lambda wc: stage_files(model_input_stage())["train"],
-        val=lambda wc: stage_files(model_input_stage())["val"],
+        unpack(search_inputs),
     output:
         L.search_worker("{model}", "{worker}"),
     log:
@@ -121,11 +120,12 @@ rule search:
         data_dir=lambda wc: stage_dir(model_input_stage()),
         trials_dir=lambda wc: L.search_dir(wc.model),
         seed=lambda wc: seeds()[0],
+        teacher=teacher_arg,
     shell:
         "ferflow search --model {wildcards.model} --worker {wildcards.worker} --data-dir {params.data_dir:q}"
         " --trials-dir {params.trials_dir:q} --storage {params.storage:q} --settings {params.settings:q}"
         " --search {params.search:q} --model-options {params.options:q} --seed {params.seed} --threads {threads}"
-        " --device {resources.device} --out {output:q} >> {log} 2>&1"
+        " --device {resources.device} {params.teacher} --out {output:q} >> {log} 2>&1"
 
 
 checkpoint search_best:

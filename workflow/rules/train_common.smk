@@ -38,11 +38,22 @@ def defined_settings(model, experiment):
 
 
 def teacher_input(wildcards):
-    """Distillation: what the student learns from (`<model>/<experiment>` of the setting), a DAG input named
-    as ferflow.train.settings.distils_from says: with `ensemble`, the soft labels of every seed of that
-    experiment; else the teacher's checkpoint, an architecture's deployed final or the same seed of a sweep
+    """The distillation input of a training run (`distillation_input`)."""
+    return distillation_input(run_settings(wildcards), wildcards.seed)
+
+
+def search_inputs(wildcards):
+    """A search worker's data stage and, for a distilled search, its trials' distillation input (the first
+    seed's, the seed every trial trains with)."""
+    files = {split: stage_files(model_input_stage())[split] for split in ("train", "val")}
+    return {**files, **distillation_input(training_settings(wildcards.model, SEARCH), seeds()[0])}
+
+
+def distillation_input(settings, seed):
+    """Distillation: what a student with `settings` learns from (`<model>/<experiment>` of the setting), a DAG
+    input named as ferflow.train.settings.distils_from says: with `ensemble`, the soft labels of every seed of
+    that experiment; else the teacher's checkpoint, an architecture's deployed final or seed `seed` of a sweep
     experiment; {} without distillation."""
-    settings = run_settings(wildcards)
     kind = distils_from(settings)
     if kind is None:
         return {}
@@ -51,11 +62,11 @@ def teacher_input(wildcards):
         return {kind: L.soft_labels(model, experiment)}
     if experiment == FINAL:
         return {kind: L.deployed_file(model, "checkpoint")}
-    return {kind: L.run_file(model, experiment, wildcards.seed, "best")}
+    return {kind: L.run_file(model, experiment, seed, "best")}
 
 
 def teacher_arg(wildcards, input):
-    """The flag (`--teacher` or `--soft-labels`) that passes a distilled run's teacher input."""
+    """The flag (`--teacher` or `--soft-labels`) that passes a distilled run's (or search's) teacher input."""
     return " ".join(
         f"--{key.replace('_', '-')} {shlex.quote(input[key])}" for key in (TEACHER, SOFT_LABELS) if key in input.keys()
     )

@@ -2,8 +2,10 @@
 
 A worker trains trials with the trainer (:func:`ferflow.train.trainer.run`, the same engine and run folder as any
 training, in ``<trials-dir>/trial<k>/``) until the study holds ``trials`` finished (complete or pruned) trials,
-counting those other workers are running. Each epoch's val macro-F1 is reported to the median pruner. Workers
-share a study through its storage; each has its own index (``--worker``), recorded on its trials, so that a
+counting those other workers are running. A distilled search (``distillation`` in the base settings) passes
+its teacher checkpoint or soft labels (``--teacher``, ``--soft-labels``) to every trial, and their digest is part of
+the study's name: a retrained teacher starts a new study. Each epoch's val macro-F1 is reported to the median pruner.
+Workers share a study through its storage; each has its own index (``--worker``), recorded on its trials, so that a
 worker restarted after a kill marks its own unfinished trial failed and carries on: finished trials are kept.
 
 ``search-best`` reads the study through the workers' records and writes the best trial and the settings the
@@ -24,9 +26,9 @@ from ferflow import study as studies
 from ferflow.errors import FerflowError
 from ferflow.layout import SEARCH
 from ferflow.results import best_epoch, read_history
-from ferflow.storage import load_split, parse_json_object, read_json, split_digest, write_json
+from ferflow.storage import file_digest, load_split, parse_json_object, read_json, split_digest, write_json
 from ferflow.train import trainer
-from ferflow.train.settings import defining_settings
+from ferflow.train.settings import SOFT_LABELS, TEACHER, defining_settings
 
 
 def add_arguments_search(parser: argparse.ArgumentParser) -> None:
@@ -41,6 +43,8 @@ def add_arguments_search(parser: argparse.ArgumentParser) -> None:
         "--seed", type=int, default=trainer.DEFAULT_SEED, help="training seed of every trial; seeds the sampler"
     )
     parser.add_argument("--worker", type=int, default=0, help="this worker's index (unique among those running)")
+    parser.add_argument("--teacher", type=Path, help="distillation: the teacher checkpoint, passed to every trial")
+    parser.add_argument("--soft-labels", type=Path, help="distillation: a seed ensemble's soft labels, to every trial")
     parser.add_argument("--out", required=True, type=Path, help="JSON record of the study and this worker's trials")
     parser.add_argument("--device", help="override the settings' device (forwarded to each trial's training)")
     parser.add_argument("--threads", type=int, help="override the settings' CPU threads")
@@ -64,7 +68,8 @@ def train_trial(args: argparse.Namespace, trial: optuna.Trial, settings: dict[st
     argv = ["--model", args.model, "--experiment", f"trial{trial.number}", "--data-dir", str(args.data_dir)]
     argv += ["--out", str(out), "--settings", json.dumps(settings), "--model-options", args.model_options]
     argv += ["--seed", str(args.seed)]
-    argv += [f"--{key}={value}" for key in ("device", "threads") if (value := getattr(args, key)) is not None]
+    forwarded = ("device", "threads", TEACHER, SOFT_LABELS)
+    argv += [f"--{key.replace('_', '-')}={value}" for key in forwarded if (value := getattr(args, key)) is not None]
     parser = argparse.ArgumentParser()
     trainer.add_arguments(parser)
     trainer.run(parser.parse_args(argv), on_epoch=report)
@@ -75,6 +80,8 @@ def run_search(args: argparse.Namespace) -> int:
     spec = studies.resolve_spec(parse_json_object(args.search, "--search"))
     base = defining_settings(parse_json_object(args.settings, "--settings"))
     data = split_digest(load_split(args.data_dir / "train.npz"), load_split(args.data_dir / "val.npz"))
+    teachers = [file_digest(path) for key in (TEACHER, SOFT_LABELS) if (path := getattr(args, key)) is not None]
+    data = "/".join([data, *teachers])
     name = studies.study_name(args.model, base, spec, data)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=studies.PRUNER_STARTUP_TRIALS, n_warmup_steps=1)
     study = optuna.create_study(

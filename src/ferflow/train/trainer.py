@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import inspect
 import io
 import json
@@ -42,7 +41,7 @@ from ferflow.cli import positive_int
 from ferflow.device import PREFERENCES, claim_cuda_device, scheduler_assignment, select_device
 from ferflow.errors import FerflowError
 from ferflow.results import COLLAPSE_DEAD_UNITS
-from ferflow.storage import load_split, parse_json_object, split_digest, write_text
+from ferflow.storage import file_digest, load_split, parse_json_object, split_digest, write_text
 from ferflow.train import soft_labels
 from ferflow.train.engine import (
     DeviceData,
@@ -68,11 +67,6 @@ HISTORY_COLUMNS = [
     "val_dead_units",
     *[f"val_{metric}_{name}" for name in CLASS_NAMES for metric in ("precision", "recall", "f1")],
 ]
-
-
-def file_digest(path: Path) -> str:
-    """A digest of a file's bytes (the teacher checkpoint of a distilled run)."""
-    return hashlib.blake2b(Path(path).read_bytes(), digest_size=16).hexdigest()
 
 
 def cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
