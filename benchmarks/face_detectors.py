@@ -31,6 +31,7 @@ from PIL import Image
 from ferflow.device import cpu_kind
 from ferflow.faces import to_grayscale_array
 from ferflow.predict.photos import DETECTORS, Detector
+from ferflow.predict.scenes import background, paste
 from ferflow.predict.tracking import BoxT, iou
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,26 +39,6 @@ WIDTH, HEIGHT, CELL = 800, 600, 200
 SIDES = (60, 190)  # pasted face sides, inclusive
 BANDS = ((60, 99), (100, 139), (140, 190))  # face sides reported apart
 IOU = 0.4
-
-
-def background(rng: np.random.Generator) -> np.ndarray:
-    """A colour gradient with noise: a face-free RGB scene (tests/test_predict.py's ``background``)."""
-    yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH]
-    scene = np.stack([xx / WIDTH * 200, yy / HEIGHT * 200, (xx + yy) / (WIDTH + HEIGHT) * 255], -1)
-    return np.clip(scene + rng.normal(0, 10, scene.shape), 0, 255).astype(np.uint8)
-
-
-def paste(scene: np.ndarray, faces: list[np.ndarray], rng: np.random.Generator) -> list[BoxT]:
-    """Paste RGB faces into distinct random ``CELL``-pixel cells of ``scene``, each at a random offset."""
-    columns = WIDTH // CELL
-    boxes = []
-    for cell, face in zip(rng.choice(columns * (HEIGHT // CELL), len(faces), replace=False), faces):
-        s = face.shape[0]
-        x = int(cell % columns) * CELL + int(rng.integers(0, CELL - s + 1))
-        y = int(cell // columns) * CELL + int(rng.integers(0, CELL - s + 1))
-        scene[y : y + s, x : x + s] = face
-        boxes.append((x, y, s, s))
-    return boxes
 
 
 def scenes(archive_path: Path, n_faces: int, n_empty: int, seed: int) -> list[tuple[np.ndarray, list[BoxT]]]:
@@ -77,8 +58,8 @@ def scenes(archive_path: Path, n_faces: int, n_empty: int, seed: int) -> list[tu
                 )
                 for side in rng.integers(SIDES[0], SIDES[1] + 1, count)
             ]
-            scene = background(rng)
-            boxes = paste(scene, faces, rng)
+            scene = background(rng, WIDTH, HEIGHT)
+            boxes = paste(scene, faces, rng, CELL, random_cells=True)
             frames.append((to_grayscale_array(Image.fromarray(scene)), boxes))
     return frames
 

@@ -4,8 +4,8 @@
     .venv/bin/python benchmarks/video_fps.py --checkpoint results/fer2013/runs/resnet/final/model.int8.onnx
 
 The clip (``--frames`` frames at 30 frames/s, mp4v) shows a real AffectNet face (the sample at
-``--affectnet``; a drawn face where it is absent) crossing a static scene, built with the tests' clip
-helpers. Every frame is analysed (no ``--every``); ``--redetect`` is passed on (default 5, as in
+``--affectnet``; a drawn face where it is absent) crossing a static scene, built with
+:mod:`ferflow.predict.scenes`. Every frame is analysed (no ``--every``); ``--redetect`` is passed on (default 5, as in
 predict; 1 runs Haar over every whole frame). The command runs in this process with ``--threads``
 threads, after one untimed warm-up run on the first 30 frames; the wall time includes loading the
 model. Speed does not depend on the weights, so a random-init checkpoint of the architecture measures
@@ -28,12 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))  # the clip helpers (tests/clips.py)
+from ferflow import checkpoint
+from ferflow.cli import main as ferflow
+from ferflow.predict.scenes import affectnet_faces, drawn_face, moving_face_clip
 
-from clips import affectnet_faces, drawn_face, moving_face_clip  # noqa: E402
-from ferflow import checkpoint  # noqa: E402
-from ferflow.cli import main as ferflow  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 TARGET_FPS = 60.0
 

@@ -15,20 +15,15 @@ import pytest
 import torch
 from PIL import Image
 
-from clips import drawn_face, face_photo, moving_face_clip
 from conftest import REPO
 from ferflow import EmotionRecognizer
 from ferflow import checkpoint as checkpoints
 from ferflow.classes import CLASS_NAMES
 from ferflow.cli import main
 from ferflow.errors import FerflowError
+from ferflow.predict.scenes import drawn_face, face_photo, moving_face_clip
+from ferflow.predict.tracking import iou
 from ferflow.storage import Split, save_split
-
-
-def iou(a: tuple[int, ...], b: tuple[int, ...]) -> float:
-    ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    return ix * iy / (a[2] * a[3] + b[2] * b[3] - ix * iy)
 
 
 def readme_example() -> str:

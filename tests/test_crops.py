@@ -11,7 +11,7 @@ import torch
 
 from datastage import make_stage
 from ferflow import checkpoint, cli, models
-from ferflow.inference import TTA_VIEWS, predict_probabilities, tta_crop
+from ferflow.inference import TTA_VIEWS, fuse_batchnorm, predict_probabilities, tta_crop
 from ferflow.storage import load_split
 from ferflow.train.engine import (
     DeviceData,
@@ -184,3 +184,18 @@ def test_low_res_trains_a_full_size_model_and_refuses_a_side_that_is_not_smaller
     err = capsys.readouterr().err.strip()
     assert err == "ferflow train: error: setting low_res.side: 40 px is not smaller than the 40-px training views"
     assert not (tmp_path / "bad" / "best.pt").exists()
+
+
+def test_a_network_that_crops_folds_its_batch_norm(capsys: pytest.CaptureFixture[str]) -> None:
+    torch.manual_seed(0)
+    net = models.build("fernetfast", in_channels=1, input_crop=40).eval()
+    with torch.no_grad():  # batch norms that are not the identity
+        for norm in (m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+            norm.running_mean.uniform_(-1, 1), norm.running_var.uniform_(0.5, 2), norm.bias.uniform_(-0.5, 0.5)
+    fused = fuse_batchnorm(net)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    assert "left unfolded" not in capsys.readouterr().err
+    x = torch.randn(3, 1, 48, 48)
+    with torch.no_grad():
+        assert torch.allclose(fused(x), net(x), atol=1e-5)  # whole faces: centre-cropped inside the graph
+        assert torch.allclose(fused(x[:, :, 4:44, 4:44]), net(x), atol=1e-5)

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clips import Box, background, drawn_face, face_photo, moving_face_clip, paste
 from ferflow import EmotionRecognizer
 from ferflow.cli import main
 from ferflow.errors import FerflowError
 from ferflow.predict.photos import DlibDetector
+from ferflow.predict.scenes import Box, background, drawn_face, face_photo, moving_face_clip, paste
 from ferflow.predict.tracking import iou
 
 MISSING = "needs dlib, which the 'dlib' extra installs: pip install 'ferflow[dlib]'"

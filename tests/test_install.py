@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from clips import face_photo
 from conftest import REPO
 from ferflow import checkpoint
+from ferflow.predict.scenes import face_photo
 
 SHARED_FROM_HERE = ("torch", "torchvision")
 

@@ -14,19 +14,11 @@ import pytest
 import torch
 from PIL import Image
 
-from clips import background, drawn_face, paste
 from ferflow.classes import CLASS_NAMES
 from ferflow.cli import main
+from ferflow.predict.scenes import Box, background, drawn_face, paste
+from ferflow.predict.tracking import iou
 from ferflow.storage import Split, save_split
-
-Box = tuple[int, int, int, int]
-
-
-def iou(a: Box, b: Box) -> float:
-    ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

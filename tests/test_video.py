@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clips import Box, affectnet_faces, drawn_face, moving_face_clip, scene
 from ferflow.classes import CLASS_NAMES, canonical
 from ferflow.cli import main
 from ferflow.predict.photos import FaceDetector, Predictor
+from ferflow.predict.scenes import Box, affectnet_faces, drawn_face, moving_face_clip, scene
 from ferflow.predict.tracking import IouTracker, iou
 from ferflow.predict.video import Sampler
 from test_export import make_checkpoint

@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clips import drawn_face, moving_face_clip
 from conftest import bin_path, copy_workflow
 from ferflow.classes import CLASS_NAMES
 from ferflow.cli import main
+from ferflow.predict.scenes import drawn_face, moving_face_clip
 from ferflow.predict.summary import VIDEO_COLUMNS
 
 CLIPS = {"walk": (150, 30), "small": (110, 24), "big": (190, 36)}  # name: (face side, frames)

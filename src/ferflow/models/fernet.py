@@ -53,6 +53,17 @@ SETTINGS: dict[str, Spec] = {
 }
 
 
+@torch.fx.wrap
+def centre_crop(x: torch.Tensor, crop: int | None) -> torch.Tensor:
+    """The centre ``crop`` × ``crop`` window of a batch larger than that (else the batch itself). A leaf of
+    torch.fx tracing (its branch depends on the input's size), so that batch norm folds into a FerNet's
+    convolutions (:func:`ferflow.inference.fuse_batchnorm`) for networks that crop too."""
+    if crop and x.shape[-1] > crop:
+        top, left = (x.shape[-2] - crop) // 2, (x.shape[-1] - crop) // 2
+        return x[:, :, top : top + crop, left : left + crop]
+    return x
+
+
 class SqueezeExcite(nn.Module):
     """Channel attention: global average → Conv1×1 (÷``reduction``) → ReLU → Conv1×1 → sigmoid gate."""
 
@@ -137,11 +148,7 @@ class FerNet(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The pooled embedding of the last stage (non-negative: the blocks end in a ReLU). A network trained on
         crops (``input_crop``) takes the centre crop of a larger input, so it is used on whole faces."""
-        crop = self.input_crop
-        if crop and x.shape[-1] > crop:
-            top, left = (x.shape[-2] - crop) // 2, (x.shape[-1] - crop) // 2
-            x = x[:, :, top : top + crop, left : left + crop]
-        return self.embedding(self.blocks(x))
+        return self.embedding(self.blocks(centre_crop(x, self.input_crop)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))

@@ -1,4 +1,6 @@
-"""Test images and short test videos: faces (real or drawn) pasted into face-free scenes, clips written with OpenCV."""
+"""Scenes with faces of known places, for the tests and benchmarks of face detection, photos and videos: faces
+(real or drawn) pasted into face-free scenes, and clips written with OpenCV. Every scene is deterministic for its
+seed or generator."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-Box = tuple[int, int, int, int]
+from ferflow.predict.tracking import BoxT as Box
 
 
 def affectnet_faces(archive_path: Path) -> list[tuple[str, np.ndarray]]:
@@ -54,11 +56,16 @@ def background(rng: np.random.Generator, width: int = 800, height: int = 600) ->
     return np.clip(rgb + rng.normal(0, 10, rgb.shape), 0, 255).astype(np.uint8)
 
 
-def paste(scene: np.ndarray, faces: list[np.ndarray], rng: np.random.Generator, cell: int = 200) -> list[Box]:
-    """Paste RGB face images into a grid of ``cell``-pixel cells of ``scene`` at random offsets."""
+def paste(
+    scene: np.ndarray, faces: list[np.ndarray], rng: np.random.Generator, cell: int = 200, random_cells: bool = False
+) -> list[Box]:
+    """Paste RGB face images into a grid of ``cell``-pixel cells of ``scene`` at random offsets: the first cells
+    in reading order, or distinct cells drawn at random (``random_cells``)."""
     columns = scene.shape[1] // cell
+    count = columns * (scene.shape[0] // cell)
+    cells = rng.choice(count, len(faces), replace=False) if random_cells else range(len(faces))
     boxes = []
-    for k, face in enumerate(faces):
+    for k, face in zip(cells, faces):
         s = face.shape[0]
         x = (k % columns) * cell + int(rng.integers(0, cell - s + 1))
         y = (k // columns) * cell + int(rng.integers(0, cell - s + 1))
