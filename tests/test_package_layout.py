@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,3 +57,10 @@ def test_shared_modules_import_no_stage() -> None:
             continue  # Python API (`from ferflow import EmotionRecognizer`), both imported lazily
         for module in ferflow_imports(path):
             assert module.split(".")[1] not in STAGES, f"{path.relative_to(ROOT)} imports {module}"
+
+
+def test_the_report_and_its_figures_import_no_torch() -> None:
+    """The report's jobs read tables, JSON and histories: they start without loading PyTorch."""
+    code = "import sys, ferflow.report.html, ferflow.report.figures; print('torch' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "False"

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from ferflow import checkpoint
 from ferflow.classes import CLASS_NAMES
 from ferflow.errors import FerflowError
 from ferflow.layout import FINAL, RUN_FILES, run_of
@@ -151,7 +150,9 @@ def finals_table(
 
 
 def mmacs(run: Path) -> float:
-    """Millions of multiply-accumulates of one 48×48 image through the model of a run's best.pt."""
+    """Millions of multiply-accumulates of one 48×48 image through the model of a run's best.pt (torch is
+    imported here only: the report, which shares this module, needs none)."""
+    from ferflow import checkpoint
     from ferflow.models.listing import multiply_accumulates
 
     model, ckpt = checkpoint.load_model(run / RUN_FILES["best"])
