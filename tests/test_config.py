@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from snakemake.utils import update_config
 
 from conftest import REPO, bin_path, copy_workflow
 from ferflow.cli import parser_for
 from ferflow.config import SCHEMA_PATH, STAGE_SETTINGS, default
 from ferflow.errors import FerflowError
-from ferflow.train.settings import DEFAULTS, resolve_settings
+from ferflow.train.settings import DEFAULTS, defining_settings, expand_recipes, overlay, resolve_settings
 
 
 def _dry_run(workdir: Path, *configfiles: Path) -> subprocess.CompletedProcess[str]:
@@ -223,3 +224,31 @@ def test_a_distilled_experiment_takes_its_teachers_deployed_checkpoint_as_input(
         "results/tiny/runs/resnet/final/seed1/history.csv",
     ]
     assert "--teacher" not in subprocess.run(without, cwd=workdir, text=True, capture_output=True).stdout
+
+
+def preset_settings(*names: str) -> dict[tuple[str, str], dict]:
+    """The defining settings of every final and sweep experiment of ``config.yaml`` under the presets ``names``
+    (merged as Snakemake merges ``--configfile``s), keyed by (model, experiment)."""
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    for name in names:
+        update_config(cfg, yaml.safe_load((REPO / "workflow" / "presets" / name).read_text()))
+    expand_recipes(cfg)
+    found = {}
+    for model, spec in cfg["models"].items():
+        for experiment, own in [("final", spec.get("final") or {}), *(spec.get("sweep") or {}).items()]:
+            found[model, experiment] = defining_settings(overlay(cfg["train"], own))
+    return found
+
+
+def test_only_fast_yaml_s_own_final_resizes_progressively() -> None:
+    """fast.yaml's fernetfast trains 50 epochs, the first 30 on 32-px views; the presets built on its recipe (the
+    120-epoch runs, the distilled student, the seed-ensemble teacher and students) keep the full-size recipe they
+    were measured with."""
+    fast = preset_settings("fer2013-local.yaml", "fast.yaml")[("fernetfast", "final")]
+    assert fast["low_res"] == {"side": 32, "fraction": 0.6} and fast["epochs"] == 50
+    stacks = [("fast.yaml", "long.yaml"), ("fast.yaml", "long.yaml", "distill.yaml"), ("fast.yaml", "ensemble.yaml")]
+    for stack in stacks:
+        built = preset_settings("fer2013-local.yaml", *stack)
+        assert not [key for key, settings in built.items() if "low_res" in settings], stack
+    teacher = preset_settings("fer2013-local.yaml", "fast.yaml", "ensemble.yaml")[("fernetfast", "final")]
+    assert teacher == {key: value for key, value in fast.items() if key != "low_res"} | {"epochs": 37}
