@@ -10,8 +10,13 @@ def final_is_auto(wildcards):
     return wildcards.experiment == FINAL and config["finals"] == "auto"
 
 
+def training_splits():
+    """The model-input stage's train and val files, what every training job (a run, a search worker) reads."""
+    return {split: stage_files(model_input_stage())[split] for split in ("train", "val")}
+
+
 def train_inputs(wildcards):
-    files = {split: stage_files(model_input_stage())[split] for split in ("train", "val")}
+    files = training_splits()
     if final_is_auto(wildcards):
         files["selection"] = checkpoints.select_final.get(model=wildcards.model).output[0]
     if wildcards.experiment == SEARCH:
@@ -45,8 +50,7 @@ def teacher_input(wildcards):
 def search_inputs(wildcards):
     """A search worker's data stage and, for a distilled search, its trials' distillation input (the first
     seed's, the seed every trial trains with)."""
-    files = {split: stage_files(model_input_stage())[split] for split in ("train", "val")}
-    return {**files, **distillation_input(training_settings(wildcards.model, SEARCH), seeds()[0])}
+    return {**training_splits(), **distillation_input(training_settings(wildcards.model, SEARCH), seeds()[0])}
 
 
 def distillation_input(settings, seed):
