@@ -6,8 +6,8 @@
 #
 #   benchmarks/gpu_study.sh [--data fer2013.zip] [--out DIR] [--minutes 9] [--tiny]
 #
-# --data   FER2013 in the Kaggle layout (default: fer2013.zip beside the tree, i.e. in the repository root;
-#          it is git-ignored: copy it there, never commit it)
+# --data   FER2013 in the Kaggle layout (default: fer2013.zip in the repository root; copy it there, and do
+#          not commit it: git does not ignore it)
 # --out    where the archive gpu_study.tar.gz goes (default: $OUT when set, else results/gpu_study)
 # --minutes  wall-time budget of the training runs together; snakemake is stopped there (default 9)
 # --tiny   the synthetic tiny preset on the CPU instead (what tests/test_gpu_study.py runs)

@@ -2,12 +2,14 @@
 
 The reference loop is what the study ran: ``torchvision.datasets.ImageFolder`` over the training
 JPEGs, PIL transforms (RandomHorizontalFlip, RandomRotation(5), RandomAffine(0, shear=10,
-translate=(.2, .2)), ToTensor, Normalize(.5, .5)) and a ``DataLoader`` with 2 workers, batch 64.
-ferflow's loop is ``ferflow.train.engine.Engine.train_epoch`` on the same images held in memory (3 identical
-channels, as the model-input stage has them): ``EpochBatches`` feeding ``Engine.step``, with the
-training setting ``amp`` (``--amp``; ``auto`` uses bf16 autocast on CUDA and on CPUs with native
-bf16, where it is the largest single speed-up, and fp32 elsewhere, where emulated bf16 is slower). Both train the
-same architecture from the same initialisation with Adam. The timed batches are split into rounds
+translate=(.2, .2)), ToTensor, Normalize(.5, .5)) and a ``DataLoader`` with 2 workers, batch 64, fp32.
+ferflow's loop is the trainer's: :class:`ferflow.train.engine.EpochBatches` feeding
+:meth:`ferflow.train.engine.Engine.step` (what ``Engine.train_epoch`` runs), on the same images decoded once into
+memory as 3 identical channels, with the schema's training defaults (Adam 1e-3, batch 64, the study's
+augmentation drawn on the tensors, channels_last) and the training setting ``amp`` (``--amp``; ``auto``: bf16
+autocast on a CPU that computes bf16 natively, where it is the largest single speed-up, and on a CUDA GPU that
+does (compute capability 8.0+), fp16 on older GPUs, fp32 elsewhere, where emulated bf16 is slower). Both train the
+same architecture from the same initialisation. The timed batches are split into rounds
 that alternate between the loops, each after a few untimed warm-up batches (the reference restarts
 its workers every round), so that a change in machine load hits both alike; the input pipelines are
 also timed alone. This is a benchmark, not a test: numbers depend on the machine and its load.
