@@ -23,10 +23,12 @@ from ferflow import models
 from ferflow.classes import CLASS_NAMES
 from ferflow.errors import FerflowError
 from ferflow.faces import IMAGE_SIZE, NORMALIZATION
-from ferflow.storage import atomic_path
+from ferflow.storage import atomic_path, check_readable
 
 FORMAT = "ferflow-checkpoint"
 VERSION = 1
+IMAGE_SIZES = range(8, 513)
+"""The image sizes a checkpoint or an ONNX export may declare (ferflow trains on 48 px)."""
 SHIPPED = Path(__file__).with_name("assets") / "fernetfast.pt"
 """The model shipped in the package (``assets/MODEL_CARD.md``): ``predict`` and ``evaluate`` use it by default."""
 
@@ -67,6 +69,7 @@ def save_untrained(path: str | os.PathLike[str], arch: str, **arch_kwargs: Any) 
 
 def read(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read and validate a checkpoint; anything that is not a ferflow checkpoint is refused."""
+    check_readable(path)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -84,7 +87,18 @@ def read(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise FerflowError(
             f"{path}: ferflow checkpoint version {ckpt.get('version')!r} is not supported (expected {VERSION})"
         )
+    check_image_size(ckpt.get("image_size"), path)
     return ckpt
+
+
+def check_image_size(size: Any, path: str | os.PathLike[str]) -> int:
+    """The image size a checkpoint or an ONNX export declares, refused unless an integer within
+    :data:`IMAGE_SIZES` (a size read from a file is never trusted: 100,000 would grow memory without bound)."""
+    if isinstance(size, bool) or not isinstance(size, int) or size not in IMAGE_SIZES:
+        raise FerflowError(
+            f"{path}: image_size {size!r} is not an integer from {IMAGE_SIZES.start} to {IMAGE_SIZES.stop - 1}"
+        )
+    return size
 
 
 def load_model(path: str | os.PathLike[str]) -> tuple[nn.Module, dict[str, Any]]:
@@ -98,6 +112,9 @@ def load_model(path: str | os.PathLike[str]) -> tuple[nn.Module, dict[str, Any]]
     except (FerflowError, TypeError, KeyError, ValueError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise FerflowError(f"{path}: weights that do not fit its arch {ckpt.get('arch')!r} ({first})") from None
+    broken = next((k for k, v in model.state_dict().items() if v.is_floating_point() and not v.isfinite().all()), None)
+    if broken is not None:
+        raise FerflowError(f"{path}: non-finite weights (NaN or infinity) in {broken}")
     outputs = kwargs.get("num_classes", len(CLASS_NAMES))
     if ckpt.get("classes") != list(CLASS_NAMES) or outputs != len(CLASS_NAMES):
         raise FerflowError(

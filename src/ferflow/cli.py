@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from ferflow import __version__
@@ -84,6 +86,43 @@ def positive_int(text: str) -> int:
     return value
 
 
+MAX_SEED = 2**32 - 1  # numpy's legacy RandomState (scikit-learn's random_state) takes no more; the schema's seed too
+
+
+def seed(text: str) -> int:
+    """The argparse type of a seed: an integer from 0 to :data:`MAX_SEED`."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be from 0 to {MAX_SEED}, got {value}")
+    return value
+
+
+def number(low: float = -math.inf, high: float = math.inf, *, above: bool = False) -> Callable[[str], float]:
+    """The argparse type of a finite number from ``low`` to ``high`` (``above``: strictly above ``low``); NaN and
+    infinity are refused (they pass every comparison, or loop forever)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+        if value < low or (above and value == low) or value > high:
+            bound = " and ".join(
+                f"{op} {b:g}"
+                for op, b, on in ((">" if above else ">=", low, low > -math.inf), ("<=", high, high < math.inf))
+                if on
+            )
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {value:g}")
+        return value
+
+    return parse
+
+
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Every option's help ends with its default, unless it has none (required, None or "") or the help
     explains it already ("(default: ...)")."""
@@ -117,6 +156,13 @@ def parser_for(name: str) -> ArgumentParser:
     add = getattr(module, f"add_arguments_{name.replace('-', '_')}", None) or module.add_arguments
     add(parser)
     return parser
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for an OSError: the file(s) it names and the system's reason (``a/b: Permission denied``)."""
+    names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return f"{' -> '.join(names)}: {reason}" if names else reason
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,6 +199,11 @@ def _dispatch(argv: list[str] | None) -> int:
         return 1
     except FerflowError as exc:
         print(f"ferflow {name}: error: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        raise
+    except OSError as exc:  # a full disk, a missing permission, a name too long, a file where a folder goes, ...
+        print(f"ferflow {name}: error: {os_error_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"ferflow {name}: interrupted", file=sys.stderr)

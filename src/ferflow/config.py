@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import math
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -19,15 +20,81 @@ import jsonschema
 import yaml
 
 from ferflow.errors import FerflowError
+from ferflow.storage import check_readable, parse_json_object
 
 SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
 Validator = jsonschema.validators.extend(
     jsonschema.Draft202012Validator,
-    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
-        "integer", lambda checker, value: isinstance(value, int) and not isinstance(value, bool)
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine_many(
+        {
+            "integer": lambda checker, value: isinstance(value, int) and not isinstance(value, bool),
+            "number": lambda checker, value: (
+                isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+            ),
+        }
     ),
 )
-"""The schema's validator, for which ``2.0`` is no integer (JSON Schema's is lenient; torch and range() are not)."""
+"""The schema's validator, for which ``2.0`` is no integer (JSON Schema's is lenient; torch and range() are not)
+and NaN or infinity no number (they pass every bound)."""
+MAX_VALUES, MAX_DEPTH = 100_000, 64
+"""The most values and the deepest nesting a config or settings file may hold: a YAML alias bomb (9⁹ values in a
+few lines) or a file nested 20,000 levels deep is refused before anything walks it."""
+MAX_SETTINGS_BYTES = 1 << 20
+
+
+class StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping (the last would win silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: list[Any] = []
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` keys are overridden on purpose
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} given twice", key_node.start_mark)
+            seen.append(key)
+        return super().construct_mapping(node, deep)
+
+
+def check_size(value: Any, what: str) -> None:
+    """Refuse a parsed config or settings value of more than :data:`MAX_VALUES` values (an alias repeated counts
+    each time) or nested deeper than :data:`MAX_DEPTH`; counted without recursion, stopping at the limit."""
+    stack, count = [(value, 0)], 0
+    while stack:
+        item, depth = stack.pop()
+        count += 1
+        if count > MAX_VALUES:
+            raise FerflowError(f"{what}: more than {MAX_VALUES:,} values (a YAML alias bomb?)")
+        if depth > MAX_DEPTH:
+            raise FerflowError(f"{what}: nested more than {MAX_DEPTH} levels deep")
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        stack.extend((child, depth + 1) for child in children)
+
+
+def read_yaml(path: str | Path) -> Any:
+    """A YAML (or JSON) config or settings file, parsed strictly: a regular file (a FIFO or a device would block)
+    of at most :data:`MAX_SETTINGS_BYTES`, no key twice in a mapping, bounded in size and depth
+    (:func:`check_size`); a failure is one line naming the file."""
+    check_readable(path)
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_SETTINGS_BYTES + 1)
+    except OSError as exc:
+        raise FerflowError(f"{path}: unreadable ({exc.strerror or exc})") from None
+    if len(data) > MAX_SETTINGS_BYTES:
+        raise FerflowError(f"{path}: larger than {MAX_SETTINGS_BYTES:,} bytes, not a settings file")
+    try:
+        value = yaml.load(data, Loader=StrictLoader)  # noqa: S506 (StrictLoader is a SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        line = f", line {exc.problem_mark.line + 1}" if exc.problem_mark else ""
+        raise FerflowError(f"{path}: not valid YAML ({exc.problem}{line})") from None
+    except yaml.YAMLError as exc:
+        raise FerflowError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
+    except RecursionError:
+        raise FerflowError(f"{path}: nested too deeply") from None
+    check_size(value, str(path))
+    return value
 
 
 @cache
@@ -177,12 +244,13 @@ def add_settings_argument(parser: argparse.ArgumentParser, command: str) -> None
 
     def parse(text: str) -> dict[str, Any]:
         try:
-            given = yaml.safe_load(text if text.lstrip().startswith("{") else Path(text).read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise argparse.ArgumentTypeError(f"not a JSON object nor a readable YAML file: {text} ({exc})") from None
-        if not isinstance(given, dict):
-            raise argparse.ArgumentTypeError(f"{text}: expected a mapping of settings")
-        try:
+            if text.lstrip().startswith("{"):  # JSON, parsed as JSON (YAML 1.1 reads 5e-1 as a string)
+                given: Any = parse_json_object(text, "settings")
+                check_size(given, "settings")
+            else:
+                given = read_yaml(text)
+            if not isinstance(given, dict):
+                raise FerflowError(f"{text}: expected a mapping of settings")
             return resolve_stage_settings(command, given)
         except FerflowError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None

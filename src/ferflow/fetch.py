@@ -84,15 +84,20 @@ def _refuse(archive: Path, member: str, why: str) -> FerflowError:
     return FerflowError(f"{archive}: member {member!r} {why}; refused")
 
 
+def _check_zip(archive: Path, zf: zipfile.ZipFile) -> None:
+    """Refuse a zip with a member that would land outside the target folder or a symlink pointing outside it
+    (checked whether the zip is extracted or read in place, so both refuse the same archives)."""
+    for info in zf.infolist():
+        if _unsafe(info.filename):
+            raise _refuse(archive, info.filename, "would land outside the target folder")
+        is_link = (info.external_attr >> 16) & 0o170000 == 0o120000
+        if is_link and _link_escapes(info.filename, zf.read(info).decode("utf-8", "replace")):
+            raise _refuse(archive, info.filename, "is a symlink pointing outside the target folder")
+
+
 def _extract_zip(archive: Path, dest: Path) -> None:
     with zipfile.ZipFile(archive) as zf:
-        members = zf.infolist()
-        for info in members:
-            if _unsafe(info.filename):
-                raise _refuse(archive, info.filename, "would land outside the target folder")
-            is_link = (info.external_attr >> 16) & 0o170000 == 0o120000
-            if is_link and _link_escapes(info.filename, zf.read(info).decode("utf-8", "replace")):
-                raise _refuse(archive, info.filename, "is a symlink pointing outside the target folder")
+        _check_zip(archive, zf)
         zf.extractall(dest)
 
 
@@ -234,6 +239,13 @@ def resolve_source(
             expected = "kaggle:<owner>/<dataset>, an http(s) URL, or a local zip, tar.gz or folder"
             raise FerflowError(f"{path}: source not found (expected {expected})")
     digest = check_sha256(path, sha256)
-    if path.suffix.lower() == ".csv" or (not extract_zip and archive_kind(path) == "zip"):
+    if path.suffix.lower() == ".csv":
+        return path
+    if not extract_zip and archive_kind(path) == "zip":
+        try:
+            with zipfile.ZipFile(path) as zf:
+                _check_zip(path, zf)
+        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+            raise FerflowError(f"{path}: corrupt or truncated archive ({exc})") from None
         return path
     return extract(path, cache, digest)

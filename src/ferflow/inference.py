@@ -17,7 +17,7 @@ from torch.fx.proxy import TraceError
 from ferflow.errors import FerflowError
 from ferflow.faces import to_model_input
 from ferflow.sources import load_labelled
-from ferflow.storage import Split, load_split
+from ferflow.storage import Split, check_readable, load_split
 
 EVAL_BATCH = 256
 """Images per batch of every inference-only pass (evaluation, embeddings, export and int8 checks, validation)."""
@@ -28,12 +28,16 @@ def load_labelled_images(path: str | Path, test_split: str | None = None) -> Spl
     by ``test_split`` (see :func:`ferflow.sources.load_labelled`)."""
     path = Path(path)
     if path.suffix == ".npz":
+        if test_split is not None:
+            raise FerflowError(f"{path}: a split file holds one split; --split applies to folders, zips and CSVs")
         split = load_split(path)
         if not len(split):
             raise FerflowError(f"{path}: the split file holds no images")
         return split
     if not path.exists():
         raise FerflowError(f"{path}: data not found")
+    if not path.is_dir():
+        check_readable(path)
     splits = load_labelled(path, test_split=test_split)
     for key in ("test", "all"):
         if key in splits and len(splits[key]):

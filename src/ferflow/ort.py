@@ -10,7 +10,9 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from ferflow.checkpoint import check_image_size
 from ferflow.errors import FerflowError
+from ferflow.storage import check_readable
 
 INPUT, OUTPUT = "input", "logits"
 
@@ -32,6 +34,7 @@ def ort_session(path: str | Path, threads: int, optimize: bool = True) -> ort.In
     options.graph_optimization_level = (
         ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     )
+    check_readable(path)
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception classes
@@ -64,7 +67,7 @@ def read_metadata(session: ort.InferenceSession, path: str | Path) -> dict[str, 
     """The checkpoint fields (arch, classes, image_size, in_channels, normalization) an export carries."""
     meta = session.get_modelmeta().custom_metadata_map
     try:
-        return {
+        fields = {
             "arch": meta["ferflow_arch"],
             "classes": json.loads(meta["ferflow_classes"]),
             "image_size": int(meta["ferflow_image_size"]),
@@ -73,6 +76,10 @@ def read_metadata(session: ort.InferenceSession, path: str | Path) -> dict[str, 
         }
     except (KeyError, ValueError):
         raise FerflowError(f"{path}: not an ONNX model of 'ferflow export-onnx' (ferflow metadata missing)") from None
+    check_image_size(fields["image_size"], path)
+    if fields["in_channels"] not in (1, 3):
+        raise FerflowError(f"{path}: in_channels {fields['in_channels']} in its metadata, expected 1 or 3")
+    return fields
 
 
 def logits_of(run_batch: Any, x: torch.Tensor, batch_size: int) -> np.ndarray:

@@ -21,7 +21,8 @@ import shutil
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Iterator
+import stat
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,7 +93,9 @@ def split_digest(*splits: Split) -> str:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds. A ``path`` that
+    exists but is not a regular file (a folder, a device, a FIFO, a symlink to one) is refused, never replaced."""
+    check_outputs([path])
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -115,13 +118,79 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
 
 def write_json(path: str | os.PathLike[str], data: Any) -> None:
     """Write indented JSON atomically."""
+FILE_KINDS = {
+    stat.S_IFREG: "a regular file",
+    stat.S_IFDIR: "a folder",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFSOCK: "a socket",
+}
+
+
+def special_kind(path: str | os.PathLike[str], folder: bool = False) -> str | None:
+    """What ``path`` is when it exists (through symlinks) but is not a regular file (``folder``: not a folder),
+    such as ``"a FIFO"`` or ``"a character device"``; None when it is what is expected or does not exist."""
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if stat.S_ISDIR(mode) if folder else stat.S_ISREG(mode):
+        return None
+    return FILE_KINDS.get(stat.S_IFMT(mode), "a special file")
+
+
+def check_readable(path: str | os.PathLike[str]) -> None:
+    """Refuse an input that exists but is not a regular file: a FIFO or a device would block or never end."""
+    kind = special_kind(path)
+    if kind is not None:
+        raise FerflowError(f"{path}: {kind}, not a regular file")
+
+
+def check_outputs(
+    outputs: Iterable[str | os.PathLike[str] | None],
+    inputs: Iterable[str | os.PathLike[str] | None] = (),
+    *,
+    check_readable(path)
+    folder: bool = False,
+) -> None:
+    """Refuse outputs that would destroy something: one that exists but is not a regular file (``folder``: not
+    a folder), such as a device, a FIFO or a symlink to one; one that is one of ``inputs`` (through symlinks and
+    hard links) or, for a folder, contains one; two outputs that are the same file. ``None`` entries are
+    skipped. Every command calls it before its work, so a refusal leaves nothing behind."""
+    given = [Path(o) for o in outputs if o is not None]
+    sources = [Path(i) for i in inputs if i is not None]
+    for n, out in enumerate(given):
+        kind = special_kind(out, folder)
+        if kind is not None:
+            expected = "a folder" if folder else "a regular file"
+            raise FerflowError(f"{out}: exists and is {kind}, not {expected}; refused as an output")
+        resolved = out.resolve()
+        for source in sources:
+            if _same(out, source) or (folder and resolved in source.resolve().parents):
+                relation = "is" if _same(out, source) else "contains"
+                raise FerflowError(f"{out}: the output {relation} the input {source}; give another output path")
+        other = next((o for o in given[:n] if o.resolve() == resolved or _same(o, out)), None)
+        if other is not None:
+            raise FerflowError(f"{out}: given as two outputs (also {other})")
+
+
+def _same(a: Path, b: Path) -> bool:
+    """Whether two paths name the same file (through symlinks and hard links; equal resolved paths if absent)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return a.resolve() == b.resolve()
+
+
     write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 def parse_json_object(text: str, what: str) -> dict[str, Any]:
-    """A JSON object given as text (a command-line option); a one-line error naming ``what`` otherwise."""
+    """A JSON object given as text (a command-line option); a one-line error naming ``what`` otherwise (a key
+    given twice, NaN or Infinity, nesting too deep for Python included)."""
     try:
-        value = json.loads(text)
+        value = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise FerflowError(f"{what}: not valid JSON ({exc})") from None
     if not isinstance(value, dict):
@@ -149,13 +218,32 @@ def save_split(path: str | os.PathLike[str], split: Split) -> None:
 
 
 def load_split(path: str | os.PathLike[str]) -> Split:
+    except ValueError as exc:
+        raise FerflowError(f"{what}: {exc}") from None
+    except RecursionError:
+        raise FerflowError(f"{what}: nested too deeply") from None
     """Read a split file (never unpickles) and check it holds what the format says: uint8 images of 48×48
     pixels (gray or 3 channels) and labels of the seven classes."""
     try:
         with np.load(path, allow_pickle=False) as data:
             images, labels, ids = data["images"], data["labels"], data["ids"]
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's pairs as a dict; a key given twice is refused (the last would win silently)."""
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise ValueError(f"key {key!r} given twice")
+        found[key] = value
+    return found
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
     except FileNotFoundError:
         raise FerflowError(f"{path}: split file not found") from None
+    check_readable(path)
     except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise FerflowError(f"{path}: not a ferflow split file ({exc})") from None
     problem = split_problem(images, labels)

@@ -37,6 +37,10 @@ def resolve_spec(given: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(spec["space"]) - set(settings))
     if unknown:
         raise FerflowError(f"search space: {unknown[0]} is not a training setting (allowed: {', '.join(settings)})")
+    for name, dimension in spec["space"].items():
+        (kind, values), *_ = dimension.items()
+        if kind != "choice" and values[0] > values[1]:
+            raise FerflowError(f"search space: {name} {kind} {values} runs high to low; write it [low, high]")
     return spec
 
 
@@ -60,7 +64,11 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         path = url.removeprefix(JOURNAL)
         return optuna.storages.JournalStorage(JournalFileBackend(path, lock_obj=JournalFileOpenLock(path)))
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith(SQLITE) else None
-    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    except Exception as exc:  # SQLAlchemy and Optuna raise many types for a URL they cannot use
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FerflowError(f"{url}: not a storage Optuna can open ({first})") from None
 
 
 def study_name(model: str, base: dict[str, Any], spec: dict[str, Any], data: str) -> str:

@@ -8,7 +8,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from ferflow import tracking
-from ferflow.config import SCHEMA_PATH, check_config, describe, stage_settings
+from ferflow.config import SCHEMA_PATH, check_config, check_size, describe, read_yaml, stage_settings
 from ferflow.errors import FerflowError
 from ferflow.layout import DATA_FIGURES, FINAL, SEARCH, Layout
 from ferflow.models import check_options
@@ -27,6 +27,9 @@ def validate_config(config, schema):
     """Expand the experiments' recipes, validate (and fill defaults) against the schema; a failure is one line
     naming the key."""
     try:
+        for path in workflow.configfiles:  # read again strictly: a key given twice, an alias bomb
+            read_yaml(path)
+        check_size(config, "config")  # before anything walks it (--config values included)
         expand_recipes(config)
         try:
             validate(config, schema)

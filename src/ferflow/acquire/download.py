@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ferflow.classes import CLASS_NAMES
+from ferflow.cli import seed
 from ferflow.config import add_settings_argument, default
 from ferflow.errors import FerflowError
 from ferflow.fetch import resolve_source
@@ -97,7 +98,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="kaggle:<owner>/<dataset> | http(s)://URL | local zip, tar.gz, folder or ICML CSV | synthetic",
     )
     parser.add_argument(
-        "--seed", type=int, default=default("seed"), help="seed of the validation split (and of source synthetic)"
+        "--seed", type=seed, default=default("seed"), help="seed of the validation split (and of source synthetic)"
     )
     parser.add_argument(
         "--cache-dir", type=Path, default=Path("resources/downloads"), help="downloads and extracted archives"

@@ -32,13 +32,13 @@ import torch
 from torch import nn
 
 from ferflow import checkpoint, tracking
-from ferflow.cli import positive_int
+from ferflow.cli import number, positive_int
 from ferflow.config import add_settings_argument
 from ferflow.errors import FerflowError
 from ferflow.faces import to_model_input
 from ferflow.inference import EVAL_BATCH, fuse_batchnorm
 from ferflow.ort import INPUT, OUTPUT, example_input, logits_of, metadata, ort_session, softmax
-from ferflow.storage import atomic_path, load_split, write_json
+from ferflow.storage import atomic_path, check_outputs, load_split, write_json
 
 
 def count_ops(proto: onnx.ModelProto, op_type: str) -> int:
@@ -89,6 +89,9 @@ def compare(model: nn.Module, session: ort.InferenceSession, x: torch.Tensor, ba
         reference = logits_of(lambda b: model(b).numpy(), x, batch_size)
     onnx_logits = logits_of(lambda b: session.run([OUTPUT], {INPUT: b.numpy()})[0], x, batch_size)
     single = np.asarray(session.run([OUTPUT], {INPUT: x[:1].numpy()})[0], dtype=np.float64)
+    for engine, logits in (("PyTorch", reference), ("ONNX Runtime", onnx_logits), ("ONNX Runtime", single)):
+        if not np.isfinite(logits).all():
+            raise FerflowError(f"{engine} gives non-finite logits (NaN or infinity): nothing to compare")
     logit_diff = max(float(np.abs(reference - onnx_logits).max()), float(np.abs(reference[:1] - single).max()))
     mismatches = int((reference.argmax(1) != onnx_logits.argmax(1)).sum()) + int(
         reference[0].argmax() != single[0].argmax()
@@ -108,12 +111,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="the ONNX model to write")
     parser.add_argument("--check-out", required=True, help="the JSON check report to write")
     parser.add_argument("--batch-size", type=positive_int, default=EVAL_BATCH, help="batch size of the check")
-    parser.add_argument("--atol", type=float, default=1e-3, help="largest allowed absolute logit difference")
+    parser.add_argument("--atol", type=number(0), default=1e-3, help="largest allowed absolute logit difference")
     add_settings_argument(parser, "export-onnx")
     tracking.add_arguments(parser, tensorboard=False)
 
 
 def run(args: argparse.Namespace) -> int:
+    check_outputs([args.out, args.check_out], [args.checkpoint, args.data])
     opset = args.settings["opset"]
     if opset > onnx.defs.onnx_opset_version():
         raise FerflowError(f"setting opset: {opset} above onnx {onnx.__version__}'s {onnx.defs.onnx_opset_version()}")

@@ -35,8 +35,8 @@ from ferflow import checkpoint, models
 from ferflow.config import add_settings_argument
 from ferflow.errors import FerflowError
 from ferflow.inference import fuse_batchnorm
-from ferflow.ort import INPUT, OUTPUT, example_input, input_shape, ort_session
-from ferflow.storage import read_json, write_json
+from ferflow.ort import INPUT, OUTPUT, example_input, input_shape, ort_session, read_metadata
+from ferflow.storage import check_outputs, read_json, write_json
 
 TARGET = {"batch_size": 1, "threads": 2, "max_ms": 0.5}
 CPU_FLAGS = {
@@ -111,11 +111,14 @@ def capability_line(capability: dict[str, Any]) -> str:
 
 
 def checked_session(path: str, threads: int, ckpt: dict[str, Any]) -> ort.InferenceSession:
-    """An ONNX Runtime session of ``path`` whose input fits the checkpoint's."""
+    """An ONNX Runtime session of ``path``, an export of the checkpoint's architecture whose input fits it."""
     session = ort_session(path, threads)
     shape, expected = input_shape(session, path), tuple(example_input(ckpt, 1).shape[1:])
     if shape != expected:
         raise FerflowError(f"{path}: ONNX input (batch, {', '.join(map(str, shape))}) does not fit the checkpoint")
+    arch = read_metadata(session, path)["arch"]
+    if arch != ckpt["arch"]:
+        raise FerflowError(f"{path}: an export of {arch!r}, not of the checkpoint's {ckpt['arch']!r}")
     return session
 
 
@@ -209,6 +212,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = args.settings  # batch sizes, repeats, min seconds, threads: checked against the schema
+    check_outputs([args.out], [args.checkpoint, args.onnx, args.int8_onnx, args.int8_check])
     if args.warmup < 0:
         raise FerflowError(f"--warmup must be >= 0, got {args.warmup}")
     comparison = None

@@ -35,15 +35,15 @@ import onnxruntime as ort
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from ferflow.cli import positive_int
+from ferflow.cli import positive_int, seed
 from ferflow.config import add_settings_argument
 from ferflow.deploy.export import count_ops
 from ferflow.errors import FerflowError
 from ferflow.faces import to_model_input
 from ferflow.inference import EVAL_BATCH
 from ferflow.metrics import compute_metrics
-from ferflow.ort import INPUT, OUTPUT, input_shape, logits_of, ort_session
-from ferflow.storage import Split, atomic_path, load_split, write_json
+from ferflow.ort import INPUT, OUTPUT, input_shape, logits_of, ort_session, read_metadata
+from ferflow.storage import Split, atomic_path, check_outputs, load_split, write_json
 
 METHODS = {
     "minmax": CalibrationMethod.MinMax,
@@ -124,13 +124,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--batch-size", type=positive_int, default=EVAL_BATCH, help="batch of calibration and comparison"
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the calibration sample")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of the calibration sample")
     add_settings_argument(parser, "quantize")
 
 
 def run(args: argparse.Namespace) -> int:
     settings = args.settings  # calibration_images, calibration_method, threads: checked against the schema
+    check_outputs([args.out, args.check_out], [args.onnx, args.calibration, args.data])
     fp32 = ort_session(args.onnx, settings["threads"])
+    read_metadata(fp32, args.onnx)  # predict and latency take only a model that describes itself
     val, test = load_split(args.calibration), load_split(args.data)
     shape = input_shape(fp32, args.onnx)
     check_fits(shape, val, args.calibration)

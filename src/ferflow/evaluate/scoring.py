@@ -37,7 +37,7 @@ from ferflow.inference import (
 )
 from ferflow.metrics import compute_metrics
 from ferflow.sources import TEST_SPLITS
-from ferflow.storage import Split, atomic_path, write_json
+from ferflow.storage import Split, atomic_path, check_outputs, write_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -129,6 +129,7 @@ def evaluate(
 
 
 def run(args: argparse.Namespace) -> int:
+    check_outputs([args.out, args.predictions, args.per_class, args.confusion], [args.data, args.checkpoint])
     torch.set_num_threads(args.threads)
     metrics, predictions = evaluate(
         args.checkpoint or checkpoint.shipped(), args.data, args.split, args.batch_size, args.tta

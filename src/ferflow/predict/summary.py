@@ -19,7 +19,7 @@ import pandas as pd
 
 from ferflow.config import add_settings_argument
 from ferflow.errors import FerflowError
-from ferflow.storage import atomic_path
+from ferflow.storage import atomic_path, check_outputs, check_readable
 
 VIDEO_COLUMNS = ["time_s", "frame", "face_id", "x", "y", "w", "h", "emotion"]
 """The columns of a video CSV before the class probabilities (``ferflow.predict.video.face_table``)."""
@@ -27,13 +27,24 @@ VIDEO_COLUMNS = ["time_s", "frame", "face_id", "x", "y", "w", "h", "emotion"]
 
 def read_video_csv(path: Path) -> tuple[pd.DataFrame, list[str]]:
     """A video CSV and its class names; a one-line error naming the file when it is not one."""
+    check_readable(path)
     try:
-        table = pd.read_csv(path)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise FerflowError(f"{path}: unreadable video CSV ({exc})") from None
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)  # numbers checked below, quoted as written
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise FerflowError(f"{path}: unreadable video CSV ({' '.join(str(exc).split())})") from None
     if list(table.columns[: len(VIDEO_COLUMNS)]) != VIDEO_COLUMNS or len(table.columns) == len(VIDEO_COLUMNS):
         raise FerflowError(f"{path}: not a CSV of ferflow predict (expected columns {', '.join(VIDEO_COLUMNS)}, ...)")
-    return table, list(table.columns[len(VIDEO_COLUMNS) :])
+    classes = list(table.columns[len(VIDEO_COLUMNS) :])
+    checks = {"time_s": (np.inf, False), "face_id": (np.inf, True), **dict.fromkeys(classes, (1.0, False))}
+    for column, (high, whole) in checks.items():
+        values = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=np.float64)
+        bad = ~(np.isfinite(values) & (values >= 0) & (values <= high)) | (whole & (values != np.round(values)))
+        if bad.any():
+            row = int(np.argmax(bad))
+            expected = f"a {'whole ' if whole else ''}number from 0{f' to {high:g}' if high < np.inf else ''}"
+            raise FerflowError(f"{path}: {column} {table[column].iloc[row]!r} on row {row + 2}, expected {expected}")
+        table[column] = values.astype(np.int64) if whole else values
+    return table, classes
 
 
 def smoothed_labels(probabilities: np.ndarray, smoothing: str, ema_alpha: float, mode_window: int) -> np.ndarray:
@@ -100,6 +111,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_outputs([args.out], args.csvs)
     summary = summarize(args.csvs, args.settings)
     with atomic_path(args.out) as tmp:
         summary.to_csv(tmp, index=False, float_format="%.5g")

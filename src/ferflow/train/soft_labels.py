@@ -28,7 +28,7 @@ from ferflow.cli import positive_int
 from ferflow.config import default
 from ferflow.errors import FerflowError
 from ferflow.inference import EVAL_BATCH, TTA_CHOICES, fuse_batchnorm, predict_probabilities, resolve_tta
-from ferflow.storage import Split, atomic_path, load_split, split_digest
+from ferflow.storage import Split, atomic_path, check_outputs, load_split, split_digest
 
 
 def ensemble_probabilities(checkpoints: list[Path], split: Split, tta: str, batch_size: int = EVAL_BATCH) -> np.ndarray:
@@ -38,7 +38,10 @@ def ensemble_probabilities(checkpoints: list[Path], split: Split, tta: str, batc
         model, ckpt = checkpoint.load_model(path)
         model = fuse_batchnorm(model.eval())
         total += predict_probabilities(model, ckpt, split.images, batch_size, resolve_tta(tta, ckpt))
-    return (total / len(checkpoints)).astype(np.float32)
+    probabilities = (total / len(checkpoints)).astype(np.float32)
+    if not np.isfinite(probabilities).all():
+        raise FerflowError(f"{', '.join(map(str, checkpoints))}: non-finite probabilities (NaN or infinity)")
+    return probabilities
 
 
 def write(path: Path, probabilities: np.ndarray, split: Split) -> None:
@@ -77,6 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_outputs([args.out], [args.data, *args.checkpoints])
     torch.set_num_threads(args.threads)
     split = load_split(args.data)
     probabilities = ensemble_probabilities(args.checkpoints, split, args.tta, args.batch_size)

@@ -1,0 +1,342 @@
+"""A hostile user's input (issue 36): nothing a user types destroys a file, hangs the tool or passes a NaN. One
+table of (command line, expected fragment of the one error line); every case must exit non-zero and leave the
+fixture folder as it was: no file added, changed or removed, a device, a FIFO or an input never replaced."""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import copy_workflow
+from ferflow import checkpoint
+from ferflow.cli import MAX_SEED, main
+from ferflow.config import schema
+from ferflow.ort import INPUT
+from ferflow.storage import Split, check_outputs, save_split
+from ferflow.synthetic import generate
+from test_bad_input import onnx_model
+from test_config import _dry_run
+
+N = 16
+CLASSES = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+BOMB = "a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + "".join(
+    f"{b}: &{b} [{', '.join([f'*{a}'] * 9)}]\n" for a, b in zip("abcdefgh", "bcdefghi")
+)  # 9⁹ values in nine lines
+
+
+def video_csv(path: Path, rows: list[list[object]]) -> Path:
+    """A CSV as ``ferflow predict <video> --csv`` writes it, of ``rows`` (time_s, frame, face_id, then 7 classes)."""
+    header = ["time_s", "frame", "face_id", "x", "y", "w", "h", "emotion", *CLASSES]
+    lines = [",".join(header)]
+    lines += [",".join(map(str, [t, f, i, 0, 0, 10, 10, "happy", *p])) for t, f, i, *p in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+GOOD = [0.1, 0.1, 0.1, 0.4, 0.1, 0.1, 0.1]
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of good and hostile inputs, named as the table uses them."""
+    d = tmp_path_factory.mktemp("hostile")
+    rng = np.random.default_rng(0)
+    gray = rng.integers(0, 256, (N, 48, 48), dtype=np.uint8)
+    split = Split(gray, np.arange(N) % 7, [f"i{i}" for i in range(N)])
+    save_split(d / "ok.npz", split)
+    (d / "data").mkdir()
+    save_split(d / "data" / "train.npz", split)
+    save_split(d / "data" / "val.npz", split)
+    checkpoint.save_untrained(d / "tiny.pt", "fernettiny", in_channels=1, num_classes=7)
+    ckpt = checkpoint.read(d / "tiny.pt")
+    nan = {k: v.clone() for k, v in ckpt["model"].items()}
+    first = next(k for k, v in nan.items() if v.is_floating_point())
+    nan[first].fill_(float("nan"))
+    checkpoint.save(d / "nan.pt", {**ckpt, "model": nan})
+    checkpoint.save(d / "size0.pt", {**ckpt, "image_size": 0})
+    checkpoint.save(d / "huge.pt", {**ckpt, "image_size": 100_000})
+    onnx_model(d / "linear.onnx", INPUT, ["batch", 1, 48, 48])  # arch 'linear', with ferflow's metadata
+    plain = d / "plain.onnx"
+    onnx_model(plain, INPUT, ["batch", 1, 48, 48])
+    import onnx
+
+    model = onnx.load(str(plain))
+    del model.metadata_props[:]
+    onnx.save_model(model, str(plain))
+    model.metadata_props.add(key="ferflow_image_size", value="1000000")
+    for prop in onnx.load(str(d / "linear.onnx")).metadata_props:
+        if prop.key != "ferflow_image_size":
+            model.metadata_props.add(key=prop.key, value=prop.value)
+    onnx.save_model(model, str(d / "huge.onnx"))
+    os.mkfifo(d / "fifo")
+    os.mkfifo(d / "fifo.npz")
+    os.symlink("/dev/null", d / "null.json")
+    (d / "bomb.yaml").write_text(BOMB)
+    (d / "twice.yaml").write_text("smoothing: ema\nsmoothing: mode\n")
+    (d / "nan.yaml").write_text("ema_alpha: .nan\n")
+    (d / "deep.json").write_text("[" * 20_000 + "]" * 20_000)
+    video_csv(d / "v.csv", [[0.0, 0, 0, *GOOD], [0.2, 1, 0, *GOOD]])
+    for name, row in {
+        "abc": [0.0, 0, 0, "abc", *GOOD[1:]],
+        "faceid": [0.0, 0, "x", *GOOD],
+        "nanp": [0.0, 0, 0, "nan", *GOOD[1:]],
+        "frac": [0.0, 0, 1.7, *GOOD],
+        "blank": ["", 0, 0, *GOOD],
+        "neg": [0.0, 0, 0, -5, *GOOD[1:]],
+        "big": [0.0, 0, 0, 99, *GOOD[1:]],
+    }.items():
+        video_csv(d / f"{name}.csv", [row])
+    (d / "binary.csv").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00\x00garbage\xff" * 20)
+    with zipfile.ZipFile(d / "escape.zip", "w") as zf:
+        zf.writestr("../evil.png", b"x")
+        zf.writestr("train/happy/a.png", b"x")
+    return d
+
+
+def snapshot(d: Path) -> dict[str, tuple[int, int, int]]:
+    """Every entry under ``d``: (mode, size, mtime_ns), symlinks not followed."""
+    found = {}
+    for root, dirs, files in os.walk(d):
+        for name in dirs + files:
+            st = os.lstat(Path(root) / name)
+            found[str(Path(root, name).relative_to(d))] = (st.st_mode, st.st_size, st.st_mtime_ns)
+    return found
+
+
+Q = "--calibration {d}/ok.npz --data {d}/ok.npz --out {d}/q.onnx --check-out {d}/q.json"
+T1 = '{"threads": 1, "latency_min_seconds": 0, "latency_repeats": 1, "latency_batch_sizes": [1]}'
+CASES = [
+    # 1. outputs never destroy inputs or special files
+    (
+        "export-onnx --checkpoint {d}/tiny.pt --data {d}/ok.npz --out {d}/m.onnx --check-out {d}/m.onnx",
+        "m.onnx: given as two outputs",
+    ),
+    (
+        "export-onnx --checkpoint {d}/tiny.pt --data {d}/ok.npz --out {d}/tiny.pt --check-out {d}/c.json",
+        "tiny.pt: the output is the input",
+    ),
+    ("evaluate --checkpoint {d}/tiny.pt --data {d}/ok.npz --predictions {d}/ok.npz", "ok.npz: the output is the input"),
+    (
+        "evaluate --checkpoint {d}/tiny.pt --data {d}/ok.npz --out {d}/null.json",
+        "null.json: exists and is a character device",
+    ),
+    (
+        "evaluate --checkpoint {d}/tiny.pt --data {d}/ok.npz --out {d}/fifo",
+        "fifo: exists and is a FIFO, not a regular file",
+    ),
+    ("evaluate --checkpoint {d}/tiny.pt --data {d}/ok.npz --confusion {d}/data", "data: exists and is a folder"),
+    ("summarize-videos {d}/v.csv --out {d}/v.csv", "v.csv: the output is the input"),
+    ("soft-labels {d}/tiny.pt --data {d}/ok.npz --out {d}/tiny.pt", "tiny.pt: the output is the input"),
+    (
+        "latency --checkpoint {d}/tiny.pt --onnx {d}/linear.onnx --out {d}/linear.onnx",
+        "linear.onnx: the output is the input",
+    ),
+    # 2. nothing hangs: a FIFO or a device is never opened, sizes read from a file are bounded
+    ("evaluate --checkpoint {d}/fifo --data {d}/ok.npz", "fifo: a FIFO, not a regular file"),
+    ("evaluate --checkpoint {d}/tiny.pt --data {d}/fifo.npz", "fifo.npz: a FIFO, not a regular file"),
+    ("evaluate --checkpoint {d}/tiny.pt --data {d}/fifo", "fifo: a FIFO, not a regular file"),
+    ("summarize-videos {d}/v.csv --out {d}/o.csv --settings {d}/fifo", "fifo: a FIFO, not a regular file"),
+    ("summarize-videos {d}/v.csv --out {d}/o.csv --settings /dev/zero", "/dev/zero: a character device"),
+    ("summarize-videos {d}/fifo --out {d}/o.csv", "fifo: a FIFO, not a regular file"),
+    ("summarize-videos {d}/v.csv --out {d}/o.csv --settings {d}/bomb.yaml", "bomb.yaml: more than 100,000 values"),
+    (
+        "evaluate --checkpoint {d}/huge.pt --data {d}/ok.npz",
+        "huge.pt: image_size 100000 is not an integer from 8 to 512",
+    ),
+    (
+        f"quantize --onnx {{d}}/huge.onnx {Q}",
+        "huge.onnx: image_size 1000000 is not an integer from 8 to 512",
+    ),
+    # 3. no NaN or infinity passes
+    ("evaluate --checkpoint {d}/nan.pt --data {d}/ok.npz", "nan.pt: non-finite weights (NaN or infinity) in "),
+    (
+        "export-onnx --checkpoint {d}/nan.pt --data {d}/ok.npz --out {d}/m.onnx --check-out {d}/c.json",
+        "nan.pt: non-finite weights",
+    ),
+    ("soft-labels {d}/nan.pt --data {d}/ok.npz --out {d}/s.npz", "nan.pt: non-finite weights"),
+    (
+        "export-onnx --checkpoint {d}/tiny.pt --data {d}/ok.npz --out {d}/m.onnx --check-out {d}/c.json --atol nan",
+        "argument --atol: must be a finite number, got 'nan'",
+    ),
+    ('summarize-videos {d}/v.csv --out {d}/o.csv --settings {{"ema_alpha":NaN}}', "NaN is not a number JSON allows"),
+    (
+        'summarize-videos {d}/v.csv --out {d}/o.csv --settings {{"ema_alpha":1e400}}',
+        "ema_alpha of ferflow summarize-videos: inf is not of type 'number'",
+    ),
+    (
+        "summarize-videos {d}/v.csv --out {d}/o.csv --settings {d}/nan.yaml",
+        "ema_alpha of ferflow summarize-videos: nan is not",
+    ),
+    (
+        'summarize-videos {d}/v.csv --out {d}/o.csv --settings {{"mode_window":3,"mode_window":5}}',
+        "key 'mode_window' given twice",
+    ),
+    (
+        "summarize-videos {d}/v.csv --out {d}/o.csv --settings {d}/twice.yaml",
+        "twice.yaml: not valid YAML (key 'smoothing' given twice, line 2)",
+    ),
+    # 4. one line instead of a traceback
+    ("evaluate --checkpoint {d}/tiny.pt --data {d}/ok.npz --out {d}/ok.npz/m.json", "ok.npz/m.json: Not a directory"),
+    ("evaluate --checkpoint {d}/tiny.pt --data {d}/ok.npz --out {d}/" + "x" * 300 + ".json", "File name too long"),
+    ("evaluate --checkpoint {d}/size0.pt --data {d}/ok.npz", "size0.pt: image_size 0 is not an integer from 8 to 512"),
+    (
+        "search --model fernettiny --data-dir {d}/data --trials-dir {d}/t --storage bogus://x --out {d}/w.json "
+        '--search {{"trials":1,"space":{{"lr":{{"log":[0.001,0.1]}}}}}}',
+        "bogus://x: not a storage Optuna can open",
+    ),
+    (
+        "search --model fernettiny --data-dir {d}/data --trials-dir {d}/t --storage sqlite:///{d}/s.db "
+        "--out {d}/w.json "
+        '--search {{"trials":1,"space":{{"lr":{{"log":[0.1,0.001]}}}}}}',
+        "search space: lr log [0.1, 0.001] runs high to low",
+    ),
+    ("download --source synthetic --seed -1 --out {d}/stage", f"argument --seed: must be from 0 to {MAX_SEED}, got -1"),
+    (
+        f'quantize --onnx {{d}}/linear.onnx {Q} --settings {{{{"threads":99999999999}}}}',
+        "invalid setting threads of ferflow quantize: 99999999999 is greater than the maximum of 4096",
+    ),
+    ("summarize-videos {d}/v.csv --out {d}/o.csv --settings {d}/deep.json", "deep.json: nested too deeply"),
+    (
+        "summarize-videos {d}/v.csv --out {d}/o.csv --settings "
+        + "{{"
+        + '"ema_alpha":'
+        + "[" * 20_000
+        + "]" * 20_000
+        + "}}",
+        "nested too deeply",
+    ),
+    ("summarize-videos {d}/abc.csv --out {d}/o.csv", "abc.csv: angry 'abc' on row 2, expected a number from 0 to 1"),
+    ("summarize-videos {d}/faceid.csv --out {d}/o.csv", "faceid.csv: face_id 'x' on row 2, expected a whole number"),
+    ("summarize-videos {d}/binary.csv --out {d}/o.csv", "binary.csv: unreadable video CSV"),
+    ("summarize-videos {d}/nanp.csv --out {d}/o.csv", "nanp.csv: angry 'nan' on row 2, expected a number from 0 to 1"),
+    ("summarize-videos {d}/frac.csv --out {d}/o.csv", "frac.csv: face_id '1.7' on row 2, expected a whole number"),
+    ("summarize-videos {d}/blank.csv --out {d}/o.csv", "blank.csv: time_s '' on row 2, expected a number from 0"),
+    ("summarize-videos {d}/neg.csv --out {d}/o.csv", "neg.csv: angry '-5' on row 2, expected a number from 0 to 1"),
+    ("summarize-videos {d}/big.csv --out {d}/o.csv", "big.csv: angry '99' on row 2, expected a number from 0 to 1"),
+    # 5. silently wrong no more
+    (
+        f"quantize --onnx {{d}}/plain.onnx {Q}",
+        "plain.onnx: not an ONNX model of 'ferflow export-onnx' (ferflow metadata missing)",
+    ),
+    (
+        f"latency --checkpoint {{d}}/tiny.pt --onnx {{d}}/linear.onnx --out {{d}}/l.json --settings {T1}",
+        "linear.onnx: an export of 'linear', not of the checkpoint's 'fernettiny'",
+    ),
+    ("evaluate --checkpoint {d}/tiny.pt --data {d}/ok.npz --split PrivateTest", "ok.npz: a split file holds one split"),
+    (
+        "download --source {d}/escape.zip --cache-dir {d}/cache --out {d}/stage",
+        "escape.zip: member '../evil.png' would land outside",
+    ),
+]
+
+
+def run_cli(argv: list[str]) -> int:
+    """``ferflow`` in-process; an argparse refusal (SystemExit) counts as its exit status."""
+    try:
+        return main(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+
+
+@pytest.mark.parametrize(("command", "fragment"), CASES, ids=[c[1][:50] for c in CASES])
+def test_hostile_input_is_one_line_a_non_zero_exit_and_leaves_every_file_as_it_was(
+    hostile: Path, command: str, fragment: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = snapshot(hostile)
+    code = run_cli([a.format(d=hostile) for a in command.split(" ")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0
+    assert err and fragment in err[-1], err[-3:]
+    assert snapshot(hostile) == before
+
+
+def test_json_settings_are_parsed_as_json(hostile: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``5e-1`` is a number in JSON (YAML 1.1 reads it as a string)."""
+    out = hostile / "out" / "summary.csv"
+    argv = ["summarize-videos", str(hostile / "v.csv"), "--out", str(out), "--settings", '{"ema_alpha": 5e-1}']
+    assert run_cli(argv) == 0, capsys.readouterr().err
+    assert out.is_file()
+
+
+def test_outputs_that_would_destroy_are_refused(tmp_path: Path) -> None:
+    """The helper every command calls: inputs through symlinks and hard links, folders containing inputs."""
+    from ferflow.errors import FerflowError
+
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"frames")
+    (tmp_path / "link.csv").symlink_to(video)
+    os.link(video, tmp_path / "hard.csv")
+    (tmp_path / "dev").symlink_to("/dev/null")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for out, inputs, folder, fragment in [
+        (video, [video], False, "clip.mp4: the output is the input"),
+        (tmp_path / "link.csv", [video], False, "link.csv: the output is the input"),
+        (tmp_path / "hard.csv", [video], False, "hard.csv: the output is the input"),
+        (tmp_path / "dev", [], False, "dev: exists and is a character device, not a regular file"),
+        (photos, [photos], True, "photos: the output is the input"),
+        (tmp_path, [photos], True, ": the output contains the input"),
+        (video, [], True, "clip.mp4: exists and is a regular file, not a folder"),
+    ]:
+        with pytest.raises(FerflowError, match="^" + ".*" + fragment.replace("(", r"\(").replace(")", r"\)")):
+            check_outputs([out], inputs, folder=folder)
+    check_outputs([tmp_path / "new.csv", photos / "sub"], [video, photos])  # neither is an input
+
+
+def test_the_seed_bound_is_the_schemas() -> None:
+    assert schema()["$defs"]["seed"]["maximum"] == MAX_SEED
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return copy_workflow(tmp_path_factory.mktemp("hostile-cfg"))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("dataset: {val_fraction: .nan}\n", "invalid config key dataset.val_fraction: nan is not of type 'number'"),
+        ("train: {lr: .inf}\n", "invalid config key train.lr: inf is not of type 'number'"),
+        (f"seed: {10**23}\n", "invalid config key seed: 100000000000000000000000 is greater than the maximum"),
+        ("dataset: {name: " + "n" * 300 + "}\n", "invalid config key dataset.name: 'nnn"),
+        ("seed: 1\nseed: 2\n", "key 'seed' given twice, line 2"),
+        (BOMB, "more than 100,000 values (a YAML alias bomb?)"),
+        ("models: {resnet: {search: {trials: 1, space: {lr: {log: [0.1, 0.001]}}}}}\n", "runs high to low"),
+    ],
+)
+def test_a_bad_config_stops_before_any_job(workdir: Path, text: str, message: str) -> None:
+    bad = workdir / "bad.yaml"
+    bad.write_text(text)
+    proc = _dry_run(workdir, workdir / "workflow" / "presets" / "tiny.yaml", bad)
+    assert proc.returncode != 0
+    assert message in proc.stderr + proc.stdout, (proc.stderr + proc.stdout)[-2000:]
+    assert not (workdir / "results").exists()
+
+
+def test_a_synthetic_zip_with_safe_members_still_downloads(tmp_path: Path) -> None:
+    """The zip check refuses only escaping members (the in-place reading of a zip is unchanged)."""
+    data = generate(70, 14, 0)
+    zip_path = tmp_path / "faces.zip"
+    from PIL import Image
+
+    with zipfile.ZipFile(zip_path, "w") as zf:
+        for split, part in (("train", data["train"]), ("test", data["test"])):
+            for i, (image, label) in enumerate(zip(part.images, part.labels)):
+                Image.fromarray(image).save(tmp_path / "f.png")
+                zf.write(tmp_path / "f.png", f"{split}/{CLASSES[label]}/{i}.png")
+    argv = ["download", "--source", str(zip_path), "--cache-dir", str(tmp_path / "c"), "--out", str(tmp_path / "s")]
+    assert run_cli(argv) == 0
+    assert json.loads((tmp_path / "s" / "summary.json").read_text())["test"]
+
+
+def test_nan_weights_are_refused_by_the_api_too(hostile: Path) -> None:
+    from ferflow.errors import FerflowError
+
+    with pytest.raises(FerflowError, match="non-finite weights"):
+        checkpoint.load_model(hostile / "nan.pt")
+    assert checkpoint.load_model(hostile / "tiny.pt")[1]["image_size"] == 48
