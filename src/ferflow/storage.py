@@ -18,10 +18,10 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 import zipfile
 import zlib
-import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,33 +91,6 @@ def split_digest(*splits: Split) -> str:
     return digest.hexdigest()
 
 
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds. A ``path`` that
-    exists but is not a regular file (a folder, a device, a FIFO, a symlink to one) is refused, never replaced."""
-    check_outputs([path])
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.chmod(tmp_path, 0o666 & ~UMASK)  # mkstemp creates 0600; give outputs the usual mode
-        os.replace(tmp_path, target)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
-
-
-def write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write text atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
-
-
-def write_json(path: str | os.PathLike[str], data: Any) -> None:
-    """Write indented JSON atomically."""
 FILE_KINDS = {
     stat.S_IFREG: "a regular file",
     stat.S_IFDIR: "a folder",
@@ -151,7 +124,6 @@ def check_outputs(
     outputs: Iterable[str | os.PathLike[str] | None],
     inputs: Iterable[str | os.PathLike[str] | None] = (),
     *,
-    check_readable(path)
     folder: bool = False,
 ) -> None:
     """Refuse outputs that would destroy something: one that exists but is not a regular file (``folder``: not
@@ -183,6 +155,33 @@ def _same(a: Path, b: Path) -> bool:
         return a.resolve() == b.resolve()
 
 
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds. A ``path`` that
+    exists but is not a regular file (a folder, a device, a FIFO, a symlink to one) is refused, never replaced."""
+    check_outputs([path])
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~UMASK)  # mkstemp creates 0600; give outputs the usual mode
+        os.replace(tmp_path, target)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write text atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json(path: str | os.PathLike[str], data: Any) -> None:
+    """Write indented JSON atomically."""
     write_text(path, json.dumps(data, indent=2) + "\n")
 
 
@@ -193,13 +192,32 @@ def parse_json_object(text: str, what: str) -> dict[str, Any]:
         value = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise FerflowError(f"{what}: not valid JSON ({exc})") from None
+    except ValueError as exc:
+        raise FerflowError(f"{what}: {exc}") from None
+    except RecursionError:
+        raise FerflowError(f"{what}: nested too deeply") from None
     if not isinstance(value, dict):
         raise FerflowError(f"{what}: expected a JSON object")
     return value
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's pairs as a dict; a key given twice is refused (the last would win silently)."""
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise ValueError(f"key {key!r} given twice")
+        found[key] = value
+    return found
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
 def read_json(path: str | os.PathLike[str]) -> Any:
     """Read JSON, with a one-line error naming the file when it is missing or malformed."""
+    check_readable(path)
     try:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
@@ -218,32 +236,14 @@ def save_split(path: str | os.PathLike[str], split: Split) -> None:
 
 
 def load_split(path: str | os.PathLike[str]) -> Split:
-    except ValueError as exc:
-        raise FerflowError(f"{what}: {exc}") from None
-    except RecursionError:
-        raise FerflowError(f"{what}: nested too deeply") from None
     """Read a split file (never unpickles) and check it holds what the format says: uint8 images of 48×48
     pixels (gray or 3 channels) and labels of the seven classes."""
+    check_readable(path)
     try:
         with np.load(path, allow_pickle=False) as data:
             images, labels, ids = data["images"], data["labels"], data["ids"]
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """A JSON object's pairs as a dict; a key given twice is refused (the last would win silently)."""
-    found: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in found:
-            raise ValueError(f"key {key!r} given twice")
-        found[key] = value
-    return found
-
-
-def _no_constant(name: str) -> float:
-    raise ValueError(f"{name} is not a number JSON allows")
-
-
     except FileNotFoundError:
         raise FerflowError(f"{path}: split file not found") from None
-    check_readable(path)
     except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise FerflowError(f"{path}: not a ferflow split file ({exc})") from None
     problem = split_problem(images, labels)
