@@ -161,7 +161,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     exists but is not a regular file (a folder, a device, a FIFO, a symlink to one) is refused, never replaced."""
     check_outputs([path])
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as exc:
+        raise FerflowError(f"{exc.filename}: not a folder, so {target} cannot be written") from None
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
