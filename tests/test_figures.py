@@ -160,3 +160,28 @@ def test_time_to_accuracy_figure_plots_scores_against_cumulative_minutes(tmp_pat
     assert cli.main([*argv, *(str(r / "history.csv") for r in runs)]) == 0
     svg = out.read_text()
     assert "resnet/final/seed1" in svg and "resnet/final/seed2" in svg and "training wall time" in svg
+
+
+def test_score_axes_are_in_percent_as_the_tables_are(tmp_path: Path) -> None:
+    from ferflow.report.figures import curves_figure, per_class_figure
+    from ferflow.results import read_history, read_metrics
+
+    results = tmp_path / "results"
+    runs = [write_run(results, "resnet", "final", seed=s, parameters=481551) for s in (1, 2)]
+    history, metrics = read_history(runs[0] / "history.csv"), read_metrics(runs[0] / "metrics.json")
+    figures = {
+        "curves": (curves_figure(history, "t"), [1, 2]),  # accuracy and macro-F1; the loss stays as it is
+        "sweep": (sweep_figure([str(r / "history.csv") for r in runs], "t"), [0, 1]),
+        "params": (params_figure([str(r / "metrics.json") for r in runs], "t"), [0, 1]),
+        "per_class": (per_class_figure(metrics, "t"), [0]),
+    }
+    for name, (fig, scored) in figures.items():
+        fig.canvas.draw()
+        for k in scored:
+            ax = fig.axes[k]
+            low, high = ax.get_ylim()
+            shown = [(t.get_position()[1], t.get_text()) for t in ax.get_yticklabels()]
+            shown = [(value, text.replace("−", "-")) for value, text in shown if low <= value <= high]
+            assert [float(text) for _, text in shown] == pytest.approx([100 * v for v, _ in shown]), (name, k, shown)
+            assert "%" in ax.get_title() + ax.get_ylabel(), (name, k)
+    assert "test accuracy " + f"{100 * metrics['accuracy']:.1f} %" in figures["per_class"][0].axes[0].get_title()

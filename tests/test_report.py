@@ -14,6 +14,7 @@ import pytest
 
 from fake_results import write_data, write_deploy, write_run
 from ferflow import checkpoint, cli
+from ferflow.classes import CLASS_NAMES
 from ferflow.models import build
 from ferflow.models.listing import multiply_accumulates
 from ferflow.report.html import embed_figure
@@ -281,3 +282,22 @@ def test_missing_input_is_named(results: Path, tmp_path: Path, capsys: pytest.Ca
     assert cli.main(args) == 1
     err = capsys.readouterr().err
     assert err.startswith("ferflow report: error: ") and "mobilenetv2/final/deployed.json" in err and not out.exists()
+
+
+def test_finals_fit_the_page_with_the_per_class_scores_in_a_table_of_their_own(results: Path, tmp_path: Path) -> None:
+    out = tmp_path / "index.html"
+    assert cli.main(report_args(results, out)) == 0
+    document = out.read_text()
+    finals = document.split("<h3>Final models</h3>", 1)[1]
+    tables = re.findall(r"<table>.*?</table>", finals)[:2]
+    overall, per_class = (re.findall(r"<th>(.*?)</th>", table) for table in tables)
+    # 18 columns in one table wrapped "89.8 ± 5.7" onto three lines at 1400 px: now 11, and the 7 classes apart
+    assert len(overall) <= 12 and not [h for h in overall if h.startswith("F1 ")]
+    assert overall[-2:] == ["Test accuracy", "Test macro-F1"]
+    assert per_class == ["Model", "Experiment", *(f"F1 {name}" for name in CLASS_NAMES)]
+    frame = pd.read_csv(results / "tables" / "finals.csv")
+    disgust = f"{100 * frame.loc[0, 'test_f1_disgust_mean']:.1f} ± {100 * frame.loc[0, 'test_f1_disgust_std']:.1f}"
+    assert disgust in finals.split("F1 disgust", 1)[1]
+    # every table sits in a box that scrolls sideways when it is wider than the page, and no number wraps
+    assert document.count('<div class="table"><table>') == document.count("<table>") > 0
+    assert "td:not(.text) { white-space: nowrap; }" in document

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from ferflow.classes import CLASS_NAMES
 from ferflow.config import add_settings_argument
@@ -64,6 +64,17 @@ def add_arguments_plot_study(parser: argparse.ArgumentParser) -> None:
         add_settings_argument(sub, "plot-study")
 
 
+def percent_tick(value: float, _position: int | None = None) -> str:
+    """A score's tick label in percent: 0.55 as 55, 0.605 as 60.5."""
+    return f"{100 * value:.4g}"
+
+
+def percent_axis(ax: plt.Axes) -> None:
+    """A y axis of scores kept as fractions in [0, 1] but labelled in percent (55, not 0.55), as every table
+    gives them; the title or label says "(%)"."""
+    ax.yaxis.set_major_formatter(FuncFormatter(percent_tick))
+
+
 def epoch_axis(ax: plt.Axes, last_epoch: int) -> None:
     """An x axis of whole epochs from 1 to ``last_epoch`` (readable even for a single epoch)."""
     ax.set_xlim(0.5, last_epoch + 0.5)
@@ -72,13 +83,13 @@ def epoch_axis(ax: plt.Axes, last_epoch: int) -> None:
 
 
 def curves_figure(history: pd.DataFrame, title: str) -> plt.Figure:
-    """Loss, accuracy (train and val) and val macro-F1 per epoch; the best epoch (val macro-F1) marked."""
+    """Loss, accuracy (train and val) and val macro-F1 (%) per epoch; the best epoch (val macro-F1) marked."""
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     best = int(best_epoch(history)["epoch"])
     panels = [
         ("loss", "Loss", ["train", "val"]),
-        ("acc", "Accuracy", ["train", "val"]),
-        ("macro_f1", "Macro-F1", ["val"]),
+        ("acc", "Accuracy (%)", ["train", "val"]),
+        ("macro_f1", "Macro-F1 (%)", ["val"]),
     ]
     for ax, (key, label, splits) in zip(axes, panels):
         for split in splits:
@@ -87,6 +98,8 @@ def curves_figure(history: pd.DataFrame, title: str) -> plt.Figure:
             )
         ax.axvline(best, color="0.6", linestyle=":", linewidth=1, label=f"best epoch ({best})")
         epoch_axis(ax, int(history["epoch"].max()))
+        if key != "loss":
+            percent_axis(ax)
         ax.set_title(label)
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small", frameon=False)
@@ -96,7 +109,7 @@ def curves_figure(history: pd.DataFrame, title: str) -> plt.Figure:
 
 
 def per_class_figure(metrics: dict[str, Any], title: str) -> plt.Figure:
-    """Grouped precision / recall / F1 bars per class (test split), with each class's support."""
+    """Grouped precision / recall / F1 bars (%) per class (test split), with each class's support."""
     fig, ax = plt.subplots(figsize=(9, 3.8))
     x = np.arange(len(CLASS_NAMES))
     width = 0.27
@@ -106,10 +119,12 @@ def per_class_figure(metrics: dict[str, Any], title: str) -> plt.Figure:
     supports = [metrics["per_class"].get(name, {}).get("support", 0) for name in CLASS_NAMES]
     ax.set_xticks(x, [f"{name}\n(n={n})" for name, n in zip(CLASS_NAMES, supports)])
     ax.set_ylim(0, 1)
-    ax.set_ylabel("score")
+    percent_axis(ax)
+    ax.set_ylabel("score (%)")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(ncols=3, fontsize="small", frameon=False, loc="upper center", bbox_to_anchor=(0.5, 1.12))
-    ax.set_title(f"{title}: test accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}", pad=22)
+    accuracy, macro_f1 = 100 * metrics["accuracy"], 100 * metrics["macro_f1"]
+    ax.set_title(f"{title}: test accuracy {accuracy:.1f} %, macro-F1 {macro_f1:.1f} %", pad=22)
     fig.tight_layout()
     return fig
 
@@ -157,7 +172,7 @@ def tsne_figure(coordinates: tuple[np.ndarray, np.ndarray], title: str) -> plt.F
 
 
 def sweep_figure(histories: list[str], title: str) -> plt.Figure:
-    """Validation accuracy and macro-F1 per epoch of each experiment: the mean over its seeds (runs that
+    """Validation accuracy and macro-F1 (%) per epoch of each experiment: the mean over its seeds (runs that
     stopped early count until their last epoch) and the band between the lowest and highest seed."""
     runs: dict[str, list[pd.DataFrame]] = {}
     for path in histories:
@@ -181,8 +196,9 @@ def sweep_figure(histories: list[str], title: str) -> plt.Figure:
                     values.min().index, values.min(), values.max(), color=line.get_color(), alpha=0.15, linewidth=0
                 )
     for ax, label in zip(axes, ("Validation accuracy", "Validation macro-F1")):
-        ax.set_title(f"{label} (mean, band: min–max over seeds)")
+        ax.set_title(f"{label} (%; mean, band: min–max over seeds)")
         epoch_axis(ax, last_epoch)
+        percent_axis(ax)
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize="small", frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.suptitle(title)
@@ -222,7 +238,7 @@ def time_figure(curves: dict[str, pd.DataFrame], title: str) -> plt.Figure:
 
 
 def params_figure(metrics_paths: list[str], title: str) -> plt.Figure:
-    """Test accuracy and macro-F1 against parameter count (log scale): a small dot per seed, and per
+    """Test accuracy and macro-F1 (%) against parameter count (log scale): a small dot per seed, and per
     experiment its mean with a ±1 std error bar. Colour: architecture; marker: star for finals, circle
     for sweep experiments."""
     rows = []
@@ -279,7 +295,8 @@ def params_figure(metrics_paths: list[str], title: str) -> plt.Figure:
             )
         ax.set_xscale("log")
         ax.set_xlabel("parameters")
-        ax.set_title(f"{label} (dots: seeds; bars: mean ± std)")
+        ax.set_title(f"{label} (%; dots: seeds; bars: mean ± std)")
+        percent_axis(ax)
         ax.grid(alpha=0.3, which="both")
         ax.margins(x=0.3, y=0.15)
     axes[1].legend(fontsize="small", frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))

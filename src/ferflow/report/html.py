@@ -2,8 +2,9 @@
 from disk without any network access.
 
 Sections: the data (per-stage class counts from each stage's summary.json, the data figures), the
-results (finals and sweep tables as mean ± std over seeds, each cell's per-seed values on hover, the
-per-seed detail table, model-size and sweep figures), one section per experiment (scores over seeds,
+results (finals and sweep tables as mean ± std over seeds, each cell's per-seed values on hover, the finals'
+per-class test F1 in a table of its own so that each fits a 1400-px page, the per-seed detail table, model-size
+and sweep figures), one section per experiment (scores over seeds,
 each seed's row, and the figures of its representative seed: the one ``deploy-seed`` would choose) and
 deployment (the deployed seed and why, ONNX check and latency of each final) when ``--deploy`` names
 architectures. Every file is found by its path in the results layout (:class:`ferflow.layout.Layout`);
@@ -41,6 +42,7 @@ RUN_FIGURE_CAPTIONS = {
     "tsne": "t-SNE of the penultimate-layer embeddings of the test split",
 }
 MIME = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf"}
+PER_CLASS_F1 = "test_f1_"  # the finals' per-class test F1 columns (test_f1_<class>_mean, _std): a table of their own
 
 CSS = """
 :root { --fg: #1f2328; --muted: #59636e; --line: #d1d9e0; --bg-alt: #f6f8fa; --accent: #0969da; }
@@ -56,8 +58,10 @@ main { max-width: 1280px; margin: 0 auto; padding: 1rem 2rem 4rem; }
 h2 { border-bottom: 1px solid var(--line); padding-bottom: .3rem; margin-top: 2.5rem; }
 h3 { margin-top: 2rem; }
 section.run { border: 1px solid var(--line); border-radius: 8px; padding: .2rem 1.2rem 1rem; margin: 1.5rem 0; }
-table { border-collapse: collapse; margin: .8rem 0 1.2rem; font-size: .88rem; font-variant-numeric: tabular-nums; }
+.table { max-width: 100%; overflow-x: auto; margin: .8rem 0 1.2rem; }
+table { border-collapse: collapse; font-size: .88rem; font-variant-numeric: tabular-nums; }
 th, td { border: 1px solid var(--line); padding: .3rem .6rem; text-align: right; }
+td:not(.text) { white-space: nowrap; }
 th { background: var(--bg-alt); }
 td.text, th.text { text-align: left; }
 tr:nth-child(even) td { background: #fbfcfd; }
@@ -134,7 +138,13 @@ def html_table(rows: list[list[Any]], headers: list[str], best: Iterable[int] = 
 
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(cell(j, v) for j, v in enumerate(r)) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return boxed(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+
+
+def boxed(table: str) -> str:
+    """A table inside a box as wide as the page that scrolls sideways when the table is wider (no cell wraps a
+    number)."""
+    return f'<div class="table">{table}</div>'
 
 
 def _frame_rows(frame: pd.DataFrame) -> list[list[Any]]:
@@ -184,7 +194,20 @@ def score_table(frame: pd.DataFrame, seeds: pd.DataFrame) -> str:
 
     head = "".join(f"<th>{html.escape(names[c])}</th>" for c in columns)
     body = "".join("<tr>" + "".join(cell(row, c) for c in columns) + "</tr>" for _, row in frame.iterrows())
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return boxed(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+
+
+def finals_tables(finals: pd.DataFrame, seeds: pd.DataFrame) -> str:
+    """The finals table in two, so that each fits the page: compute, seeds and overall scores, then the per-class
+    test F1 of the same rows."""
+    per_class = [c for c in finals.columns if c.startswith(PER_CLASS_F1)]
+    overall = score_table(finals.drop(columns=per_class), seeds)
+    if not per_class:
+        return overall
+    return (
+        f"{overall}<p class='muted'>Per-class test F1 of the same models, in %, mean ± std over their seeds.</p>"
+        f"{score_table(finals[['model', 'experiment', *per_class]], seeds)}"
+    )
 
 
 def seed_rows(seeds: pd.DataFrame) -> str:
@@ -242,7 +265,7 @@ def results_section(layout: Layout, sweeps: list[str], seeds: pd.DataFrame) -> s
         '<h2 id="results">Results</h2>',
         collapse_note(seeds),
         f"<h3>Final models</h3><p class='muted'>{over}.</p>",
-        score_table(read_table(layout.table("finals")), seeds),
+        finals_tables(read_table(layout.table("finals")), seeds),
         embed_figure(
             layout.study_figure("params_vs_accuracy"),
             "Test accuracy and macro-F1 against parameter count: a dot per seed, mean ± std per "
