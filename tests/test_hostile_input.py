@@ -137,12 +137,12 @@ CASES = [
         "linear.onnx: the output is the input",
     ),
     # 2. nothing hangs: a FIFO or a device is never opened, sizes read from a file are bounded
-    ("evaluate --checkpoint {d}/fifo --data {d}/ok.npz", "fifo: a FIFO, not a regular file"),
-    ("evaluate --checkpoint {d}/tiny.pt --data {d}/fifo.npz", "fifo.npz: a FIFO, not a regular file"),
-    ("evaluate --checkpoint {d}/tiny.pt --data {d}/fifo", "fifo: a FIFO, not a regular file"),
-    ("summarize-videos {d}/v.csv --out {d}/o.csv --settings {d}/fifo", "fifo: a FIFO, not a regular file"),
-    ("summarize-videos {d}/v.csv --out {d}/o.csv --settings /dev/zero", "/dev/zero: a character device"),
-    ("summarize-videos {d}/fifo --out {d}/o.csv", "fifo: a FIFO, not a regular file"),
+    ("evaluate --checkpoint {d}/fifo --data {d}/ok.npz", "fifo: unreadable (a FIFO, not a regular file)"),
+    ("evaluate --checkpoint {d}/tiny.pt --data {d}/fifo.npz", "fifo.npz: unreadable (a FIFO, not a regular file)"),
+    ("evaluate --checkpoint {d}/tiny.pt --data {d}/fifo", "fifo: unreadable (a FIFO, not a regular file)"),
+    ("summarize-videos {d}/v.csv --out {d}/o.csv --settings {d}/fifo", "fifo: unreadable (a FIFO, not a regular file)"),
+    ("summarize-videos {d}/v.csv --out {d}/o.csv --settings /dev/zero", "/dev/zero: unreadable (a character device"),
+    ("summarize-videos {d}/fifo --out {d}/o.csv", "fifo: unreadable (a FIFO, not a regular file)"),
     ("summarize-videos {d}/v.csv --out {d}/o.csv --settings {d}/bomb.yaml", "bomb.yaml: more than 100,000 values"),
     (
         "evaluate --checkpoint {d}/huge.pt --data {d}/ok.npz",

@@ -117,7 +117,7 @@ def check_readable(path: str | os.PathLike[str]) -> None:
     """Refuse an input that exists but is not a regular file: a FIFO or a device would block or never end."""
     kind = special_kind(path)
     if kind is not None:
-        raise FerflowError(f"{path}: {kind}, not a regular file")
+        raise FerflowError(f"{path}: unreadable ({kind}, not a regular file)")
 
 
 def check_outputs(
