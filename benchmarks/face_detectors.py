@@ -30,7 +30,7 @@ from PIL import Image
 
 from ferflow.device import cpu_kind
 from ferflow.faces import to_grayscale_array
-from ferflow.predict.photos import DETECTORS, Detector
+from ferflow.predict.detection import DETECTORS, Detector
 from ferflow.predict.scenes import background, paste
 from ferflow.predict.tracking import BoxT, iou
 

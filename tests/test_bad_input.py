@@ -16,7 +16,8 @@ from ferflow import checkpoint
 from ferflow.cli import main
 from ferflow.inference import fuse_batchnorm
 from ferflow.ort import INPUT, OUTPUT, metadata
-from ferflow.predict.photos import Face, annotate
+from ferflow.predict.photos import annotate
+from ferflow.predict.recognizer import Face
 from ferflow.storage import Split, save_split
 
 N = 16

@@ -1,6 +1,6 @@
 """ferflow: compact facial emotion recognition as a Snakemake pipeline, and a Python API to use its models.
 
-``from ferflow import EmotionRecognizer`` (see :mod:`ferflow.predict.recognizer`). The API is imported on
+``from ferflow import EmotionRecognizer, Face`` (see :mod:`ferflow.predict.recognizer`). The API is imported on
 first use, so that ``import ferflow`` (and every ``ferflow`` command) does not pay for PyTorch and OpenCV.
 """
 
@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.5.0"
 
 if TYPE_CHECKING:
-    from ferflow.predict.recognizer import EmotionRecognizer
+    from ferflow.predict.recognizer import EmotionRecognizer, Face
 
-__all__ = ["EmotionRecognizer", "__version__"]
-_LAZY = {"EmotionRecognizer": "ferflow.predict.recognizer"}
+__all__ = ["EmotionRecognizer", "Face", "__version__"]
+_LAZY = {"EmotionRecognizer": "ferflow.predict.recognizer", "Face": "ferflow.predict.recognizer"}
 
 
 def __getattr__(name: str) -> Any:

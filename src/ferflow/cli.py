@@ -47,7 +47,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plot-search": ("ferflow.report.search", "a search's trials table, optimisation history and importances"),
     "tables": ("ferflow.report.tables", "Tables 1-2 of the study and the finals table (CSV and Markdown)"),
     "report": ("ferflow.report.html", "the self-contained HTML report"),
-    "predict": ("ferflow.predict.photos", "detect faces in photos or videos and predict their emotions"),
+    "predict": ("ferflow.predict.command", "detect faces in photos or videos and predict their emotions"),
     "summarize-videos": ("ferflow.predict.summary", "one row per face track of many videos' CSVs (ferflow predict)"),
     "export-onnx": ("ferflow.deploy.export", "export a checkpoint to ONNX and check it against PyTorch"),
     "quantize": ("ferflow.deploy.quantize", "int8-quantize an ONNX model (calibrated on val) and compare it with fp32"),

@@ -4,33 +4,78 @@
 >>> faces = EmotionRecognizer().predict("photo.jpg")        # doctest: +SKIP
 >>> faces[0].emotion, faces[0].box, faces[0].probabilities  # doctest: +SKIP
 
-``ferflow predict`` is built on it: the photos and videos it reads go through the same detector, crops,
-classifier and tracker (:mod:`.photos`, :mod:`.video`).
+Prediction's third layer, on the detection and crops of :mod:`.detection` and the classifier of
+:mod:`.classifier` (videos: :mod:`.video_analysis`). The commands of ``ferflow predict`` are built on it: the photos
+and videos they read go through the same detector, crops, classifier and tracker (:mod:`.photos`, :mod:`.video`).
 """
 
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps, UnidentifiedImageError
+from tqdm import tqdm
 
 from ferflow import checkpoint as checkpoints
 from ferflow.errors import FerflowError
 from ferflow.faces import to_grayscale_array
 from ferflow.inference import AUTO_TTA
-from ferflow.predict.photos import DETECTORS, Face, Predictor, find_faces, load_photo
+from ferflow.predict.classifier import Predictor
+from ferflow.predict.detection import DETECTORS, find_faces
 from ferflow.predict.tracking import BoxT
+from ferflow.predict.video_analysis import (
+    DETECT_SIDE,
+    REDETECT,
+    Analysed,
+    Sampler,
+    analysed_frames,
+    check_options,
+    face_table,
+    open_video,
+    sampled_frames,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
 ImageLike = str | os.PathLike[str] | Image.Image | np.ndarray
 """What ``predict`` takes: a path, a PIL image, or a uint8 array (H×W gray, H×W×3 RGB, H×W×4 RGBA)."""
+
+
+@dataclass
+class Face:
+    """One detected face: its box in the photo and the classifier's probabilities."""
+
+    box: BoxT
+    probabilities: dict[str, float]
+
+    @property
+    def emotion(self) -> str:
+        """The most probable class."""
+        return max(self.probabilities, key=self.probabilities.__getitem__)
+
+    @property
+    def confidence(self) -> float:
+        """The probability of :attr:`emotion`."""
+        return self.probabilities[self.emotion]
+
+
+def load_photo(path: Path) -> Image.Image:
+    """A photo with its EXIF orientation applied; FerflowError when it cannot be decoded."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return ImageOps.exif_transpose(image)
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise FerflowError(f"{path}: unreadable image ({exc})") from None
 
 
 def to_gray(image: ImageLike) -> np.ndarray:
@@ -110,11 +155,38 @@ class EmotionRecognizer:
         probabilities = self.predictor([face for _, (face,) in found])
         return [Face(box, p) for ((box,), _), p in zip(found, probabilities)]
 
-    def video(self, path: str | os.PathLike[str], fps: float | None = None, **options: Any) -> pd.DataFrame:
+    def track(
+        self, frames: Iterable[tuple[int, float, np.ndarray]], detect_side: int = DETECT_SIDE, redetect: int = REDETECT
+    ) -> Iterator[Analysed]:
+        """The faces of video frames ``(index, time in s, BGR frame)``, detected, classified and tracked
+        (:mod:`ferflow.predict.video_analysis`): the whole frame, downscaled to ``detect_side`` pixels, is searched
+        every ``redetect`` frames, only around the tracked faces in between."""
+        detector = DETECTORS[self.detector_kind](min_face=self.min_face, max_side=detect_side)
+        yield from analysed_frames(frames, detector, self.predictor, self.margin, redetect)
+
+    def video(
+        self,
+        path: str | os.PathLike[str],
+        fps: float | None = None,
+        *,
+        every: int | None = None,
+        max_frames: int | None = None,
+        detect_side: int = DETECT_SIDE,
+        redetect: int = REDETECT,
+        progress: bool = False,
+    ) -> pd.DataFrame:
         """The per-frame table of a video: one row per face per analysed frame (``time_s, frame, face_id, x, y,
         w, h, emotion`` and the class probabilities); ``fps``: analysed frames per second of video (default:
-        every frame). ``options``: ``every``, ``max_frames``, ``detect_side``, ``redetect``, ``progress``, as
-        :func:`ferflow.predict.video.face_rows` takes them."""
-        from ferflow.predict.video import face_rows, face_table
-
-        return face_table(face_rows(self, Path(path), fps=fps, **options), self.classes)
+        every frame); ``every``: analyse every ``every``-th frame instead; ``max_frames``: stop after that many
+        frames; ``detect_side``, ``redetect``: as :meth:`track` takes them; ``progress``: a progress bar."""
+        check_options(fps, every=every, max_frames=max_frames, detect_side=detect_side, redetect=redetect)
+        file = Path(path)
+        capture = open_video(file)
+        try:
+            total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+            with tqdm(total=total, desc=file.name, unit="frame", file=sys.stderr, disable=not progress) as bar:
+                sampled = sampled_frames(capture, False, Sampler(every, fps), max_frames, bar)
+                rows = [row for a in self.track(sampled, detect_side, redetect) for row in a.rows()]
+        finally:
+            capture.release()
+        return face_table(rows, self.classes)

@@ -22,7 +22,7 @@ from ferflow.errors import FerflowError
 from ferflow.storage import atomic_path, check_outputs, check_readable
 
 VIDEO_COLUMNS = ["time_s", "frame", "face_id", "x", "y", "w", "h", "emotion"]
-"""The columns of a video CSV before the class probabilities (``ferflow.predict.video.face_table``)."""
+"""The columns of a video CSV before the class probabilities (``ferflow.predict.video_analysis.face_table``)."""
 
 
 def read_video_csv(path: Path) -> tuple[pd.DataFrame, list[str]]:

@@ -1,14 +1,9 @@
-"""Emotions over a video or a camera: ``ferflow predict clip.mp4`` and ``ferflow predict --camera 0``.
+"""The video command of ``ferflow predict``: emotions over a video file or a camera (``ferflow predict clip.mp4``,
+``ferflow predict --camera 0``), on the Python API (:meth:`ferflow.predict.recognizer.EmotionRecognizer.track`).
 
-Frames are read with OpenCV (any file it can decode). Every frame is grabbed; a frame is sampled
-(decoded into pixels and analysed) every ``--every`` frames, or ``--fps`` times per second of video
-time (for a camera, wall-clock time since the start). A sampled frame is converted to grayscale and
-faces are found with the photo path's detector (``--detector``): over the whole frame, downscaled to
-``--detect-side`` pixels (boxes mapped back), every ``--redetect`` analysed frames and whenever no face is
-tracked or a tracked face was missed; in between only around the faces of the previous analysed frame
-(:meth:`ferflow.predict.photos.Detector.near`), a fraction of the cost. All faces of the frame are
-classified in one batch, and :class:`ferflow.predict.tracking.IouTracker` keeps each face's id while its
-boxes overlap from one analysed frame to the next.
+Frames are read with OpenCV (any file it can decode), sampled by ``--every`` or ``--fps``, and their faces detected,
+classified and tracked as :mod:`ferflow.predict.video_analysis` describes, with the photo path's detector
+(``--detector``), ``--detect-side`` and ``--redetect``.
 
 Outputs, each written under a temporary name and renamed when complete: the CSV (``--csv``), one row
 per face per sampled frame: ``time_s, frame, face_id, x, y, w, h, emotion`` and the probability of each
@@ -28,9 +23,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -38,46 +31,19 @@ from tqdm import tqdm
 
 from ferflow.cli import missing_extra
 from ferflow.errors import FerflowError
-from ferflow.predict.photos import DETECT_SIDE, DETECTORS, REDETECT, check_options, crop_face, draw_faces, is_video
-from ferflow.predict.tracking import BoxT, IouTracker
+from ferflow.faces import VIDEO_SUFFIXES
+from ferflow.predict.drawing import draw_faces
+from ferflow.predict.recognizer import EmotionRecognizer
+from ferflow.predict.video_analysis import FaceRow, Sampler, face_table, open_video, sampled_frames
 from ferflow.storage import atomic_path
-
-if TYPE_CHECKING:
-    import pandas as pd
-
-    from ferflow.predict.recognizer import EmotionRecognizer
 
 FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG"}
 MAX_PANELS = 6
 CAMERA_FPS = 30.0  # assumed when a camera does not report its rate
 
 
-@dataclass
-class FaceRow:
-    """One face in one sampled frame."""
-
-    time_s: float
-    frame: int
-    face_id: int
-    box: BoxT
-    probabilities: np.ndarray
-
-
-class Sampler:
-    """Decides which frames are analysed: every ``every``-th, or ``fps`` per second of video time."""
-
-    def __init__(self, every: int | None, fps: float | None) -> None:
-        self.every, self.fps = every or 1, fps
-        self.next_time = 0.0
-
-    def __call__(self, index: int, time_s: float) -> bool:
-        if self.fps is None:
-            return index % self.every == 0
-        if time_s + 1e-9 < self.next_time:
-            return False
-        while self.next_time <= time_s + 1e-9:
-            self.next_time += 1.0 / self.fps
-        return True
+def is_video(path: str) -> bool:
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
 def open_capture(args: argparse.Namespace) -> tuple[cv2.VideoCapture, str]:
@@ -94,39 +60,6 @@ def open_capture(args: argparse.Namespace) -> tuple[cv2.VideoCapture, str]:
             f"{' '.join(args.inputs)}: give one video file (photos and folders are predicted separately)"
         )
     return open_video(Path(args.inputs[0])), args.inputs[0]
-
-
-def open_video(path: Path) -> cv2.VideoCapture:
-    """The opened capture of a video file; FerflowError when it is missing or OpenCV cannot open it."""
-    if not path.is_file():
-        raise FerflowError(f"{path}: no such file or folder")
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        raise FerflowError(f"{path}: OpenCV cannot open it")
-    return capture
-
-
-def frames(
-    capture: cv2.VideoCapture, camera: bool, sampler: Sampler, max_frames: int | None, progress: tqdm
-) -> Iterator[tuple[int, float, np.ndarray]]:
-    """``(frame index, time in s, BGR frame)`` of each sampled frame; the others are only grabbed."""
-    rate = capture.get(cv2.CAP_PROP_FPS)
-    began = time.monotonic()
-    index = 0
-    while max_frames is None or index < max_frames:
-        if not capture.grab():
-            return
-        if camera:
-            time_s = time.monotonic() - began
-        else:
-            time_s = index / rate if rate > 0 else capture.get(cv2.CAP_PROP_POS_MSEC) / 1000
-        if sampler(index, time_s):
-            ok, frame = capture.retrieve()
-            if not ok:
-                return
-            yield index, time_s, frame
-        progress.update()
-        index += 1
 
 
 @contextlib.contextmanager
@@ -150,86 +83,6 @@ def video_writer(path: Path | None, fps: float, size: tuple[int, int]) -> Iterat
         finally:
             writer.release()
             partial.unlink(missing_ok=True)
-
-
-@dataclass
-class Analysed:
-    """One analysed frame: its faces' boxes, track ids and class probabilities ``(faces, classes)``."""
-
-    index: int
-    time_s: float
-    frame: np.ndarray
-    boxes: list[BoxT]
-    ids: list[int]
-    probabilities: np.ndarray
-
-    def rows(self) -> list[FaceRow]:
-        return [FaceRow(self.time_s, self.index, i, b, p) for i, b, p in zip(self.ids, self.boxes, self.probabilities)]
-
-    def labels(self, classes: list[str]) -> list[str]:
-        """What the annotated video draws above each face: ``#<id> <emotion> <probability>``."""
-        return [f"#{i} {classes[int(p.argmax())]} {p.max():.2f}" for i, p in zip(self.ids, self.probabilities)]
-
-
-def analysed_frames(
-    recognizer: EmotionRecognizer,
-    capture: cv2.VideoCapture,
-    camera: bool,
-    sampler: Sampler,
-    detect_side: int,
-    redetect: int,
-    max_frames: int | None,
-    progress: tqdm,
-) -> Iterator[Analysed]:
-    """Detect, classify and track the faces of every sampled frame (see the module docstring)."""
-    detector = DETECTORS[recognizer.detector_kind](min_face=recognizer.min_face, max_side=detect_side)
-    tracker = IouTracker()
-    for n, (index, time_s, frame) in enumerate(frames(capture, camera, sampler, max_frames, progress)):
-        gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-        tracked = tracker.tracks
-        if n % redetect == 0 or not tracked or any(t.missed for t in tracked):
-            boxes = detector(gray)
-        else:
-            boxes = detector.near(gray, [t.box for t in tracked])
-        probs = recognizer.predictor.crop_probabilities([crop_face(gray, b, recognizer.margin) for b in boxes])
-        yield Analysed(index, time_s, frame, boxes, tracker.update(boxes), probs)
-
-
-def face_rows(
-    recognizer: EmotionRecognizer,
-    path: Path,
-    fps: float | None = None,
-    every: int | None = None,
-    max_frames: int | None = None,
-    detect_side: int = DETECT_SIDE,
-    redetect: int = REDETECT,
-    progress: bool = False,
-) -> list[FaceRow]:
-    """The face rows of a whole video file (:meth:`ferflow.EmotionRecognizer.video`)."""
-    check_options(fps, every=every, max_frames=max_frames, detect_side=detect_side, redetect=redetect)
-    capture = open_video(path)
-    try:
-        total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-        with tqdm(total=total, desc=path.name, unit="frame", file=sys.stderr, disable=not progress) as bar:
-            analysed = analysed_frames(
-                recognizer, capture, False, Sampler(every, fps), detect_side, redetect, max_frames, bar
-            )
-            return [row for a in analysed for row in a.rows()]
-    finally:
-        capture.release()
-
-
-def face_table(rows: list[FaceRow], classes: list[str]) -> pd.DataFrame:
-    """The face rows as a table: ``time_s, frame, face_id, x, y, w, h, emotion`` and each class's probability."""
-    import pandas as pd
-
-    columns = ["time_s", "frame", "face_id", "x", "y", "w", "h"]
-    frame = pd.DataFrame([(r.time_s, r.frame, r.face_id, *r.box) for r in rows], columns=columns)
-    probabilities = np.stack([r.probabilities for r in rows]) if rows else np.zeros((0, len(classes)), np.float32)
-    frame["emotion"] = [classes[k] for k in probabilities.argmax(axis=1)]
-    for k, name in enumerate(classes):
-        frame[name] = probabilities[:, k]
-    return frame
 
 
 def write_csv(path: Path, rows: list[FaceRow], classes: list[str]) -> None:
@@ -301,9 +154,8 @@ def run_video(args: argparse.Namespace, recognizer: EmotionRecognizer) -> int:
             tqdm(total=total, desc=Path(name).name, unit="frame", file=sys.stderr) as progress,
         ):
             try:
-                for a in analysed_frames(
-                    recognizer, capture, camera, sampler, args.detect_side, args.redetect, args.max_frames, progress
-                ):
+                sampled = sampled_frames(capture, camera, sampler, args.max_frames, progress)
+                for a in recognizer.track(sampled, args.detect_side, args.redetect):
                     rows += a.rows()
                     n_sampled += 1
                     if writer is not None:
