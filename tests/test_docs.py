@@ -49,3 +49,12 @@ def test_every_docs_page_is_in_the_site_nav() -> None:
     pages = {p.relative_to(REPO / "docs").as_posix() for p in (REPO / "docs").rglob("*.md")}
     assert pages == nav
     assert "changelog.md" in nav and '--8<-- "CHANGELOG.md"' in (REPO / "docs" / "changelog.md").read_text()
+
+
+def test_the_changelog_has_one_section_a_version_up_to_the_current_one() -> None:
+    import tomllib
+
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    sections = re.findall(r"^## \[(\d+\.\d+\.\d+)\] - \d{4}-\d{2}-\d{2}$", (REPO / "CHANGELOG.md").read_text(), re.M)
+    assert sections[0] == version and sections[-1] == "0.1.0"
+    assert len(set(sections)) == len(sections)  # one section a version
