@@ -4,6 +4,7 @@ its commands, and no stage's subpackage imports another stage's (shared code liv
 from __future__ import annotations
 
 import ast
+import graphlib
 import re
 import subprocess
 import sys
@@ -19,18 +20,33 @@ RULE_FILES = sorted(p.stem for p in (ROOT / "workflow" / "rules").glob("*.smk") 
 STAGES = [*RULE_FILES, "predict"]  # predict: the user's command, no rule
 
 
-def ferflow_imports(path: Path) -> set[str]:
-    """Every ``ferflow.*`` module a source file imports (``from ferflow import x`` counts as ``ferflow.x``)."""
+def ferflow_imports(path: Path, type_checking: bool = True) -> set[str]:
+    """Every ``ferflow.*`` module or name a source file imports (``from ferflow.x import y`` counts as ``ferflow.x.y``,
+    ``y`` a module of package ``x`` or a name in module ``x``); ``type_checking=False`` leaves out the imports under
+    ``if TYPE_CHECKING:``, which never run."""
+    tree = ast.parse(path.read_text())
+    type_only = {
+        id(inner)
+        for node in ast.walk(tree)
+        if not type_checking and isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING"
+        for statement in node.body
+        for inner in ast.walk(statement)
+    }
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(tree):
+        if id(node) in type_only:
+            continue
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names if alias.name.startswith("ferflow.")}
         elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "ferflow":
-            if node.module == "ferflow":
-                found |= {f"ferflow.{alias.name}" for alias in node.names}
-            else:
-                found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
     return found
+
+
+def module_name(path: Path) -> str:
+    """``ferflow.predict.photos`` for ``src/ferflow/predict/photos.py``; a package's ``__init__.py`` is the package."""
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
 @pytest.mark.parametrize("rule_file", RULE_FILES)
@@ -57,6 +73,21 @@ def test_shared_modules_import_no_stage() -> None:
             continue  # Python API (`from ferflow import EmotionRecognizer`), both imported lazily
         for module in ferflow_imports(path):
             assert module.split(".")[1] not in STAGES, f"{path.relative_to(ROOT)} imports {module}"
+
+
+def test_no_module_imports_itself_through_others() -> None:
+    """The package's modules import each other in layers, without a circle: every import that runs counts, at the
+    top of a file or inside a function (``from ferflow import __version__`` imports the package's ``__init__``)."""
+    modules = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+
+    def module_of(name: str) -> str:  # ``ferflow.x.y`` is module ``ferflow.x`` when ``y`` is a name defined in it
+        return name if name in modules else module_of(name.rpartition(".")[0])
+
+    graph = {m: {module_of(i) for i in ferflow_imports(p, type_checking=False)} - {m} for m, p in modules.items()}
+    try:
+        graphlib.TopologicalSorter(graph).prepare()
+    except graphlib.CycleError as exc:
+        pytest.fail("import circle: " + " -> ".join(exc.args[1]))
 
 
 def test_the_report_and_its_figures_import_no_torch() -> None:

@@ -18,6 +18,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 
 from datastage import synthetic_stage
 from ferflow import checkpoint, cli, tracking
+from ferflow.tracking.logged import EPOCH_METRICS
 from ferflow.tracking.tensorboard import EVENTS_GLOB
 from ferflow.train.settings import RUNTIME_KEYS
 from interrupt import kill_after_first_epoch
@@ -42,7 +43,7 @@ def assert_events_match_history(run_dir: Path) -> None:
     """Every per-epoch tag has one value per epoch of history.csv, equal to it (events store float32)."""
     history = pd.read_csv(run_dir / "history.csv")
     accumulator = events(run_dir)
-    for tag, column in tracking.EPOCH_METRICS.items():
+    for tag, column in EPOCH_METRICS.items():
         scalars = sorted(accumulator.Scalars(tag), key=lambda s: s.step)  # a resume adds a second event file
         assert [s.step for s in scalars] == list(history["epoch"]), tag
         assert [s.value for s in scalars] == pytest.approx(list(history[column]), rel=1e-6), tag
@@ -117,7 +118,7 @@ def test_mlflow_run_holds_params_metrics_scores_and_artifacts(stage: Path, tmp_p
         settings["augmentation"]["shear"]
     )
     history = pd.read_csv(run_dir / "history.csv")
-    for name, column in tracking.EPOCH_METRICS.items():
+    for name, column in EPOCH_METRICS.items():
         logged = client.get_metric_history(run.info.run_id, name)
         assert [m.step for m in logged] == list(history["epoch"]), name
         assert [m.value for m in logged] == pytest.approx(list(history[column])), name

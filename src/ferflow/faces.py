@@ -13,12 +13,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from ferflow.storage import Split
+from ferflow.storage import IMAGE_SIZE, Split
 
 if TYPE_CHECKING:
     import torch
 
-IMAGE_SIZE = 48
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm"})
 """The file suffixes read as images wherever ferflow looks for them (datasets, AffectNet, photos to predict)."""
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"})

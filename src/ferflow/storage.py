@@ -33,6 +33,8 @@ from ferflow.classes import CLASS_NAMES
 from ferflow.errors import FerflowError
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
+IMAGE_SIZE = 48
+"""The side in pixels of every face image a split holds, and of the models' input (:mod:`ferflow.faces`)."""
 UMASK = os.umask(0)  # the process's file-creation mask, read once (reading it means setting it)
 os.umask(UMASK)
 
@@ -260,8 +262,6 @@ def load_split(path: str | os.PathLike[str]) -> Split:
 
 def split_problem(images: np.ndarray, labels: np.ndarray) -> str | None:
     """What keeps ``images`` and ``labels`` from being a split's arrays, or None."""
-    from ferflow.faces import IMAGE_SIZE  # ferflow.faces builds on this module
-
     if images.dtype != np.uint8:
         return f"images are {images.dtype}, expected uint8 (0-255)"
     if images.ndim not in (3, 4) or images.shape[1:3] != (IMAGE_SIZE, IMAGE_SIZE) or images.shape[4:] not in ((), (3,)):

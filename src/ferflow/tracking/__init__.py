@@ -21,20 +21,6 @@ from ferflow.layout import SPLITS, run_of
 ENV = "FERFLOW_TRACKING"
 """The environment variable holding the config's ``tracking`` section as JSON (set by the Snakefile)."""
 MLFLOW_DB = "mlflow.db"  # the embedded MLflow store of ``tracking.mlflow: true``, in results/<dataset>/
-EPOCH_METRICS = {  # tracker metric name: history.csv column, logged every epoch
-    "loss/train": "train_loss",
-    "loss/val": "val_loss",
-    "accuracy/train": "train_acc",
-    "accuracy/val": "val_acc",
-    "macro_f1/val": "val_macro_f1",
-    "lr": "lr",
-}
-FINAL_METRICS = {  # tracker metric name: key of the best epoch's history row, logged when the run ends
-    "final/val_macro_f1": "val_macro_f1",
-    "final/val_acc": "val_acc",
-    "final/val_loss": "val_loss",
-    "final/best_epoch": "epoch",
-}
 
 
 def mlflow_uri(value: bool | str, results: str) -> str | None:
@@ -81,17 +67,6 @@ def resolve(args: argparse.Namespace) -> dict[str, Any]:
 def settings_hash(settings: dict[str, Any]) -> str:
     """A short digest of the settings that define a run (an MLflow tag: a rerun of the same is recognisable)."""
     return hashlib.blake2b(json.dumps(settings, sort_keys=True).encode(), digest_size=6).hexdigest()
-
-
-def flat(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested settings as ``{"augmentation.zoom": 0.1, ...}`` with scalar values (None and lists as text)."""
-    out: dict[str, Any] = {}
-    for key, value in settings.items():
-        if isinstance(value, dict) and value:
-            out.update(flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value if isinstance(value, (bool, int, float, str)) else str(value)
-    return out
 
 
 class Tracker(Protocol):

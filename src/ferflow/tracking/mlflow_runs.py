@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ferflow.errors import FerflowError
-from ferflow.tracking import EPOCH_METRICS, FINAL_METRICS, flat
+from ferflow.tracking.logged import EPOCH_METRICS, FINAL_METRICS, flat
 
 RUN_DIR_TAG = "ferflow.run_dir"  # the run folder (absolute): how evaluate and export find train's MLflow run
 ARTIFACTS = "mlartifacts"  # beside a SQLite store: its runs' artifacts

@@ -9,7 +9,7 @@ from typing import Any
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 
-from ferflow.tracking import EPOCH_METRICS, FINAL_METRICS, flat
+from ferflow.tracking.logged import EPOCH_METRICS, FINAL_METRICS, flat
 
 EVENTS_GLOB = "events.out.tfevents.*"
 
