@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from batch_regularisers import mix, random_erasing
 from datastage import make_stage
 from ferflow.classes import CLASS_NAMES
 from ferflow.storage import load_split
@@ -20,7 +21,6 @@ from ferflow.train.engine import (
     epoch_generator,
     then_crop,
 )
-from ferflow.train.mixing import mix, random_erasing
 from ferflow.train.settings import resolve_settings
 
 EVERYTHING = {

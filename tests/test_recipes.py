@@ -13,6 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from batch_regularisers import mix, random_erasing
 from ferflow import checkpoint, cli, models, synthetic
 from ferflow.errors import FerflowError
 from ferflow.faces import to_model_input
@@ -21,7 +22,7 @@ from ferflow.storage import load_split, save_stage
 from ferflow.train import soft_labels as ensemble_soft_labels
 from ferflow.train.engine import affine_matrices, lr_factor
 from ferflow.train.losses import Criterion, balanced_class_weights, distillation_loss
-from ferflow.train.mixing import beta_sample, mix, random_erasing
+from ferflow.train.mixing import beta_sample
 from ferflow.train.settings import resolve_settings
 from interrupt import kill_after_first_epoch
 from training import train_args

@@ -1,4 +1,5 @@
-"""Batch-level regularisers applied after the geometric augmentation: random erasing, mixup and cutmix.
+"""The random draws of the batch-level regularisers applied after the geometric augmentation: random erasing,
+mixup and cutmix (applied by :func:`apply_mix` and the training engine).
 
 All randomness comes from the epoch's generator, so a run stays a function of (seed, epoch); nothing is
 drawn when an option is off, so switching one on never changes the others' random streams.
@@ -40,13 +41,6 @@ def erasing_mask(n: int, h: int, w: int, probability: float, generator: torch.Ge
     return inside_r[:, :, None] & inside_c[:, None, :] & (u[:, 4] < probability)[:, None, None]
 
 
-def random_erasing(x: torch.Tensor, probability: float, generator: torch.Generator) -> torch.Tensor:
-    """Erase one rectangle (:func:`erasing_mask`) per image with ``probability``; the rectangle is filled with
-    0, the normalised mid-grey."""
-    n, _, h, w = x.shape
-    return x.masked_fill(erasing_mask(n, h, w, probability, generator)[:, None].to(x.device), 0.0)
-
-
 @dataclass
 class MixDraw:
     """The random choices of one batch's mixup or cutmix: the mixing weight of the image itself, the shuffled
@@ -58,7 +52,9 @@ class MixDraw:
 
 
 def draw_mix(n: int, h: int, w: int, mixup: float, cutmix: float, generator: torch.Generator) -> MixDraw | None:
-    """The draws of :func:`mix` for a batch of ``n`` ``h`` × ``w`` images (None when both are off)."""
+    """The random choices of mixup (alpha ``mixup``) or cutmix (alpha ``cutmix``) of a batch of ``n`` ``h`` × ``w``
+    images with a shuffled copy of itself (None when both are off); with both on, each batch takes one of them at
+    random."""
     if not (mixup or cutmix):
         return None
     use_cutmix = bool(cutmix) and (not mixup or torch.rand(1, generator=generator).item() < 0.5)
@@ -92,14 +88,3 @@ def mix_targets(targets: torch.Tensor, draw: MixDraw | None) -> torch.Tensor:
     if draw is None:
         return targets
     return draw.lam * targets + (1 - draw.lam) * targets[draw.partner]
-
-
-def mix(
-    x: torch.Tensor, targets: torch.Tensor, mixup: float, cutmix: float, generator: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mixup (alpha ``mixup``) or cutmix (alpha ``cutmix``) of the batch with a shuffled copy of itself;
-    with both on, each batch takes one of them at random. Targets are mixed in proportion to the pixels."""
-    draw = draw_mix(len(x), x.shape[2], x.shape[3], mixup, cutmix, generator)
-    if draw is not None:
-        draw.partner = draw.partner.to(x.device)
-    return apply_mix(x, targets, draw)
