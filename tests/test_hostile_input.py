@@ -340,3 +340,29 @@ def test_nan_weights_are_refused_by_the_api_too(hostile: Path) -> None:
     with pytest.raises(FerflowError, match="non-finite weights"):
         checkpoint.load_model(hostile / "nan.pt")
     assert checkpoint.load_model(hostile / "tiny.pt")[1]["image_size"] == 48
+
+
+@pytest.mark.parametrize(
+    ("error", "fragment"),
+    [
+        (PermissionError(13, "Permission denied", "/x/o.csv"), "/x/o.csv: Permission denied"),
+        (OSError(28, "No space left on device"), "error: No space left on device"),
+        (IsADirectoryError(21, "Is a directory", "/x/o.csv"), "/x/o.csv: Is a directory"),
+    ],
+)
+def test_an_os_error_is_one_line_and_leaves_no_output(
+    hostile: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], error: OSError, fragment: str
+) -> None:
+    """Root passes every permission check, and no test fills a disk: the error is raised where the output is
+    written."""
+    import pandas as pd
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", fail)
+    before = snapshot(hostile)
+    assert run_cli(["summarize-videos", str(hostile / "v.csv"), "--out", str(hostile / "o.csv")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and fragment in err[0], err
+    assert snapshot(hostile) == before
