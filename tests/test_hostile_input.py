@@ -366,3 +366,10 @@ def test_an_os_error_is_one_line_and_leaves_no_output(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and fragment in err[0], err
     assert snapshot(hostile) == before
+
+
+def test_crops10_fits_a_model_trained_on_whole_faces(ckpt: Path, hostile: Path, capsys: pytest.CaptureFixture) -> None:
+    """The pipeline's ResNet (a dense head on 48-px maps) takes the ten crops resized back to 48 px (its
+    42-px crops crashed: mat1 and mat2 shapes cannot be multiplied)."""
+    argv = ["evaluate", "--checkpoint", str(ckpt), "--data", str(hostile / "ok.npz"), "--tta", "crops10"]
+    assert run_cli(argv) == 0, capsys.readouterr().err

@@ -16,20 +16,31 @@ from torch.fx.proxy import TraceError
 
 from ferflow.errors import FerflowError
 from ferflow.faces import to_model_input
-from ferflow.sources import load_labelled
+from ferflow.sources import ClassMap, FaceHook, load_labelled
 from ferflow.storage import Split, check_readable, load_split
 
 EVAL_BATCH = 256
 """Images per batch of every inference-only pass (evaluation, embeddings, export and int8 checks, validation)."""
 
 
-def load_labelled_images(path: str | Path, test_split: str | None = None) -> Split:
+def load_labelled_images(
+    path: str | Path,
+    test_split: str | None = None,
+    class_map: ClassMap = None,
+    face: FaceHook | None = None,
+) -> Split:
     """The labelled images at ``path``: a split file, or the test (else only) split of a layout, filtered
-    by ``test_split`` (see :func:`ferflow.sources.load_labelled`)."""
+    by ``test_split``, its class names mapped by ``class_map``, its faces found by ``face`` where given (see
+    :func:`ferflow.sources.load_labelled`)."""
     path = Path(path)
     if path.suffix == ".npz":
         if test_split is not None:
             raise FerflowError(f"{path}: a split file holds one split; --split applies to folders, zips and CSVs")
+        if face is not None or class_map:
+            raise FerflowError(
+                f"{path}: a split file holds faces already cropped and named; --detect and --classes "
+                "apply to folders, zips and CSVs"
+            )
         split = load_split(path)
         if not len(split):
             raise FerflowError(f"{path}: the split file holds no images")
@@ -38,7 +49,7 @@ def load_labelled_images(path: str | Path, test_split: str | None = None) -> Spl
         raise FerflowError(f"{path}: data not found")
     if not path.is_dir():
         check_readable(path)
-    splits = load_labelled(path, test_split=test_split)
+    splits = load_labelled(path, test_split=test_split, class_map=class_map, face=face)
     for key in ("test", "all"):
         if key in splits and len(splits[key]):
             return splits[key]
@@ -99,7 +110,7 @@ TTA_VIEWS: dict[str, View] = {
 AUTO_TTA = "auto"
 TTA_CHOICES = [AUTO_TTA, *TTA_VIEWS]
 """What ``--tta`` takes: ``auto`` (the view set a checkpoint recommends, see :func:`resolve_tta`) or a view set."""
-TTA_CROP_FRACTION = 7 / 8  # crops10 on a model trained on whole faces: crops of 7/8 of the side (42 of 48 px)
+TTA_CROP_FRACTION = 7 / 8  # crops10 on a model trained on whole faces: crops of 7/8 of the side (42 of 48 px), resized
 
 
 def resolve_tta(tta: str, ckpt: dict[str, Any]) -> str:
@@ -118,17 +129,26 @@ def tta_crop(ckpt: dict[str, Any], side: int) -> int:
     return int(ckpt["arch_kwargs"].get("input_crop") or round(side * TTA_CROP_FRACTION))
 
 
+def resized(x: torch.Tensor, side: int) -> torch.Tensor:
+    """The batch resized to ``side`` × ``side`` (bilinear; unchanged when it is that size already): a crop of a
+    model trained on whole faces, which may take no other size (the ResNet's dense head)."""
+    if x.shape[-2:] == (side, side):
+        return x
+    return F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False)
+
+
 def predict_probabilities(
     model: nn.Module, ckpt: dict[str, Any], images: np.ndarray, batch_size: int, tta: str = "none"
 ) -> np.ndarray:
     """Softmax class probabilities ``(N, 7)`` of ``model`` on uint8 images; with test-time augmentation
     (``flip``: the image and its mirror; ``flip-shift``: both, each also moved by 2 pixels up, down, left and
-    right; ``crops10``: four corner crops and the centre crop, each also mirrored) the mean of the views'
-    probabilities."""
-    views = TTA_VIEWS[tta]
-    crop = tta_crop(ckpt, images.shape[1])
+    right; ``crops10``: four corner crops and the centre crop, each also mirrored, resized back to the input's
+    side unless the model was trained on crops, ``input_crop``) the mean of the views' probabilities."""
+    views, side = TTA_VIEWS[tta], images.shape[1]
+    crop = tta_crop(ckpt, side)
+    fit = (lambda v: v) if ckpt["arch_kwargs"].get("input_crop") else (lambda v: resized(v, side))
     return batched_outputs(
-        lambda x: torch.stack([torch.softmax(model(view).float(), dim=1) for view in views(x, crop)]).mean(0),
+        lambda x: torch.stack([torch.softmax(model(fit(view)).float(), dim=1) for view in views(x, crop)]).mean(0),
         images,
         in_channels_of(ckpt),
         batch_size,
