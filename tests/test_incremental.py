@@ -73,8 +73,10 @@ def test_tsne_setting_replans_tsne_and_what_follows_not_training(tiny_run: Path)
 
 
 def test_runtime_settings_replan_nothing_but_a_training_setting_retrains(tiny_run: Path) -> None:
-    """`train.threads` and `train.device` say how a run computes, not what it computes: no job reruns."""
-    runtime = tiny_with(tiny_run, "runtime.yaml", {"train": {"threads": 1, "device": "cpu"}})
+    """`train.threads`, `device`, `compile` and `channels_last` say how a run computes, not what it learns: no job
+    reruns."""
+    runtime = {"threads": 1, "device": "cpu", "compile": True, "channels_last": False}
+    runtime = tiny_with(tiny_run, "runtime.yaml", {"train": runtime})
     assert planned_rules(tiny_run, "--configfile", runtime) == {}
     jobs = planned_rules(tiny_run, "--configfile", tiny_with(tiny_run, "batch.yaml", {"train": {"batch_size": 32}}))
     assert jobs["train"] == 6 and jobs["report"] == 1
@@ -107,13 +109,53 @@ def test_train_params_are_the_resolved_settings_without_runtime_keys_and_options
     assert len(planned) == 4  # one sweep experiment and the final, two seeds
     off = {k for k, spec in OPTIONS.items() if "x-off" in spec}
     for settings in planned:
-        assert {"loss", "optimizer", "focal_gamma"} <= set(settings)  # defaults nobody wrote
+        assert {"loss", "optimizer"} <= set(settings)  # defaults nobody wrote
+        assert "focal_gamma" not in settings and "momentum" not in settings  # unused under ce and adam
         assert not (set(RUNTIME_KEYS) | off) & set(settings), settings
         full = resolve_settings(settings)
         assert full["epochs"] in (1, 2) and defining_settings(full) == settings  # ferflow train reads them back
     written = tiny_with(workdir, "defaults.yaml", {"train": {**DEFAULTS, "epochs": 1, "threads": 1, "mixup": 0}})
     again = planned_settings(workdir, "--configfile", written)
     assert sorted(map(json.dumps, again)) == sorted(map(json.dumps, planned))  # the dry run's order varies
+
+
+def test_runtime_switches_reach_ferflow_train_outside_the_params(tmp_path: Path) -> None:
+    """compile and channels_last change how a run computes, not what it learns: the same params, passed as flags."""
+    workdir = copy_workflow(tmp_path)
+    planned = planned_settings(workdir)
+    switched = tiny_with(workdir, "switched.yaml", {"train": {"compile": True, "channels_last": False}})
+    assert sorted(map(json.dumps, planned_settings(workdir, "--configfile", switched))) == sorted(
+        map(json.dumps, planned)
+    )
+    commands = re.findall(
+        r"ferflow (?:train|search) [^\n]*", snakemake(workdir, "-n", "-p", "--configfile", switched).stdout
+    )
+    assert commands and all("--compile 1 --channels-last 0" in command for command in commands), commands
+
+
+@pytest.mark.parametrize(
+    "given, same_as",
+    [
+        ({"momentum": 0.5, "nesterov": True}, {}),  # adam uses neither
+        ({"optimizer": "adamw", "momentum": 0.0}, {"optimizer": "adamw"}),
+        ({"focal_gamma": 1.0}, {}),  # the loss is ce
+        ({"compile": True, "channels_last": False}, {}),  # how it computes, not what it learns
+        (
+            {"distillation": {"teacher": "resnet/final", "temperature": 2, "weight": 0.5, "ensemble": False}},
+            {"distillation": {"teacher": "resnet/final", "temperature": 2, "weight": 0.5}},
+        ),
+    ],
+)
+def test_an_option_a_run_does_not_use_is_no_param(given: dict[str, Any], same_as: dict[str, Any]) -> None:
+    assert defining_settings(given) == defining_settings(same_as)
+
+
+def test_an_option_a_run_uses_is_a_param() -> None:
+    sgd, focal = {"optimizer": "sgd"}, {"loss": "focal"}
+    assert defining_settings({**sgd, "momentum": 0.5}) != defining_settings(sgd)
+    assert defining_settings({**sgd, "nesterov": True}) != defining_settings(sgd)
+    assert defining_settings({**focal, "focal_gamma": 1.0}) != defining_settings(focal)
+    assert defining_settings(sgd)["momentum"] == DEFAULTS["momentum"]  # a default the run relies on
 
 
 def test_writing_defaults_out_or_setting_options_off_retrains_nothing(tiny_run: Path) -> None:

@@ -20,7 +20,7 @@ from datastage import synthetic_stage
 from ferflow import checkpoint, cli, tracking
 from ferflow.tracking.logged import EPOCH_METRICS
 from ferflow.tracking.tensorboard import EVENTS_GLOB
-from ferflow.train.settings import RUNTIME_KEYS
+from ferflow.train.settings import defining_settings
 from interrupt import kill_after_first_epoch
 from test_incremental import planned_rules, tiny_with
 from training import train_args
@@ -78,6 +78,23 @@ def test_a_resumed_run_appends_without_duplicating_epochs(stage: Path, tmp_path:
     assert_events_match_history(out)
 
 
+def test_a_failing_tracker_is_switched_off_and_the_run_goes_on(
+    stage: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A tracker's error (a full disk, an unreachable server) is reported once; every epoch is still saved."""
+    from ferflow.tracking.tensorboard import TensorBoardRun
+
+    def full_disk(self: TensorBoardRun, row: dict[str, float]) -> None:
+        assert checkpoint.read(tmp_path / "run" / "last.pt")["epoch"] == row["epoch"]  # saved before tracking
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(TensorBoardRun, "epoch", full_disk)
+    assert cli.main(train_args(stage, tmp_path / "run", BASE, model="resnet")) == 0
+    warnings = [line for line in capsys.readouterr().out.splitlines() if line.startswith("warning:")]
+    assert warnings == ["warning: TensorBoardRun failed, switched off for this run: [Errno 28] No space left on device"]
+    assert list(pd.read_csv(tmp_path / "run" / "history.csv")["epoch"]) == [1, 2, 3]
+
+
 def test_tensorboard_off_writes_no_events(stage: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     one = {**BASE, "epochs": 1}
     monkeypatch.setenv(tracking.ENV, json.dumps({"tensorboard": False, "mlflow": None}))
@@ -111,9 +128,7 @@ def test_mlflow_run_holds_params_metrics_scores_and_artifacts(stage: Path, tmp_p
     [run] = client.search_runs([client.get_experiment_by_name("ferflow").experiment_id])
     settings = checkpoint.read(run_dir / "best.pt")["settings"]
     assert run.data.tags["model"] == "resnet" and run.data.tags["seed"] == "1"
-    assert run.data.tags["settings_hash"] == tracking.settings_hash(
-        {k: v for k, v in settings.items() if k not in RUNTIME_KEYS}
-    )
+    assert run.data.tags["settings_hash"] == tracking.settings_hash(defining_settings(settings))
     assert run.data.params["lr"] == "0.001" and run.data.params["augmentation.shear"] == str(
         settings["augmentation"]["shear"]
     )

@@ -296,7 +296,8 @@ def test_an_fp16_run_resumes_a_last_pt_without_scaler_state(
         lambda device, amp: (lambda: torch.autocast("cpu", dtype=torch.float16), torch.float16),
     )
     capsys.readouterr()
-    history = train(stage, out, settings)
+    assert cli.main([*resnet_args(stage, out, settings), "--allow-precision-change"]) == 0  # fp32 then fp16
+    history = read_history(out)
     assert "resuming from" in capsys.readouterr().out
     assert [int(row["epoch"]) for row in history] == [1, 2]
     assert checkpoint.read(out / "last.pt")["scaler"]["scale"] > 0  # the fp16 scaler ran and saved its state

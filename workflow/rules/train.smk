@@ -6,7 +6,8 @@
 # With `finals: auto` the checkpoint `select_final` picks the architecture's sweep experiment with the
 # highest mean over seeds of val macro-F1 (max over epochs of history.csv) and the final trains with that
 # experiment's settings, `epochs` taken from `models.<m>.final` (when it sets them), everything else
-# unchanged. Runtime settings (`device`, `threads`) are passed outside the params: changing them reruns nothing.
+# unchanged. Runtime settings (`device`, `threads`, `compile`, `channels_last`) are passed outside the params, as
+# resources: changing them reruns nothing.
 #
 # `resources: gpu`: 1 under `device: auto` or `cuda`, 0 under `cpu` or `mps`. `--resources gpu=k` runs at most k
 # GPU trainings at once; each claims its own GPU slot (ferflow.device). Under Slurm a GPU job asks for `--gpus=1`
@@ -34,6 +35,8 @@ rule train:
         cpus_per_gpu=cpus_for(train_device, per_gpu=True),
         cpus_per_task=cpus_for(train_device, per_gpu=False),
         device=train_device,
+        compile=runtime(train_experiment, "compile"),
+        channels_last=runtime(train_experiment, "channels_last"),
     params:
         settings=train_settings,
         options=lambda wc: json.dumps(config["models"][wc.model].get("options") or {}, sort_keys=True),
@@ -43,7 +46,8 @@ rule train:
     shell:
         "ferflow train --model {wildcards.model} --experiment {wildcards.experiment} --data-dir {params.data_dir:q}"
         " --out {params.out_dir:q} --settings {params.settings:q} --model-options {params.options:q}"
-        " --seed {wildcards.seed} --threads {threads} --device {resources.device} {params.teacher} >> {log} 2>&1"
+        " --seed {wildcards.seed} --threads {threads} --device {resources.device} --compile {resources.compile}"
+        " --channels-last {resources.channels_last} {params.teacher} >> {log} 2>&1"
 
 
 # A seed ensemble as a distillation teacher (`distillation: {teacher: <model>/<experiment>, ensemble: true}`): every
@@ -106,12 +110,14 @@ rule search:
         worker=r"\d+",
     conda:
         "../../envs/train.yaml"
-    threads: lambda wc: experiment_settings(wc.model, SEARCH)["threads"]
+    threads: lambda wc: search_experiment(wc)["threads"]
     resources:
         gpu=gpus_for(search_device),
         cpus_per_gpu=cpus_for(search_device, per_gpu=True),
         cpus_per_task=cpus_for(search_device, per_gpu=False),
         device=search_device,
+        compile=runtime(search_experiment, "compile"),
+        channels_last=runtime(search_experiment, "channels_last"),
     params:
         settings=lambda wc: json.dumps(training_settings(wc.model, SEARCH), sort_keys=True),
         search=search_spec,
@@ -125,7 +131,8 @@ rule search:
         "ferflow search --model {wildcards.model} --worker {wildcards.worker} --data-dir {params.data_dir:q}"
         " --trials-dir {params.trials_dir:q} --storage {params.storage:q} --settings {params.settings:q}"
         " --search {params.search:q} --model-options {params.options:q} --seed {params.seed} --threads {threads}"
-        " --device {resources.device} {params.teacher} --out {output:q} >> {log} 2>&1"
+        " --device {resources.device} --compile {resources.compile} --channels-last {resources.channels_last}"
+        " {params.teacher} --out {output:q} >> {log} 2>&1"
 
 
 checkpoint search_best:

@@ -82,17 +82,27 @@ def train_settings(wildcards):
     return json.dumps(run_settings(wildcards), sort_keys=True)
 
 
+def train_experiment(wildcards):
+    return experiment_settings(wildcards.model, wildcards.experiment)
+
+
+def search_experiment(wildcards):
+    return experiment_settings(wildcards.model, SEARCH)
+
+
+def runtime(settings_of, key):
+    """A runtime setting (ferflow.train.settings.RUNTIME_KEYS) of the job's experiment `settings_of(wildcards)`, as
+    a resource rather than a param so that changing it reruns nothing; a switch as 1 or 0 (`ferflow train`'s
+    --compile and --channels-last)."""
+    return lambda wildcards: (value if isinstance(value := settings_of(wildcards)[key], str) else int(value))
+
+
 def train_threads(wildcards):
-    return experiment_settings(wildcards.model, wildcards.experiment)["threads"]
+    return train_experiment(wildcards)["threads"]
 
 
-def train_device(wildcards):
-    """The training device, a resource rather than a param so that changing it reruns nothing."""
-    return experiment_settings(wildcards.model, wildcards.experiment)["device"]
-
-
-def search_device(wildcards):
-    return experiment_settings(wildcards.model, SEARCH)["device"]
+train_device = runtime(train_experiment, "device")
+search_device = runtime(search_experiment, "device")
 
 
 def gpus_for(device_of):

@@ -11,6 +11,7 @@ import argparse
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -79,18 +80,27 @@ class Tracker(Protocol):
 
 
 class Trackers:
-    """The trackers of one training run: each epoch's history row and the run's outcome go to every one."""
+    """The trackers of one training run: each epoch's history row and the run's outcome go to every one. A tracker
+    that fails (a runtime setting: an unreachable MLflow server, a full disk) is reported once and switched off;
+    the run goes on."""
 
     def __init__(self, members: list[Tracker]) -> None:
         self.members = members
 
+    def _each(self, call: Callable[[Tracker], None]) -> None:
+        for member in list(self.members):
+            try:
+                call(member)
+            except Exception as exc:  # any failure of a tracker's library: the training matters more
+                self.members.remove(member)
+                first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                print(f"warning: {type(member).__name__} failed, switched off for this run: {first}", flush=True)
+
     def epoch(self, row: dict[str, float]) -> None:
-        for member in self.members:
-            member.epoch(row)
+        self._each(lambda member: member.epoch(row))
 
     def finish(self, best: dict[str, float], checkpoint: Path) -> None:
-        for member in self.members:
-            member.finish(best, checkpoint)
+        self._each(lambda member: member.finish(best, checkpoint))
 
 
 def open_run(

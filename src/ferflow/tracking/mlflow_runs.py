@@ -64,8 +64,11 @@ class MlflowRun:
 
         experiment = experiment_id(self.mlflow, tracking["mlflow"], tracking["mlflow_experiment"])
         previous = latest_run(self.mlflow, experiment, out_dir) if start > 1 else None
+        self.logged = 0  # the last epoch this MLflow run holds: logging one again would add a second point
         if previous is not None and previous.data.tags.get("settings_hash") == run["settings_hash"]:
             self.run_id = previous.info.run_id
+            steps = [m.step for m in self.mlflow.get_metric_history(self.run_id, next(iter(EPOCH_METRICS)))]
+            self.logged = max(steps, default=0)
             return
         tags = {
             RUN_DIR_TAG: str(out_dir.resolve()),
@@ -80,6 +83,8 @@ class MlflowRun:
         self.mlflow.log_batch(self.run_id, params=params)
 
     def epoch(self, row: dict[str, float]) -> None:
+        if row["epoch"] <= self.logged:
+            return
         values = {name: row[column] for name, column in EPOCH_METRICS.items()}
         self.mlflow.log_batch(self.run_id, metrics=_metrics(values, int(row["epoch"])))
 

@@ -16,14 +16,15 @@ EVENTS_GLOB = "events.out.tfevents.*"
 
 class TensorBoardRun:
     """The event files of one run folder. A run started afresh replaces earlier event files; a resumed run
-    (``start`` > 1) appends with ``purge_step``, so readers drop what a killed attempt logged from ``start`` on."""
+    (``start`` > 1) appends with ``purge_step``, so readers drop what a killed attempt logged from the epoch it saved
+    last (``start - 1``, logged again by the trainer) on."""
 
     def __init__(self, out_dir: Path, settings: dict[str, Any], start: int) -> None:
         if start == 1:
             for stale in out_dir.glob(EVENTS_GLOB):
                 stale.unlink()
         self.settings = settings
-        self.writer = SummaryWriter(log_dir=str(out_dir), purge_step=start if start > 1 else None)
+        self.writer = SummaryWriter(log_dir=str(out_dir), purge_step=start - 1 if start > 1 else None)
 
     def epoch(self, row: dict[str, float]) -> None:
         for tag, column in EPOCH_METRICS.items():

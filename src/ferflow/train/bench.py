@@ -116,15 +116,20 @@ def timed(
     step: Callable[[torch.Tensor, torch.Tensor], None],
     count: int,
     warmup: int,
+    sync: Callable[[], None],
 ) -> float:
-    """Images/s of ``step`` over ``count`` batches (``(x, targets, ...)``) after ``warmup`` untimed ones."""
+    """Images/s of ``step`` over ``count`` batches (``(x, targets, ...)``) after ``warmup`` untimed ones. ``sync``
+    waits for the device before the clock starts and before it is read, never between batches: a GPU queues
+    the batches' work as training does."""
     seen, began = 0, time.perf_counter()
     for i, (x, targets, *_) in enumerate(batches):
         if i == warmup:
+            sync()
             seen, began = 0, time.perf_counter()
         step(x, targets)
         seen += len(x)
         if i + 1 == warmup + count:
+            sync()
             return seen / (time.perf_counter() - began)
     raise FerflowError(f"fewer than {warmup + count} batches of training images")
 
@@ -179,10 +184,6 @@ def run(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     reference = reference_step(models.build(args.model, in_channels=3), device)
 
-    def ours(x: torch.Tensor, y: torch.Tensor) -> None:
-        engine.step(x, y)
-        sync()
-
     rates: dict[str, list[float]] = {"ferflow": [], "reference": [], "ferflow input": [], "reference input": []}
     with tempfile.TemporaryDirectory(prefix="ferflow-bench-") as scratch:
         loader = reference_loader(train_folder(args.data, Path(scratch)), args.seed)
@@ -191,12 +192,13 @@ def run(args: argparse.Namespace) -> int:
             rates["ferflow"].append(
                 timed(
                     EpochBatches(data, settings, epoch_generator(args.seed, r), engine.channels_last),
-                    ours,
+                    lambda x, y: engine.step(x, y),
                     per_round,
                     args.warmup,
+                    sync,
                 )
             )
-            rates["reference"].append(timed(loader, reference, per_round, args.warmup))
+            rates["reference"].append(timed(loader, reference, per_round, args.warmup, sync))
             ours_rate, reference_rate = rates["ferflow"][-1], rates["reference"][-1]
             print(
                 f"round {r + 1}: ferflow {ours_rate:.1f} images/s, reference {reference_rate:.1f} images/s, "
@@ -206,12 +208,13 @@ def run(args: argparse.Namespace) -> int:
         rates["ferflow input"].append(
             timed(
                 EpochBatches(data, settings, epoch_generator(args.seed, 0), engine.channels_last),
-                lambda x, y: sync(),
+                lambda x, y: None,
                 per_round,
                 args.warmup,
+                sync,
             )
         )
-        rates["reference input"].append(timed(loader, lambda x, y: None, per_round, args.warmup))
+        rates["reference input"].append(timed(loader, lambda x, y: None, per_round, args.warmup, sync))
     mean = {
         name: len(values) / sum(1 / v for v in values) for name, values in rates.items()
     }  # total images / total time

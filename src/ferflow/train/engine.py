@@ -30,6 +30,16 @@ from ferflow.train.settings import TEACHER, distils_from
 EMA_BN_IMAGES = 4096  # training images whose statistics the EMA's batch norms are recomputed on each epoch
 
 
+def compile_errors() -> tuple[type[Exception], ...]:
+    """What ``torch.compile`` raises when it cannot compile (Dynamo, Inductor, no C++ compiler or Triton); not
+    the errors of running a compiled model (CUDA out of memory, device asserts), which eager training would meet
+    too."""
+    from torch._dynamo.exc import TorchDynamoException, TritonUnavailableError
+    from torch._inductor.exc import CppCompileError, InvalidCxxCompiler
+
+    return (TorchDynamoException, TritonUnavailableError, CppCompileError, InvalidCxxCompiler)
+
+
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     """The generator of one epoch's shuffling and augmentation, a function of (seed, epoch) only."""
     state = np.random.SeedSequence([seed, epoch]).generate_state(2, dtype=np.uint64)
@@ -132,6 +142,38 @@ def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     return x.pin_memory().to(device, non_blocking=True)
 
 
+class Ema(AveragedModel):
+    """An exponential moving average of a model's weights and buffers (decay ``decay``) on ``device``, updated without
+    reading anything back from the device: ``AveragedModel`` tests its update count (``n_averaged``) on the host at
+    every step, a host-device sync on a GPU. The count is mirrored here in ``updates``; the state dict is
+    ``AveragedModel``'s."""
+
+    def __init__(self, model: nn.Module, decay: float, device: torch.device) -> None:
+        super().__init__(model, device=device, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+        self.updates = 0
+
+    def update_parameters(self, model: nn.Module) -> None:
+        pairs = zip([*self.module.parameters(), *self.module.buffers()], [*model.parameters(), *model.buffers()])
+        if self.updates == 0:
+            for averaged, current in pairs:
+                averaged.detach().copy_(current.detach())
+        else:
+            groups: dict[torch.dtype, tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
+            for averaged, current in pairs:
+                group = groups.setdefault(averaged.dtype, ([], []))
+                group[0].append(averaged.detach())
+                group[1].append(current.detach())
+            for averaged_group, current_group in groups.values():
+                self.multi_avg_fn(averaged_group, current_group, self.n_averaged)
+        self.n_averaged += 1
+        self.updates += 1
+
+    def load_state_dict(self, state: dict[str, Any], strict: bool = True, assign: bool = False) -> Any:
+        result = super().load_state_dict(state, strict=strict, assign=assign)
+        self.updates = int(self.n_averaged)  # once, at a resume
+        return result
+
+
 class EpochBatches:
     """The augmented ``(x, targets, y, soft)`` batches of one epoch (``targets``: one-hot, or mixed by mixup or
     cutmix; ``soft``: the images' soft labels mixed alike, None without them), in an order drawn from
@@ -210,23 +252,38 @@ class Engine:
     scaler: torch.amp.GradScaler
     criterion: Criterion = field(default_factory=Criterion)
     schedule: torch.optim.lr_scheduler.LRScheduler | None = None
-    ema: AveragedModel | None = None
+    ema: Ema | None = None
     teacher: nn.Module | None = None
     distillation: dict[str, Any] | None = None
     teacher_channels: int = 0  # the teacher's input channels (a batch is matched to them)
     compiled: Callable[[torch.Tensor], torch.Tensor] | None = None  # torch.compile of the model (setting compile)
+    warmed_up: bool = False  # whether compile_on ran
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The training forward pass: the compiled model when there is one; where compiling fails (no C++
-        compiler, an unsupported platform), one warning and the eager model from then on."""
-        if self.compiled is None:
-            return self.model(x)
-        try:
-            return self.compiled(x)
-        except Exception as exc:  # torch.compile raises many types (BackendCompilerFailed, InductorError, ...)
-            print(f"warning: torch.compile failed, training eagerly: {str(exc).splitlines()[0]}", flush=True)
-            self.compiled = None
-            return self.model(x)
+        """The training forward pass: the compiled model while there is one, else the eager model."""
+        return (self.compiled or self.model)(x)
+
+    def fall_back(self, exc: Exception) -> None:
+        """Train eagerly from now on, after the compiler failed (one warning)."""
+        print(f"warning: torch.compile failed, training eagerly: {str(exc).splitlines()[0]}", flush=True)
+        self.compiled = None
+
+    def compile_on(self, x: torch.Tensor, targets: torch.Tensor) -> None:
+        """Compile the training forward and backward passes on a warm-up batch inside the guard (the backward is
+        compiled at the first ``backward()``), then put back the weights, buffers, gradients and random state the
+        warm-up changed, so that it changes no result. Only the compiler's errors fall back to eager training:
+        a CUDA out-of-memory error or a device assert propagates as itself."""
+        state = {k: v.clone() for k, v in self.model.state_dict().items()}
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            try:
+                with self.autocast():
+                    loss = self.criterion(self.compiled(x), targets)
+                loss.backward()
+            except compile_errors() as exc:
+                self.fall_back(exc)
+        self.model.load_state_dict(state)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.warmed_up = True
 
     @property
     def evaluated(self) -> nn.Module:
@@ -240,6 +297,27 @@ class Engine:
         ensemble's soft labels, those of the batch); returns the (detached) loss and logits."""
         if targets.ndim == 1:
             targets = F.one_hot(targets, len(CLASS_NAMES)).float()
+        if self.compiled is not None and not self.warmed_up:
+            self.compile_on(x, targets)
+        try:
+            loss, logits = self.forward_backward(x, targets, soft)
+        except compile_errors() as exc:  # a recompilation (a new batch shape) that fails: the batch again, eagerly
+            if self.compiled is None:
+                raise
+            self.fall_back(exc)
+            loss, logits = self.forward_backward(x, targets, soft)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+        if self.schedule is not None:
+            self.schedule.step()
+        return loss.detach(), logits.detach()
+
+    def forward_backward(
+        self, x: torch.Tensor, targets: torch.Tensor, soft: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The loss of a batch and its logits, gradients computed (those of an earlier attempt cleared)."""
         with self.autocast():
             logits = self.forward(x)
             loss = self.criterion(logits, targets)
@@ -254,13 +332,7 @@ class Engine:
                 loss = (1 - weight) * loss + weight * kd_term
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        if self.ema is not None:
-            self.ema.update_parameters(self.model)
-        if self.schedule is not None:
-            self.schedule.step()
-        return loss.detach(), logits.detach()
+        return loss, logits
 
     def train_epoch(
         self,
@@ -404,7 +476,7 @@ def make_engine(
     if settings["class_weights"] == "balanced":
         if train_labels is None:
             raise FerflowError("setting class_weights: balanced needs the training labels")
-        weights = balanced_class_weights(train_labels, len(CLASS_NAMES))
+        weights = balanced_class_weights(train_labels, len(CLASS_NAMES)).to(device)  # once, not at every step
     criterion = Criterion(
         float(settings["label_smoothing"]),
         float(settings["focal_gamma"]) if settings["loss"] == "focal" else None,
@@ -413,7 +485,7 @@ def make_engine(
     optimizer = make_optimizer(model, settings)
     ema = None
     if settings["ema"]:
-        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(float(settings["ema"])), use_buffers=True)
+        ema = Ema(model, float(settings["ema"]), device)
     if (teacher is not None) != (distils_from(settings) == TEACHER):
         raise FerflowError("setting distillation (without ensemble) and the teacher checkpoint (--teacher) go together")
     if teacher is not None:  # inference only: batch norm folded into the convolutions (16 % faster on CPU)

@@ -40,7 +40,7 @@ class Criterion:
         per_sample = per_class.sum(dim=1)
         if self.class_weights is None:
             return per_sample.mean()
-        weight = targets @ self.class_weights.to(logits.device)
+        weight = targets @ self.class_weights  # on the logits' device (make_engine puts it there)
         return (per_sample * weight).sum() / weight.sum()
 
 

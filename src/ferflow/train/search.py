@@ -28,7 +28,7 @@ from ferflow.layout import SEARCH
 from ferflow.results import best_epoch, read_history
 from ferflow.storage import file_digest, load_split, parse_json_object, read_json, split_digest, write_json
 from ferflow.train import trainer
-from ferflow.train.settings import SOFT_LABELS, TEACHER, defining_settings
+from ferflow.train.settings import RUNTIME_SWITCHES, SOFT_LABELS, TEACHER, defining_settings
 
 
 def add_arguments_search(parser: argparse.ArgumentParser) -> None:
@@ -48,6 +48,7 @@ def add_arguments_search(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="JSON record of the study and this worker's trials")
     parser.add_argument("--device", help="override the settings' device (forwarded to each trial's training)")
     parser.add_argument("--threads", type=int, help="override the settings' CPU threads")
+    trainer.add_switch_arguments(parser)  # forwarded to each trial's training
 
 
 def add_arguments_search_best(parser: argparse.ArgumentParser) -> None:
@@ -68,7 +69,7 @@ def train_trial(args: argparse.Namespace, trial: optuna.Trial, settings: dict[st
     argv = ["--model", args.model, "--experiment", f"trial{trial.number}", "--data-dir", str(args.data_dir)]
     argv += ["--out", str(out), "--settings", json.dumps(settings), "--model-options", args.model_options]
     argv += ["--seed", str(args.seed)]
-    forwarded = ("device", "threads", TEACHER, SOFT_LABELS)
+    forwarded = ("device", "threads", *RUNTIME_SWITCHES, TEACHER, SOFT_LABELS)
     argv += [f"--{key.replace('_', '-')}={value}" for key in forwarded if (value := getattr(args, key)) is not None]
     parser = argparse.ArgumentParser()
     trainer.add_arguments(parser)

@@ -9,9 +9,11 @@ from ferflow.errors import FerflowError
 
 DEFAULTS: dict[str, Any] = config.defaults("train")
 """Every training setting's default, from the config schema (its ``train`` section)."""
-RUNTIME_KEYS = ("device", "threads")
-"""Settings that say how a run computes, not what: they may change between a kill and the resume, and changing
-them retrains nothing."""
+RUNTIME_SWITCHES = ("compile", "channels_last")
+"""The runtime settings that switch a way of computing on or off (``ferflow train --compile 1``)."""
+RUNTIME_KEYS = ("device", "threads", *RUNTIME_SWITCHES)
+"""Settings that say how a run computes, not what it learns: they may change between a kill and the resume, and
+changing them retrains nothing (the DAG passes them to ``ferflow train`` outside the rule's params)."""
 OPTIONS: dict[str, Any] = config.schema()["$defs"]["experiment"]["properties"]
 """The schema of every training setting: its type and, for an option that can be off, the value at which it is
 (``x-off``, also its default)."""
@@ -30,11 +32,14 @@ def resolve_settings(given: dict[str, Any]) -> dict[str, Any]:
 
 def _canonical(settings: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
     """``settings`` without the options still at their ``x-off`` value (recursing into objects such as
-    ``augmentation``), a whole number written for a ``number`` setting as a float (``5`` and ``5.0`` alike)."""
+    ``augmentation``) and those unused for want of their ``x-only-with`` settings (momentum without sgd), a whole
+    number written for a ``number`` setting as a float (``5`` and ``5.0`` alike)."""
     kept: dict[str, Any] = {}
     for key, value in settings.items():
         spec = options.get(key, {})
         if "x-off" in spec and value == spec["x-off"] and isinstance(value, bool) == isinstance(spec["x-off"], bool):
+            continue
+        if any(settings.get(other) != needed for other, needed in spec.get("x-only-with", {}).items()):
             continue
         if isinstance(value, dict) and "properties" in spec:
             value = _canonical(value, spec["properties"])
@@ -58,12 +63,12 @@ def distils_from(settings: dict[str, Any]) -> str | None:
 
 
 def defining_settings(given: dict[str, Any]) -> dict[str, Any]:
-    """The settings that define what a run computes, the params whose change retrains it: ``given`` resolved
-    (defaults filled in, checked), without the runtime keys and without each option still at its off value.
-    A changed default therefore retrains the runs relying on it, a key written at its default retrains nothing,
-    and a new option, off by default, retrains no finished run. ``resolve_settings`` of the result is
-    ``resolve_settings(given)`` but for the runtime keys: an option left out is at its default, which is its
-    off value."""
+    """The settings that define what a run learns, the params whose change retrains it: ``given`` resolved
+    (defaults filled in, checked), without the runtime keys, each option still at its off value and each option
+    the run does not use. A changed default therefore retrains the runs relying on it, a key written at its default
+    or an unused option retrains nothing, and a new option, off by default, retrains no finished run.
+    ``resolve_settings`` of the result trains as ``resolve_settings(given)`` does, but for the runtime keys: an
+    option left out is at its default, which is its off value, or unused."""
     resolved = resolve_settings(given)
     return _canonical({k: v for k, v in resolved.items() if k not in RUNTIME_KEYS}, OPTIONS)
 

@@ -11,8 +11,10 @@ come from a generator seeded by ``(seed, epoch)``; dropout draws from the global
 state is saved in ``last.pt`` with the model, optimizer, scheduler, history and best states. A run
 killed after any epoch and restarted therefore ends exactly where an uninterrupted run ends (CPU).
 ``last.pt`` is resumed only when it holds an unfinished run (fewer epochs than planned, not early-stopped)
-whose fingerprint (architecture, settings, seed, data) matches: a job run again over a finished run
-(``--forcerun``, changed code) trains from scratch.
+whose fingerprint (architecture, defining settings, seed, data, teacher) matches: a job run again over a finished
+run (``--forcerun``, changed code) trains from scratch. The fingerprint also holds the precision the run computes
+in (``amp: auto`` resolves to fp32, bf16 or fp16 by machine): a resume that would change it stops with one line
+unless ``--allow-precision-change``.
 
 Outputs (``--out``): ``history.csv`` (one row per epoch) and ``best.pt`` (the epoch with the best
 val macro-F1), written when training ends; ``last.pt`` after every epoch.
@@ -21,6 +23,7 @@ val macro-F1), written when training ends; ``last.pt`` after every epoch.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import inspect
 import io
@@ -51,7 +54,7 @@ from ferflow.train.engine import (
     val_metrics,
     view_side,
 )
-from ferflow.train.settings import RUNTIME_KEYS, SOFT_LABELS, distils_from, resolve_settings
+from ferflow.train.settings import RUNTIME_SWITCHES, SOFT_LABELS, defining_settings, distils_from, resolve_settings
 
 DEFAULT_SEED: int = config.default("seeds")[0]
 """The seed of a run started by hand without ``--seed``: the config's first training seed by default."""
@@ -101,6 +104,31 @@ def load_teacher(path: Path, in_channels: int) -> nn.Module:
     return model
 
 
+def precision_name(amp_dtype: torch.dtype | None) -> str:
+    """What a run computes in: ``bf16`` or ``fp16`` under autocast, else ``fp32``."""
+    return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(amp_dtype, "fp32")
+
+
+def resumable(saved: dict[str, Any], fingerprint: dict[str, Any], path: Path, allow_precision_change: bool) -> bool:
+    """Whether ``path`` (its fingerprint ``saved``) holds this run, to be resumed. A run that would go on in
+    another precision (``amp: auto`` on another kind of machine) is refused in one line, unless allowed."""
+    if {**saved, "precision": None} != {**fingerprint, "precision": None}:
+        return False
+    if saved["precision"] != fingerprint["precision"] and not allow_precision_change:
+        raise FerflowError(
+            f"{path}: trained in {saved['precision']} so far, this machine would go on in {fingerprint['precision']}; "
+            "resume anyway with --allow-precision-change, or delete it to train from scratch"
+        )
+    return True
+
+
+def add_switch_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--compile`` and ``--channels-last`` (1 or 0), overriding the settings' (the DAG passes them apart)."""
+    for key in RUNTIME_SWITCHES:
+        flag = f"--{key.replace('_', '-')}"
+        parser.add_argument(flag, type=int, choices=(0, 1), help=f"override the settings' {key} (1: on, 0: off)")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help=f"architecture ({', '.join(models.names())})")
     parser.add_argument("--experiment", required=True, help="experiment name (recorded in best.pt)")
@@ -129,25 +157,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", choices=PREFERENCES, help="override the settings' device")
     parser.add_argument("--threads", type=positive_int, help="override the settings' CPU threads")
+    add_switch_arguments(parser)
+    parser.add_argument(
+        "--allow-precision-change",
+        action="store_true",
+        help="resume a last.pt trained in another precision (amp: auto on another kind of machine)",
+    )
     tracking.add_arguments(parser)
 
 
 def run(args: argparse.Namespace, on_epoch: Callable[[dict[str, float]], None] | None = None) -> int:
-    """Train; ``on_epoch`` sees each epoch's history row once it is saved (the search prunes trials with it)."""
+    """Train; ``on_epoch`` sees each epoch's history row once it is saved (the search prunes trials with it). On
+    CUDA the run holds a GPU slot, released when the run ends however it ends (an exception, such as a pruned
+    trial's, included): never left to the garbage collector, which would hold it as long as the exception lives."""
     settings = resolve_settings(parse_json_object(args.settings, "--settings"))
-    options = parse_json_object(args.model_options, "--model-options")
+    settings.update({key: bool(value) for key in RUNTIME_SWITCHES if (value := getattr(args, key)) is not None})
     device_name = args.device or settings["device"]
     threads = args.threads or settings["threads"]
     torch.set_num_threads(threads)
     device = select_device(device_name)
-    assigned = scheduler_assignment()
-    if device.type == "cuda":
-        device, _slot, placement = claim_cuda_device()  # the slot is held until run() returns
-        print(placement, flush=True)
-        torch.cuda.set_device(device)
-        torch.backends.cudnn.benchmark = True
-    elif assigned:
-        print(f"warning: {assigned}, but this run trains on {device} (device {device_name})", flush=True)
+    with contextlib.ExitStack() as held:
+        if device.type == "cuda":
+            device, slot, placement = claim_cuda_device()
+            if slot is not None:
+                held.callback(slot.release)
+            print(placement, flush=True)
+            torch.cuda.set_device(device)
+            torch.backends.cudnn.benchmark = True
+        elif assigned := scheduler_assignment():
+            print(f"warning: {assigned}, but this run trains on {device} (device {device_name})", flush=True)
+        return train_on(device, args, settings, threads, on_epoch)
+
+
+def train_on(
+    device: torch.device,
+    args: argparse.Namespace,
+    settings: dict[str, Any],
+    threads: int,
+    on_epoch: Callable[[dict[str, float]], None] | None,
+) -> int:
+    """Train as :func:`run` says, on ``device``."""
+    options = parse_json_object(args.model_options, "--model-options")
     models.check_options(args.model, options, "--model-options key")  # and an unknown architecture: before the data
     train_split, val_split = load_split(args.data_dir / "train.npz"), load_split(args.data_dir / "val.npz")
     for name, split in (("train", train_split), ("val", val_split)):
@@ -182,7 +232,7 @@ def run(args: argparse.Namespace, on_epoch: Callable[[dict[str, float]], None] |
         "arch_kwargs": arch_kwargs,
         "seed": args.seed,
         "data": split_digest(train_split, val_split),
-        "settings": {k: v for k, v in settings.items() if k not in RUNTIME_KEYS},
+        "settings": defining_settings(settings),
         "teacher": file_digest(distilled_from) if distilled_from else None,
     }
 
@@ -196,6 +246,7 @@ def run(args: argparse.Namespace, on_epoch: Callable[[dict[str, float]], None] |
         teacher,
     )
     model, channels_last = engine.model, engine.channels_last
+    fingerprint["precision"] = precision = precision_name(amp_dtype)  # amp: auto resolves by machine
     plateau = settings["plateau"]
     scheduler = (
         torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -219,7 +270,7 @@ def run(args: argparse.Namespace, on_epoch: Callable[[dict[str, float]], None] |
         done = state.get("epoch", 0)
         if done >= settings["epochs"] or state.get("early_stopping", {}).get("stopped"):  # a rerun retrains
             print(f"ignoring {last_path}: it holds a finished run (epoch {done}); training from scratch", flush=True)
-        elif state.get("fingerprint") == fingerprint:
+        elif resumable(state.get("fingerprint") or {}, fingerprint, last_path, args.allow_precision_change):
             model.load_state_dict(state["model"])
             engine.optimizer.load_state_dict(state["optimizer"])
             if scheduler is not None:
@@ -242,7 +293,7 @@ def run(args: argparse.Namespace, on_epoch: Callable[[dict[str, float]], None] |
     print(
         f"{args.model}/{args.experiment}: {n_params:,} parameters ({n_trainable:,} trainable), options {options}, "
         f"{len(train_split)} train / {len(val_split)} val images ({in_channels} channel(s)), device {device}, "
-        f"threads {threads}, amp {amp_dtype}, channels_last {channels_last}",
+        f"threads {threads}, amp {amp_dtype} ({precision}), channels_last {channels_last}",
         flush=True,
     )
     print(f"settings {json.dumps(settings, sort_keys=True)}", flush=True)
@@ -253,6 +304,8 @@ def run(args: argparse.Namespace, on_epoch: Callable[[dict[str, float]], None] |
         "settings_hash": tracking.settings_hash(fingerprint["settings"]),
     }
     trackers = tracking.open_run(args, out_dir, run_info, settings, start)
+    if history:  # resumed: the epoch saved last, in case the job was killed between its save and its tracking
+        trackers.epoch(history[-1])
     train_data = DeviceData.of(train_split, device, in_channels, soft)
     val_data = DeviceData.of(val_split, device, in_channels)
     patience = settings["early_stopping_patience"]
@@ -290,7 +343,6 @@ def run(args: argparse.Namespace, on_epoch: Callable[[dict[str, float]], None] |
                 engine.evaluated.load_state_dict(stopping["model"])  # restore the weights of the best val loss
         row["epoch_seconds"] = time.perf_counter() - began
         history.append({k: row[k] for k in HISTORY_COLUMNS})
-        trackers.epoch(history[-1])
         checkpoint.save(
             last_path,
             checkpoint.make(
@@ -312,6 +364,7 @@ def run(args: argparse.Namespace, on_epoch: Callable[[dict[str, float]], None] |
                 fingerprint=fingerprint,
             ),
         )
+        trackers.epoch(history[-1])  # after last.pt: a tracker's failure loses no epoch
         print(
             f"epoch {epoch}/{settings['epochs']}  train loss {train_loss:.4f} acc {train_acc:.4f}  "
             f"val loss {val_loss:.4f} "
@@ -341,6 +394,7 @@ def run(args: argparse.Namespace, on_epoch: Callable[[dict[str, float]], None] |
             epoch=best["epoch"],
             val_macro_f1=best["val_macro_f1"],
             seed=args.seed,
+            precision=precision,
         ),
     )
     trackers.finish(history[best["epoch"] - 1], out_dir / "best.pt")
