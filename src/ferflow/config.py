@@ -29,7 +29,8 @@ Validator = jsonschema.validators.extend(
         {
             "integer": lambda checker, value: isinstance(value, int) and not isinstance(value, bool),
             "number": lambda checker, value: (
-                isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+                (isinstance(value, int) and not isinstance(value, bool))
+                or (isinstance(value, float) and math.isfinite(value))
             ),
         }
     ),
