@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import zipfile
 from pathlib import Path
 
@@ -373,3 +374,18 @@ def test_crops10_fits_a_model_trained_on_whole_faces(ckpt: Path, hostile: Path, 
     42-px crops crashed: mat1 and mat2 shapes cannot be multiplied)."""
     argv = ["evaluate", "--checkpoint", str(ckpt), "--data", str(hostile / "ok.npz"), "--tta", "crops10"]
     assert run_cli(argv) == 0, capsys.readouterr().err
+
+
+def test_a_video_takes_the_fewest_views_its_card_measures_within_half_a_point_of_the_best() -> None:
+    """The shipped model: ten crops for photos (the best on its card), flip for videos and cameras (0.37 points
+    below, with a fifth of the forward passes); the checkpoint's accuracies are the card's."""
+    from ferflow.inference import resolve_tta
+
+    shipped = checkpoint.read(checkpoint.SHIPPED)
+    assert resolve_tta("auto", shipped) == "crops10"
+    assert resolve_tta("auto", shipped, video=True) == "flip"
+    assert resolve_tta("crops10", shipped, video=True) == "crops10"  # asked for, taken
+    assert resolve_tta("auto", {"tta": "crops10"}, video=True) == "crops10"  # nothing measured: the recommendation
+    card = checkpoint.SHIPPED.with_name("MODEL_CARD.md").read_text()
+    for tta, accuracy in shipped["tta_accuracy"].items():
+        assert re.search(rf"`--tta {tta}`[^|]*\|\s*{accuracy:.2f} %", card), tta

@@ -6,7 +6,8 @@ A checkpoint is a dict of plain values and tensors:
 (what ``models.build`` needs besides the name, including ``in_channels`` and ``num_classes``),
 ``classes`` (list of names, index = label), ``image_size`` (48), ``normalization``
 (``{"mean": .5, "std": .5}``), ``model`` (state_dict), optionally ``tta`` (the test-time views that
-``--tta auto`` uses: the shipped model's, measured by its card), and optional training state
+``--tta auto`` uses: the shipped model's, measured by its card) and ``tta_accuracy`` (the card's accuracy of each
+view set, from which a video's ``auto`` takes the cheapest close to the best), and optional training state
 (``epoch``, ``optimizer``, ``scheduler``, ``rng``, ``history``, ...) under other keys.
 """
 

@@ -102,12 +102,28 @@ TTA_CHOICES = [AUTO_TTA, *TTA_VIEWS]
 TTA_CROP_FRACTION = 7 / 8  # crops10 on a model trained on whole faces: crops of 7/8 of the side (42 of 48 px), resized
 
 
-def resolve_tta(tta: str, ckpt: dict[str, Any]) -> str:
+VIDEO_TOLERANCE = 0.5
+"""Points of accuracy a video or camera gives up for speed: its ``auto`` is the view set with the fewest views that
+the checkpoint's card measured (``tta_accuracy``) within this of the best (the shipped model: flip, 0.37 points
+below ten crops with a fifth of the forward passes)."""
+
+
+def view_count(tta: str) -> int:
+    """How many forward passes a view set costs per face."""
+    return len(TTA_VIEWS[tta](torch.zeros(1, 1, 8, 8), 4))
+
+
+def resolve_tta(tta: str, ckpt: dict[str, Any], video: bool = False) -> str:
     """The view set of ``tta``: for ``auto``, the one the checkpoint recommends (its ``tta`` entry: the
-    shipped model's card measured that it pays), else ``none``."""
+    shipped model's card measured that it pays), else ``none``; for a ``video`` (or camera), the cheapest of
+    those its ``tta_accuracy`` entry measured within :data:`VIDEO_TOLERANCE` points of the best."""
     if tta not in TTA_CHOICES:
         raise FerflowError(f"tta {tta!r} is not one of {', '.join(TTA_CHOICES)}")
     resolved = (ckpt.get("tta") or "none") if tta == AUTO_TTA else tta
+    measured = {k: v for k, v in (ckpt.get("tta_accuracy") or {}).items() if k in TTA_VIEWS}
+    if tta == AUTO_TTA and video and measured:
+        good = [k for k, v in measured.items() if v >= max(measured.values()) - VIDEO_TOLERANCE]
+        resolved = min(good, key=view_count)
     if resolved not in TTA_VIEWS:
         raise FerflowError(f"the checkpoint recommends tta {resolved!r}, not one of {', '.join(TTA_VIEWS)}")
     return resolved
