@@ -6,16 +6,19 @@ folder holding train.npz and val.npz that the recipe's config builds), and the c
 defines it (``config.yaml`` first, then presets, as ``snakemake --configfile`` overlays them); the run's
 settings are the overlay's ``train`` section under ``models.<MODEL>.final``, exactly as the DAG trains the
 final. Each recipe trains with ``ferflow train`` for at most ``--minutes`` of wall time (the job is stopped
-there; its per-epoch history survives in ``last.pt``). A finished DAG run joins with ``--history
-NAME=runs/<m>/<e>/seed<k>/history.csv``. Test splits are never read here.
+there; its per-epoch history survives in ``last.pt``). A DAG run joins with ``--run
+NAME=runs/<m>/<e>/seed<k>:DATA_DIR``, finished or cut short (its history then comes from ``last.pt``). Test
+splits are never read here.
 
 Writes ``<out>/time_to_accuracy.csv`` (one row per recipe and epoch: cumulative minutes, val accuracy and
-macro-F1, CPU kind, precision, threads, training images a second) and ``<out>/time_to_accuracy.png``, and prints
-each recipe's best val scores and its minutes to reach them.
+macro-F1, the device the run trained on (GPU name or CPU kind) and the precision it computed in, as its
+checkpoint records them, threads, training images a second), ``<out>/time_to_accuracy.png`` and, for each run cut
+short, ``<out>/partial/<NAME>/history.csv``, and prints each recipe's best val scores and its minutes to reach
+them.
 
     python benchmarks/time_to_accuracy.py --minutes 15 --out results/bench/tta \\
         --recipe study=resnet:results/fer2013/data/rgb:config.yaml,workflow/presets/fer2013-local.yaml \\
-        --history fast=results/fer2013/runs/fernetfast/final/seed1/history.csv:results/fer2013/data/balanced
+        --run fast=results/fer2013/runs/fernetfast/final/seed1:results/fer2013/data/balanced
 """
 
 from __future__ import annotations
@@ -35,10 +38,10 @@ from snakemake.utils import update_config, validate
 
 from ferflow import checkpoint
 from ferflow.config import SCHEMA_PATH
-from ferflow.device import cpu_has_native_bf16, cpu_kind
+from ferflow.device import cpu_kind
 from ferflow.report.figures import time_curve, time_figure
 from ferflow.storage import load_split
-from ferflow.train.settings import RUNTIME_KEYS, expand_recipes, overlay
+from ferflow.train.settings import expand_recipes, overlay
 
 COLUMNS = [
     "recipe",
@@ -50,7 +53,7 @@ COLUMNS = [
     "images_per_second",
     "amp",
     "threads",
-    "cpu",
+    "device",
 ]
 
 
@@ -64,7 +67,7 @@ def recipe_settings(model: str, files: list[str]) -> dict[str, Any]:
     final = merged["models"][model]["final"]
     if final is None:
         raise SystemExit(f"{files[-1]}: models.{model}.final is null: no final recipe to benchmark")
-    return {k: v for k, v in overlay(merged["train"], final).items() if k not in RUNTIME_KEYS}
+    return {k: v for k, v in overlay(merged["train"], final).items() if k not in ("device", "threads")}
 
 
 def train(name: str, model: str, data_dir: Path, settings: dict[str, Any], args: argparse.Namespace) -> Path:
@@ -87,26 +90,21 @@ def train(name: str, model: str, data_dir: Path, settings: dict[str, Any], args:
     return out
 
 
-def history_of(run: Path) -> pd.DataFrame:
-    """The per-epoch history of a run folder: history.csv when it finished, else the one saved in last.pt."""
+def run_record(run: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The per-epoch history of a run folder and the checkpoint that says how it trained: history.csv and best.pt
+    when it finished, else the history saved in last.pt and last.pt."""
     if (run / "history.csv").exists():
-        return pd.read_csv(run / "history.csv")
-    return pd.DataFrame(checkpoint.read(run / "last.pt")["history"])
+        return pd.read_csv(run / "history.csv"), checkpoint.read(run / "best.pt")
+    state = checkpoint.read(run / "last.pt")
+    return pd.DataFrame(state["history"]), {**state, "precision": state["fingerprint"]["precision"]}
 
 
-def precision(settings: dict[str, Any]) -> str:
-    """What a CPU run computed in: bf16 under ``amp: true``, or ``auto`` on a CPU with native bf16; else fp32."""
-    amp = settings.get("amp", "auto")
-    return "bf16" if amp is True or (amp == "auto" and cpu_has_native_bf16()) else "fp32"
-
-
-def rows(name: str, history: pd.DataFrame, ckpt: Path, train_images: int, threads: int, cpu: str) -> list[dict]:
-    """The CSV rows of one recipe (``ckpt``: the run's last.pt or best.pt, for its architecture and settings)."""
-    state = checkpoint.read(ckpt)
+def rows(name: str, history: pd.DataFrame, state: dict[str, Any], train_images: int, threads: int) -> list[dict]:
+    """The CSV rows of one recipe (``state``: its checkpoint, for the architecture, device and precision)."""
     rate = train_images * len(history) / history["epoch_seconds"].sum()
-    common = {"model": state["arch"], "images_per_second": round(rate, 1), "amp": precision(state["settings"])}
+    common = {"model": state["arch"], "images_per_second": round(rate, 1), "amp": state["precision"]}
     return [
-        {"recipe": name, **common, **row, "threads": threads, "cpu": cpu}
+        {"recipe": name, **common, **row, "threads": threads, "device": state["hardware"]}
         for row in time_curve(history).to_dict("records")
     ]
 
@@ -115,15 +113,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipe", action="append", default=[], help="NAME=MODEL:DATA_DIR:CONFIG[,CONFIG...]")
     parser.add_argument(
-        "--history", action="append", default=[], help="NAME=HISTORY_CSV:DATA_DIR of a finished DAG run (same threads)"
+        "--run", action="append", default=[], help="NAME=RUN_DIR:DATA_DIR of a DAG run, finished or cut (same threads)"
     )
     parser.add_argument("--minutes", type=float, default=20.0, help="wall-time budget of each recipe")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads of each training")
     parser.add_argument("--seed", type=int, default=1, help="training seed")
     parser.add_argument("--out", type=Path, default=Path("results/bench/time_to_accuracy"))
     args = parser.parse_args()
-    if not args.recipe and not args.history:
-        parser.error("give at least one --recipe or --history")
+    if not args.recipe and not args.run:
+        parser.error("give at least one --recipe or --run")
     cpu = cpu_kind()
     print(f"CPU: {cpu}; torch {torch.__version__}; {args.threads} thread(s); budget {args.minutes} min a recipe")
     table: list[dict] = []
@@ -133,12 +131,16 @@ def main() -> int:
         settings = recipe_settings(model, files.split(","))
         run = train(name, model, Path(data_dir), settings, args)
         images = len(load_split(Path(data_dir) / "train.npz"))
-        table += rows(name, history_of(run), run / "last.pt", images, args.threads, cpu)
-    for spec in args.history:
+        table += rows(name, *run_record(run), images, args.threads)
+    for spec in args.run:
         name, _, rest = spec.partition("=")
         path, data_dir = rest.split(":", 1)
-        images = len(load_split(Path(data_dir) / "train.npz"))
-        table += rows(name, pd.read_csv(path), Path(path).parent / "best.pt", images, args.threads, cpu)
+        history, state = run_record(Path(path))
+        if not (Path(path) / "history.csv").exists():  # cut short: its history, as history.csv would hold it
+            partial = args.out / "partial" / name.replace(":", "/") / "history.csv"
+            partial.parent.mkdir(parents=True, exist_ok=True)
+            history.to_csv(partial, index=False)
+        table += rows(name, history, state, len(load_split(Path(data_dir) / "train.npz")), args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     with open(args.out / "time_to_accuracy.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=COLUMNS)
@@ -146,7 +148,7 @@ def main() -> int:
         writer.writerows(table)
     frame = pd.DataFrame(table)
     curves = {name: group for name, group in frame.groupby("recipe", sort=False)}
-    fig = time_figure(curves, f"Time to accuracy on {cpu}")
+    fig = time_figure(curves, f"Time to accuracy on {', '.join(sorted(set(frame['device'])))}")
     fig.savefig(args.out / "time_to_accuracy.png", dpi=120)
     header = ("recipe", "epochs", "minutes", "best val acc", "at minute", "best val F1", "images/s")
     print("  ".join(f"{h:>12}" for h in header))

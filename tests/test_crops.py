@@ -134,7 +134,9 @@ def test_compile_trains_and_falls_back_to_eager_where_it_fails(
 
     def broken(model: torch.nn.Module) -> object:
         def fail(x: torch.Tensor) -> torch.Tensor:
-            raise RuntimeError("no C++ compiler here\nsecond line")
+            from torch._dynamo.exc import TorchDynamoException  # the compiler's errors, not every RuntimeError
+
+            raise TorchDynamoException("no C++ compiler here\nsecond line")
 
         return fail
 

@@ -1,7 +1,7 @@
 """CUDA smoke test, the first thing to run on a CUDA machine: ``pytest -q tests/test_cuda_smoke.py`` (seconds;
 benchmarks/gpu_study.sh runs it first). A tiny run trains one epoch on ``cuda`` under autocast, is interrupted
 and resumes; a run begun on the CPU resumes on the GPU under fp16 with the GradScaler; an epoch's training steps
-make no host-device sync. Skips where CUDA cannot train (ferflow.device.cuda_problem), unless FERFLOW_REQUIRE_CUDA=1
+make no host-device sync. Skips where CUDA cannot train (ferflow.gpu_check), unless FERFLOW_REQUIRE_CUDA=1
 (set by gpu_study.sh) turns the skip into a failure."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from ferflow import checkpoint, models, synthetic
-from ferflow.device import cuda_problem
+from ferflow.gpu_check import cuda_problem
 from ferflow.storage import load_split, save_stage
 from ferflow.train import engine, trainer
 from ferflow.train.settings import resolve_settings

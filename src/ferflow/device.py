@@ -60,23 +60,6 @@ def select_device(preference: str = "auto") -> torch.device:
     return torch.device(preference)
 
 
-def cuda_problem() -> str | None:
-    """Why CUDA cannot train here, in one line (a CPU-only torch build, no GPU or driver, a wheel built for
-    another CUDA or GPU), or None where a kernel runs on the first GPU."""
-    import torch
-
-    if not torch.cuda.is_available():
-        build = f"a CPU-only build of torch {torch.__version__}"
-        if torch.version.cuda:
-            build = f"torch {torch.__version__} (CUDA {torch.version.cuda}) finds no usable GPU or driver"
-        return f"CUDA unavailable: {build}"
-    try:
-        (torch.ones(2, device="cuda") * 2).sum().item()
-    except RuntimeError as err:  # e.g. "no kernel image is available for execution on the device"
-        return f"CUDA unusable on {torch.cuda.get_device_name(0)}: {str(err).splitlines()[0]}"
-    return None
-
-
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX, as oneDNN sees it). Elsewhere
     CPU autocast emulates bf16 and trains about ten times slower than fp32."""
@@ -111,6 +94,15 @@ def cpu_kind() -> str:
         pass
     bf16 = "native bf16" if cpu_has_native_bf16() else "no native bf16"
     return f"{model} ({torch.backends.cpu.get_cpu_capability()}, {bf16})"
+
+
+def hardware(device: torch.device) -> str:
+    """What ``device`` is, as a run's checkpoint records it: the GPU's name, or the CPU's kind (:func:`cpu_kind`)."""
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return cpu_kind() if device.type == "cpu" else device.type
 
 
 SLURM_GPU_IDS = ("SLURM_STEP_GPUS", "SLURM_JOB_GPUS")

@@ -148,10 +148,12 @@ checkpoint search_best:
         "ferflow search-best --workers {input:q} --out {output:q} > {log} 2>&1"
 
 
-# `snakemake train_all`: every training run of the config and nothing downstream (benchmarks/gpu_study.sh)
+# `snakemake train_all`: every training run of the config and its evaluation on the test split (metrics.json),
+# nothing else downstream (benchmarks/gpu_study.sh)
 rule train_all:
     input:
         trained_runs(),
+        evaluated_runs(),
     localrule: True
 
 

@@ -156,3 +156,8 @@ def final_epochs_arg(wildcards):
 def trained_runs():
     """The history and checkpoint of every training run (the `train_all` target)."""
     return [L.run_file(m, e, s, w) for m, e, s in runs() for w in ("history", "best")]
+
+
+def evaluated_runs():
+    """The test-split scores of every training run (rule evaluate; the `train_all` target)."""
+    return [L.run_file(m, e, s, "metrics") for m, e, s in runs()]

@@ -41,7 +41,7 @@ from torch import nn
 from ferflow import checkpoint, config, models, tracking
 from ferflow.classes import CLASS_NAMES
 from ferflow.cli import positive_int
-from ferflow.device import PREFERENCES, claim_cuda_device, scheduler_assignment, select_device
+from ferflow.device import PREFERENCES, claim_cuda_device, hardware, scheduler_assignment, select_device
 from ferflow.errors import FerflowError
 from ferflow.results import COLLAPSE_DEAD_UNITS
 from ferflow.storage import file_digest, load_split, parse_json_object, split_digest, write_text
@@ -247,6 +247,7 @@ def train_on(
     )
     model, channels_last = engine.model, engine.channels_last
     fingerprint["precision"] = precision = precision_name(amp_dtype)  # amp: auto resolves by machine
+    trained_on = hardware(device)
     plateau = settings["plateau"]
     scheduler = (
         torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -362,6 +363,7 @@ def train_on(
                 best=best,
                 early_stopping=stopping,
                 fingerprint=fingerprint,
+                hardware=trained_on,
             ),
         )
         trackers.epoch(history[-1])  # after last.pt: a tracker's failure loses no epoch
@@ -395,6 +397,7 @@ def train_on(
             val_macro_f1=best["val_macro_f1"],
             seed=args.seed,
             precision=precision,
+            hardware=trained_on,
         ),
     )
     trackers.finish(history[best["epoch"] - 1], out_dir / "best.pt")
