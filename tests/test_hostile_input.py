@@ -12,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from conftest import copy_workflow
-from ferflow import checkpoint
+from ferflow import EmotionRecognizer, checkpoint
 from ferflow.cli import MAX_SEED, main
 from ferflow.config import schema
 from ferflow.ort import INPUT
@@ -389,3 +390,125 @@ def test_a_video_takes_the_fewest_views_its_card_measures_within_half_a_point_of
     card = checkpoint.SHIPPED.with_name("MODEL_CARD.md").read_text()
     for tta, accuracy in shipped["tta_accuracy"].items():
         assert re.search(rf"`--tta {tta}`[^|]*\|\s*{accuracy:.2f} %", card), tta
+
+
+# 6. predict: photos, videos, cameras and the Python API
+
+
+@pytest.fixture(scope="module")
+def media(hostile: Path) -> Path:
+    """A short clip, a folder of photos and a text file named like a photo, in the hostile folder."""
+    from ferflow.predict.scenes import drawn_face, face_photo, moving_face_clip
+
+    face = np.repeat(drawn_face(150)[..., None], 3, axis=2)
+    moving_face_clip(hostile / "clip.mp4", face, frames=3)
+    (hostile / "photos").mkdir()
+    face_photo(hostile / "photos" / "a.jpg")
+    (hostile / "text.jpg").write_text("not an image\n")
+    return hostile
+
+
+PREDICT = "predict {d}/clip.mp4 --checkpoint {d}/tiny.pt --csv {d}/c.csv --plot {d}/c.png"
+PREDICT_CASES = [
+    ("predict {d}/clip.mp4 --checkpoint {d}/tiny.pt --csv {d}/clip.mp4", "clip.mp4: the output is the input"),
+    ("predict {d}/clip.mp4 --checkpoint {d}/tiny.pt --annotate {d}/clip.mp4", "clip.mp4: the output is the input"),
+    (
+        "predict {d}/clip.mp4 --checkpoint {d}/tiny.pt --csv {d}/null.json",
+        "null.json: exists and is a character device",
+    ),
+    ("predict {d}/clip.mp4 --checkpoint {d}/tiny.pt --csv {d}/fifo", "fifo: exists and is a FIFO"),
+    ("predict {d}/clip.mp4 --checkpoint {d}/tiny.pt --csv {d}/c.png --plot {d}/c.png", "c.png: given as two outputs"),
+    ("predict {d}/photos --checkpoint {d}/tiny.pt --annotate {d}/photos", "photos: the output is the input"),
+    ("predict {d}/photos --checkpoint {d}/tiny.pt --annotate {d}", ": the output contains the input"),
+    (
+        "predict {d}/photos/a.jpg --checkpoint {d}/tiny.pt --annotate {d}/photos",
+        "photos: the output contains the input",
+    ),
+    (PREDICT + " --plot {d}/ok.npz/p.png", "ok.npz: not a folder"),
+    (PREDICT + " --fps inf", "fps must be a finite number > 0, got inf"),
+    (PREDICT + " --fps nan", "fps must be a finite number > 0, got nan"),
+    ("predict --camera -1 --checkpoint {d}/tiny.pt", "--camera must be a camera index >= 0, got -1"),
+    (PREDICT + " --margin 1e6", "margin must be a number from 0 to 1.0, got 1000000.0"),
+    (PREDICT + " --margin 30", "margin must be a number from 0 to 1.0, got 30.0"),
+    (PREDICT + " --detect-side 1", "detect_side must be an integer >= 80, got 1"),
+    ("predict {d}/photos --checkpoint {d}/fifo", "fifo: unreadable (a FIFO, not a regular file)"),
+    ("predict {d}/photos --checkpoint {d}/nan.pt", "nan.pt: non-finite weights"),
+    ("predict {d}/photos --checkpoint {d}/huge.onnx", "huge.onnx: image_size 1000000 is not an integer from 8 to 512"),
+    ("predict {d}/photos --checkpoint {d}/tiny.pt --batch-size 2.5", "argument --batch-size: invalid int value: '2.5'"),
+    ("predict {d}/photos --checkpoint {d}/tiny.pt --threads 1.5", "argument --threads: invalid int value: '1.5'"),
+]
+
+
+@pytest.mark.parametrize(("command", "fragment"), PREDICT_CASES, ids=[c[1][:50] for c in PREDICT_CASES])
+def test_predict_refuses_in_one_line_and_leaves_every_file_as_it_was(
+    media: Path, command: str, fragment: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    test_hostile_input_is_one_line_a_non_zero_exit_and_leaves_every_file_as_it_was(media, command, fragment, capsys)
+
+
+API_CASES = [
+    # (what the API is given, fragment of the FerflowError)
+    (lambda d, r: EmotionRecognizer(""), "checkpoint '': "),
+    (lambda d, r: EmotionRecognizer(d / "fifo"), "fifo: unreadable (a FIFO"),
+    (lambda d, r: EmotionRecognizer(d / "tiny.pt", batch_size=2.5), "batch_size must be an integer >= 1, got 2.5"),
+    (lambda d, r: EmotionRecognizer(d / "tiny.pt", threads=1.5), "threads must be an integer >= 1, got 1.5"),
+    (lambda d, r: EmotionRecognizer(d / "tiny.pt", min_face=True), "min_face must be an integer >= 1, got True"),
+    (lambda d, r: EmotionRecognizer(d / "tiny.pt", margin=1e6), "margin must be a number from 0 to 1.0, got 1000000.0"),
+    (
+        lambda d, r: EmotionRecognizer(d / "tiny.pt", margin=float("nan")),
+        "margin must be a number from 0 to 1.0, got nan",
+    ),
+    (lambda d, r: r.predict(np.zeros((0, 0), np.uint8)), "an empty image (0×0 pixels)"),
+    (lambda d, r: r.predict_faces([np.zeros((0, 5), np.uint8)]), "an empty image (5×0 pixels)"),
+    (lambda d, r: r.predict_faces(str(d / "photos" / "a.jpg")), "predict_faces takes a list of face crops"),
+    (lambda d, r: r.predict(Image.fromarray(np.full((48, 48), np.nan, np.float32))), "NaN or infinite pixels"),
+    (lambda d, r: r.predict(np.zeros((9, 9, 3), np.uint8), channels="bgx"), "channels 'bgx': give 'rgb' or 'bgr'"),
+    (lambda d, r: r.video(d / "clip.mp4", fps="5"), "fps must be a finite number > 0, got '5'"),
+    (lambda d, r: r.video(d / "clip.mp4", fps=float("inf")), "fps must be a finite number > 0, got inf"),
+    (lambda d, r: r.video(d / "clip.mp4", fps=float("nan")), "fps must be a finite number > 0, got nan"),
+    (lambda d, r: r.video(d / "clip.mp4", every=1.5), "every must be an integer >= 1, got 1.5"),
+    (lambda d, r: r.video(d / "clip.mp4", max_frames=2.5), "max_frames must be an integer >= 1, got 2.5"),
+    (lambda d, r: r.video(d / "text.jpg"), "text.jpg: no frame could be read"),
+]
+
+
+@pytest.mark.parametrize(("call", "fragment"), API_CASES, ids=[c[1][:50] for c in API_CASES])
+def test_the_api_refuses_in_one_line(media: Path, call, fragment: str) -> None:
+    from ferflow.errors import FerflowError
+
+    recognizer = EmotionRecognizer(media / "tiny.pt")
+    before = snapshot(media)
+    with pytest.raises(FerflowError) as info:
+        call(media, recognizer)
+    assert fragment in str(info.value) and "\n" not in str(info.value), str(info.value)
+    assert snapshot(media) == before
+
+
+def test_a_bgr_frame_gives_the_faces_of_its_rgb_copy_and_of_the_video_path(media: Path) -> None:
+    """``channels="bgr"`` takes OpenCV's frames as the video path does (read as RGB, the frame is another image)."""
+    import cv2
+
+    recognizer = EmotionRecognizer(media / "tiny.pt")
+    capture = cv2.VideoCapture(str(media / "clip.mp4"))
+    ok, bgr = capture.read()
+    capture.release()
+    assert ok
+    faces = recognizer.predict(bgr, channels="bgr")
+    assert len(faces) == 1 and faces == recognizer.predict(np.ascontiguousarray(bgr[..., ::-1]))
+    assert faces != recognizer.predict(bgr)
+    assert recognizer.predict_faces([bgr], channels="bgr") == recognizer.predict_faces([bgr[..., ::-1].copy()])
+    row = recognizer.video(media / "clip.mp4", max_frames=1, detect_side=640).iloc[0]  # the whole frame searched
+    assert tuple(int(row[k]) for k in "xywh") == faces[0].box
+    probabilities = [faces[0].probabilities[c] for c in recognizer.classes]
+    assert np.allclose(row[recognizer.classes].to_numpy(float), probabilities, atol=2e-3)  # OpenCV's gray, ±1 level
+
+
+def test_video_defaults_to_the_views_its_card_measures_close_to_the_best_and_says_so(
+    media: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shipped = EmotionRecognizer()
+    assert (shipped.predictor.tta, shipped.predictor.video_tta) == ("crops10", "flip")
+    out = ["--csv", str(tmp_path / "c.csv"), "--plot", str(tmp_path / "c.png")]
+    assert run_cli(["predict", str(media / "clip.mp4"), "--max-frames", "1", *out]) == 0
+    err = capsys.readouterr().err
+    assert "video test-time views: flip (card's accuracy: crops10 10 view(s), 66.29 %, flip 2 view(s), 65.92 %" in err

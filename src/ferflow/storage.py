@@ -132,29 +132,34 @@ def check_outputs(
     a folder), such as a device, a FIFO or a symlink to one; one that is one of ``inputs`` (through symlinks and
     hard links) or, for a folder, contains one; two outputs that are the same file. ``None`` entries are
     skipped. Every command calls it before its work, so a refusal leaves nothing behind."""
-    given = [Path(o) for o in outputs if o is not None]
-    sources = [Path(i) for i in inputs if i is not None]
-    for n, out in enumerate(given):
+    sources = {_identity(Path(i)): Path(i) for i in inputs if i is not None}
+    seen: dict[object, Path] = {}
+    for out in (Path(o) for o in outputs if o is not None):
         kind = special_kind(out, folder)
         if kind is not None:
             expected = "a folder" if folder else "a regular file"
             raise FerflowError(f"{out}: exists and is {kind}, not {expected}; refused as an output")
-        resolved = out.resolve()
-        for source in sources:
-            if _same(out, source) or (folder and resolved in source.resolve().parents):
-                relation = "is" if _same(out, source) else "contains"
-                raise FerflowError(f"{out}: the output {relation} the input {source}; give another output path")
-        other = next((o for o in given[:n] if o.resolve() == resolved or _same(o, out)), None)
-        if other is not None:
-            raise FerflowError(f"{out}: given as two outputs (also {other})")
+        identity = _identity(out)
+        if identity in sources:
+            raise FerflowError(f"{out}: the output is the input {sources[identity]}; give another output path")
+        if folder:
+            resolved = out.resolve()
+            inside = next((i for i in sources.values() if resolved in i.resolve().parents), None)
+            if inside is not None:
+                raise FerflowError(f"{out}: the output contains the input {inside}; give another output path")
+        if identity in seen:
+            raise FerflowError(f"{out}: given as two outputs (also {seen[identity]})")
+        seen[identity] = out
 
 
-def _same(a: Path, b: Path) -> bool:
-    """Whether two paths name the same file (through symlinks and hard links; equal resolved paths if absent)."""
+def _identity(path: Path) -> object:
+    """What makes two paths the same file: device and inode where it exists (through symlinks and hard links),
+    else the resolved path."""
     try:
-        return os.path.samefile(a, b)
+        st = os.stat(path)
     except OSError:
-        return a.resolve() == b.resolve()
+        return path.resolve()
+    return (st.st_dev, st.st_ino)
 
 
 @contextlib.contextmanager

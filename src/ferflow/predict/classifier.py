@@ -88,16 +88,19 @@ class Predictor:
         self.in_channels: int = int(fields["in_channels"])
         self.arch: str = fields["arch"]
         self.batch_size, self.tta = batch_size, resolve_tta(tta, fields)
+        self.video_tta = resolve_tta(tta, fields, video=True)  # auto: the cheapest views close to the best
 
-    def probabilities(self, faces: np.ndarray) -> np.ndarray:
-        """Class probabilities ``(N, classes)`` of uint8 ``(N, size, size)`` faces, ``batch_size`` at a time."""
-        return predict_probabilities(self.model, self.fields, faces, self.batch_size, self.tta)  # type: ignore[arg-type]
+    def probabilities(self, faces: np.ndarray, video: bool = False) -> np.ndarray:
+        """Class probabilities ``(N, classes)`` of uint8 ``(N, size, size)`` faces, ``batch_size`` at a time (the
+        views of :attr:`video_tta` for a video's frames)."""
+        tta = self.video_tta if video else self.tta
+        return predict_probabilities(self.model, self.fields, faces, self.batch_size, tta)  # type: ignore[arg-type]
 
-    def crop_probabilities(self, crops: list[np.ndarray]) -> np.ndarray:
+    def crop_probabilities(self, crops: list[np.ndarray], video: bool = False) -> np.ndarray:
         """Class probabilities ``(N, classes)`` of grayscale face crops of any size."""
         if not crops:
             return np.zeros((0, len(self.classes)), np.float32)
-        return self.probabilities(np.stack([to_face48(Image.fromarray(c), self.image_size) for c in crops]))
+        return self.probabilities(np.stack([to_face48(Image.fromarray(c), self.image_size) for c in crops]), video)
 
     def __call__(self, crops: list[np.ndarray]) -> list[dict[str, float]]:
         return [

@@ -28,7 +28,7 @@ from ferflow.faces import IMAGE_SUFFIXES, WIDE_MODES, to_grayscale_array
 from ferflow.predict.drawing import draw_faces
 from ferflow.predict.recognizer import EmotionRecognizer, Face, load_photo
 from ferflow.predict.tracking import BoxT
-from ferflow.storage import atomic_path
+from ferflow.storage import atomic_path, check_outputs
 
 
 @dataclass
@@ -147,10 +147,12 @@ def run_photos(args: argparse.Namespace, recognizer: EmotionRecognizer) -> int:
     photos = find_images(args.inputs)
     out_dir = Path(args.annotate) if args.annotate else None
     if out_dir is not None:
+        check_outputs([out_dir], args.inputs, folder=True)  # is, or contains, an input: the photos would be replaced
         targets = [annotation_path(out_dir, rel) for _, rel in photos]
         clash = next((t for t in targets if targets.count(t) > 1), None)
         if clash is not None:
             raise FerflowError(f"{clash}: several inputs would be annotated to the same file; annotate them separately")
+        check_outputs(targets, [path for path, _ in photos])
     predictor = recognizer.predictor
     results: list[PhotoResult] = []
     began = time.perf_counter()

@@ -37,6 +37,7 @@ from ferflow.predict.video_analysis import (
     Analysed,
     Sampler,
     analysed_frames,
+    check_count,
     check_options,
     face_table,
     open_video,
@@ -78,13 +79,24 @@ def load_photo(path: Path) -> Image.Image:
         raise FerflowError(f"{path}: unreadable image ({exc})") from None
 
 
-def to_gray(image: ImageLike) -> np.ndarray:
-    """Any accepted image as a 2-D uint8 grayscale array (a file's EXIF orientation applied)."""
+MAX_MARGIN = 1.0  # a face box widened further crops mostly background, and the crop grows with its square
+CHANNELS = ("rgb", "bgr")
+"""The colour orders of a 3- or 4-channel array: ``rgb`` (Pillow's, the default) or ``bgr`` (OpenCV's: its frames)."""
+
+
+def to_gray(image: ImageLike, channels: str = "rgb") -> np.ndarray:
+    """Any accepted image as a 2-D uint8 grayscale array (a file's EXIF orientation applied); a 3- or 4-channel
+    array's colours in ``channels`` order. An empty image, or a float image with NaN or infinite pixels, is
+    refused."""
+    if channels not in CHANNELS:
+        raise FerflowError(f"channels {channels!r}: give 'rgb' or 'bgr' (OpenCV's order)")
     if isinstance(image, str | os.PathLike):
-        return to_grayscale_array(load_photo(Path(image)))
-    if isinstance(image, Image.Image):
-        return to_grayscale_array(image)
-    if isinstance(image, np.ndarray):
+        gray = to_grayscale_array(load_photo(Path(image)))
+    elif isinstance(image, Image.Image):
+        if image.mode == "F" and not np.isfinite(np.asarray(image)).all():
+            raise FerflowError(f"an image with NaN or infinite pixels ({image.width}×{image.height}, mode F)")
+        gray = to_grayscale_array(image)
+    elif isinstance(image, np.ndarray):
         if image.dtype != np.uint8 or not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (1, 3, 4))):
             raise FerflowError(
                 f"an array of shape {image.shape} and dtype {image.dtype} is not an image: "
@@ -92,8 +104,14 @@ def to_gray(image: ImageLike) -> np.ndarray:
             )
         if image.ndim == 3 and image.shape[2] == 1:
             image = image[..., 0]
-        return to_grayscale_array(Image.fromarray(np.ascontiguousarray(image)))
-    raise FerflowError(f"not an image: {type(image).__name__} (give a path, a PIL image or a uint8 numpy array)")
+        elif image.ndim == 3 and channels == "bgr":
+            image = image[..., [2, 1, 0, 3][: image.shape[2]]]
+        gray = to_grayscale_array(Image.fromarray(np.ascontiguousarray(image)))
+    else:
+        raise FerflowError(f"not an image: {type(image).__name__} (give a path, a PIL image or a uint8 numpy array)")
+    if gray.size == 0:
+        raise FerflowError(f"an empty image ({gray.shape[1]}×{gray.shape[0]} pixels)")
+    return gray
 
 
 class EmotionRecognizer:
@@ -121,16 +139,18 @@ class EmotionRecognizer:
         threads: int | None = None,
     ) -> None:
         for name, value in (("min_face", min_face), ("batch_size", batch_size), ("threads", threads)):
-            if value is not None and value < 1:
-                raise FerflowError(f"{name} must be >= 1, got {value}")
+            if value is not None:
+                check_count(name, value)
         if detector not in DETECTORS:
             raise FerflowError(f"detector {detector!r} is not one of {', '.join(DETECTORS)}")
-        if margin < 0:
-            raise FerflowError(f"margin must be >= 0, got {margin}")
+        if isinstance(margin, bool) or not isinstance(margin, int | float) or not 0 <= margin <= MAX_MARGIN:
+            raise FerflowError(f"margin must be a number from 0 to {MAX_MARGIN}, got {margin!r}")
+        if checkpoint is not None and not str(checkpoint):
+            raise FerflowError("checkpoint '': give a path, or None for the model shipped with ferflow")
         if threads is not None:
             torch.set_num_threads(threads)
             cv2.setNumThreads(threads)
-        self.checkpoint = Path(checkpoint) if checkpoint else checkpoints.shipped()
+        self.checkpoint = checkpoints.shipped() if checkpoint is None else Path(checkpoint)
         self.predictor = Predictor(self.checkpoint, threads, batch_size, device, tta)
         self.detector = DETECTORS[detector](min_face=min_face) if detect else None
         self.detector_kind, self.margin, self.min_face = detector, margin, min_face
@@ -144,14 +164,19 @@ class EmotionRecognizer:
         """Face boxes and crops of one grayscale image (without detection: the centre square)."""
         return find_faces(gray, self.detector, self.margin)
 
-    def predict(self, image: ImageLike) -> list[Face]:
-        """The faces of one image, left to right: box ``(x, y, w, h)``, emotion and the class probabilities."""
-        boxes, crops = self.find_faces(to_gray(image))
+    def predict(self, image: ImageLike, channels: str = "rgb") -> list[Face]:
+        """The faces of one image, left to right: box ``(x, y, w, h)``, emotion and the class probabilities.
+        ``channels``: the colour order of a 3- or 4-channel array, ``rgb`` (Pillow's) or ``bgr`` (OpenCV's, as
+        ``cv2.imread`` and video frames give it)."""
+        boxes, crops = self.find_faces(to_gray(image, channels))
         return [Face(box, p) for box, p in zip(boxes, self.predictor(crops))]
 
-    def predict_faces(self, crops: list[ImageLike]) -> list[Face]:
-        """One face per image that is already a face crop (its box: the centre square that is classified)."""
-        found = [find_faces(to_gray(crop), None, 0.0) for crop in crops]
+    def predict_faces(self, crops: list[ImageLike], channels: str = "rgb") -> list[Face]:
+        """One face per image that is already a face crop (its box: the centre square that is classified);
+        ``channels`` as :meth:`predict` takes it."""
+        if isinstance(crops, str | os.PathLike | Image.Image | np.ndarray):
+            raise FerflowError(f"predict_faces takes a list of face crops, got one {type(crops).__name__}: [crop]")
+        found = [find_faces(to_gray(crop, channels), None, 0.0) for crop in crops]
         probabilities = self.predictor([face for _, (face,) in found])
         return [Face(box, p) for ((box,), _), p in zip(found, probabilities)]
 
@@ -186,7 +211,12 @@ class EmotionRecognizer:
             total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
             with tqdm(total=total, desc=file.name, unit="frame", file=sys.stderr, disable=not progress) as bar:
                 sampled = sampled_frames(capture, False, Sampler(every, fps), max_frames, bar)
-                rows = [row for a in self.track(sampled, detect_side, redetect) for row in a.rows()]
+                rows, analysed = [], 0
+                for a in self.track(sampled, detect_side, redetect):
+                    rows += a.rows()
+                    analysed += 1
+                if analysed == 0:  # the first frame read is always analysed
+                    raise FerflowError(f"{file}: no frame could be read")
         finally:
             capture.release()
         return face_table(rows, self.classes)

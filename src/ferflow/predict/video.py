@@ -32,10 +32,12 @@ from tqdm import tqdm
 from ferflow.cli import missing_extra
 from ferflow.errors import FerflowError
 from ferflow.faces import VIDEO_SUFFIXES
+from ferflow.inference import TTA_VIEWS, view_count
+from ferflow.predict.classifier import Predictor
 from ferflow.predict.drawing import draw_faces
 from ferflow.predict.recognizer import EmotionRecognizer
 from ferflow.predict.video_analysis import FaceRow, Sampler, face_table, open_video, sampled_frames
-from ferflow.storage import atomic_path
+from ferflow.storage import atomic_path, check_outputs
 
 FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG"}
 MAX_PANELS = 6
@@ -51,6 +53,8 @@ def open_capture(args: argparse.Namespace) -> tuple[cv2.VideoCapture, str]:
     if args.camera is not None:
         if args.inputs:
             raise FerflowError("--camera takes no input files")
+        if args.camera < 0:  # OpenCV's "any camera", which crashes (segfault) where there is none
+            raise FerflowError(f"--camera must be a camera index >= 0, got {args.camera}")
         capture, name = cv2.VideoCapture(args.camera), f"camera{args.camera}"
         if not capture.isOpened():
             raise FerflowError(f"{name}: OpenCV cannot open it")
@@ -83,6 +87,13 @@ def video_writer(path: Path | None, fps: float, size: tuple[int, int]) -> Iterat
         finally:
             writer.release()
             partial.unlink(missing_ok=True)
+
+
+def tta_line(predictor: Predictor) -> str:
+    """Which test-time views a video uses, and what each view set the checkpoint's card measured costs."""
+    measured = predictor.fields.get("tta_accuracy") or {}
+    costs = ", ".join(f"{t} {view_count(t)} view(s), {a:.2f} %" for t, a in measured.items() if t in TTA_VIEWS)
+    return f"video test-time views: {predictor.video_tta}" + (f" (card's accuracy: {costs})" if costs else "")
 
 
 def write_csv(path: Path, rows: list[FaceRow], classes: list[str]) -> None:
@@ -136,6 +147,9 @@ def run_video(args: argparse.Namespace, recognizer: EmotionRecognizer) -> int:
             raise FerflowError(f"--plot {missing_extra('matplotlib')}")
         print(f"ferflow predict: no plot written: it {missing_extra('matplotlib')}", file=sys.stderr)
         plot_path = None
+    annotated = Path(args.annotate) if args.annotate else None
+    check_outputs([csv_path, plot_path, annotated], args.inputs)
+    print(f"ferflow predict: {tta_line(recognizer.predictor)}", file=sys.stderr)
     classes = recognizer.classes
     sampler = Sampler(args.every, args.fps)
     camera = args.camera is not None
@@ -147,7 +161,6 @@ def run_video(args: argparse.Namespace, recognizer: EmotionRecognizer) -> int:
     rows: list[FaceRow] = []
     n_sampled = n_frames = 0
     began = time.perf_counter()
-    annotated = Path(args.annotate) if args.annotate else None
     try:
         with (
             video_writer(annotated, args.fps or source_fps / sampler.every, size) as writer,
@@ -169,9 +182,10 @@ def run_video(args: argparse.Namespace, recognizer: EmotionRecognizer) -> int:
     finally:
         capture.release()
     seconds = time.perf_counter() - began
-    write_csv(csv_path, rows, classes)
-    if plot_path is not None:
-        plot_tracks(plot_path, rows, classes, name)
+    with atomic_path(csv_path) as tmp:  # the CSV appears only once its plot is written: both or neither
+        write_csv(tmp, rows, classes)
+        if plot_path is not None:
+            plot_tracks(plot_path, rows, classes, name)
     n_tracks = len({r.face_id for r in rows})
     print(
         f"ferflow predict: {name}: {n_frames} frames, {n_sampled} analysed, {n_tracks} face track(s), "

@@ -12,6 +12,7 @@ the next.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -34,13 +35,24 @@ DETECT_SIDE = 320  # video frames are downscaled to this longest side for detect
 REDETECT = 5  # a video's whole frame is searched every REDETECT analysed frames, only near tracked faces between
 
 
-def check_options(fps: float | None, **counts: int | None) -> None:
-    """A one-line FerflowError for ``fps`` <= 0 or a count (``every``, ``redetect``, ...) below 1."""
-    if fps is not None and fps <= 0:
-        raise FerflowError(f"--fps must be > 0, got {fps}")
-    for name, value in counts.items():
-        if value is not None and value < 1:
-            raise FerflowError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+MIN_DETECT_SIDE = 80  # a frame downscaled further holds no face either detector finds (dlib's smallest is 80 px)
+
+
+def check_options(fps: float | None, detect_side: int | None = None, **counts: int | None) -> None:
+    """A one-line FerflowError for an ``fps`` that is not a finite number > 0 (NaN or infinity would analyse every
+    frame or loop forever), a ``detect_side`` below :data:`MIN_DETECT_SIDE`, or a count (``every``, ``redetect``,
+    ...) that is not an integer >= 1; None is the default. The CLI and the Python API check alike."""
+    if fps is not None and not (isinstance(fps, int | float) and not isinstance(fps, bool) and 0 < fps < math.inf):
+        raise FerflowError(f"fps must be a finite number > 0, got {fps!r}")
+    for name, value, low in [("detect_side", detect_side, MIN_DETECT_SIDE), *((n, v, 1) for n, v in counts.items())]:
+        if value is not None:
+            check_count(name, value, low)
+
+
+def check_count(name: str, value: object, low: int = 1) -> None:
+    """A one-line FerflowError unless ``value`` is an integer >= ``low`` (2.5, True or "3" are refused)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise FerflowError(f"{name} must be an integer >= {low}, got {value!r}")
 
 
 @dataclass
@@ -66,8 +78,7 @@ class Sampler:
             return index % self.every == 0
         if time_s + 1e-9 < self.next_time:
             return False
-        while self.next_time <= time_s + 1e-9:
-            self.next_time += 1.0 / self.fps
+        self.next_time = (math.floor((time_s + 1e-9) * self.fps) + 1) / self.fps  # the next slot after this frame
         return True
 
 
@@ -140,7 +151,7 @@ def analysed_frames(
             boxes = detector(gray)
         else:
             boxes = detector.near(gray, [t.box for t in tracked])
-        probs = predictor.crop_probabilities([crop_face(gray, b, margin) for b in boxes])
+        probs = predictor.crop_probabilities([crop_face(gray, b, margin) for b in boxes], video=True)
         yield Analysed(index, time_s, frame, boxes, tracker.update(boxes), probs)
 
 
