@@ -138,6 +138,9 @@ CASES = [
         "latency --checkpoint {d}/tiny.pt --onnx {d}/linear.onnx --out {d}/linear.onnx",
         "linear.onnx: the output is the input",
     ),
+    ("search-best --workers {d}/v.csv --out {d}/v.csv", "v.csv: the output is the input"),
+    ("tsne-raw --split {d}/ok.npz --out {d}/ok.npz", "ok.npz: the output is the input"),
+    ("embed --checkpoint {d}/tiny.pt --data {d}/ok.npz --out {d}/tiny.pt", "tiny.pt: the output is the input"),
     # 2. nothing hangs: a FIFO or a device is never opened, sizes read from a file are bounded
     ("evaluate --checkpoint {d}/fifo --data {d}/ok.npz", "fifo: unreadable (a FIFO, not a regular file)"),
     ("evaluate --checkpoint {d}/tiny.pt --data {d}/fifo.npz", "fifo.npz: unreadable (a FIFO, not a regular file)"),

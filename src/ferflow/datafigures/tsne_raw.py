@@ -7,7 +7,7 @@ import argparse
 import numpy as np
 
 from ferflow.errors import FerflowError
-from ferflow.storage import load_split
+from ferflow.storage import check_outputs, load_split
 from ferflow.tsne import add_tsne_arguments, embed_2d, write_coords
 
 
@@ -18,6 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_outputs([args.out], [args.split])
     split = load_split(args.split)
     if len(split) < 4:
         raise FerflowError(f"{args.split}: t-SNE needs at least 4 images, found {len(split)}")

@@ -19,6 +19,7 @@ from ferflow.cli import positive_int
 from ferflow.config import default
 from ferflow.errors import FerflowError
 from ferflow.inference import EVAL_BATCH, batched_outputs, in_channels_of, load_labelled_images
+from ferflow.storage import check_outputs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +38,7 @@ def penultimate_features(checkpoint_path: str, images: np.ndarray, batch_size: i
 
 
 def run(args: argparse.Namespace) -> int:
+    check_outputs([args.out], [args.checkpoint, args.data])
     torch.set_num_threads(args.threads)
     split = load_labelled_images(args.data)
     features = penultimate_features(args.checkpoint, split.images, args.batch_size)
