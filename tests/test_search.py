@@ -83,6 +83,25 @@ def test_a_killed_search_resumes_without_repeating_finished_trials(stage: Path, 
     assert read_json(root / "worker0.json")["trials"] == list(range(2, SEARCH["trials"] + 1))
 
 
+@pytest.mark.parametrize("storage", ["sqlite", "journal"])
+def test_a_dead_worker_s_trial_is_failed_so_that_the_others_finish_the_study(
+    stage: Path, tmp_path: Path, storage: str
+) -> None:
+    """Worker 1 dies during its first trial (SIGKILL) and is not restarted: worker 0 fails that trial, whose
+    process on this host has ended, and trains the study's three trials itself; search-best then answers."""
+    root = tmp_path / "resnet"
+    url = f"sqlite:///{tmp_path}/resnet.db" if storage == "sqlite" else f"journal:{tmp_path}/resnet.journal"
+    kill_when_exists(search_args(stage, root, url, worker=1), root / "trial0" / "last.pt")
+    [name] = [s.study_name for s in optuna.get_all_study_summaries(studies.open_storage(url))]
+    assert [t.state for t in studies.load(url, name).trials] == [optuna.trial.TrialState.RUNNING]
+    assert cli.main(search_args(stage, root, url, worker=0)) == 0
+    study = study_of(root)
+    assert [t.state for t in study.trials][0] == optuna.trial.TrialState.FAIL
+    assert sum(t.state in FINISHED for t in study.trials) == SEARCH["trials"]
+    assert read_json(root / "worker0.json")["trials"] == [1, 2, 3]
+    assert cli.main(["search-best", "--workers", str(root / "worker0.json"), "--out", str(root / "best.json")]) == 0
+
+
 def test_two_workers_share_one_study(stage: Path, tmp_path: Path) -> None:
     """Two worker processes on one journal-file study: the planned trials, each once, both workers busy."""
     root, storage = tmp_path / "resnet", f"journal:{tmp_path}/resnet.journal"

@@ -6,12 +6,20 @@ settings, the space, the trial epochs, the pruning and the training data), so a 
 in the same storage while a killed or extended one (more ``trials``) continues. Storage: a SQLite file (the
 default, one host), an Optuna journal file (``journal:<path>``: a network file system, several hosts), or any
 RDB URL Optuna accepts (``postgresql://...``).
+
+A worker that dies (killed, out of memory, its node lost) leaves its trial RUNNING, which would count towards
+``trials`` forever. Every worker therefore fails such trials before counting (:func:`fail_abandoned`): its own from
+an earlier life, those whose process on this host is gone and, in an RDB storage, those whose Optuna heartbeat
+stopped (a worker on another host).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +34,8 @@ JOURNAL = "journal:"  # storage prefix of an Optuna journal file
 SQLITE = "sqlite:///"
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)  # what counts towards `trials`
 PRUNER_STARTUP_TRIALS = 3  # the median pruner prunes nothing before this many trials have finished
+HEARTBEAT_S = 60  # how often a worker's running trial beats in an RDB storage
+GRACE_S = 600  # a running trial whose heartbeat stopped this long ago belongs to a dead worker
 
 
 def resolve_spec(given: dict[str, Any]) -> dict[str, Any]:
@@ -65,7 +75,11 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         return optuna.storages.JournalStorage(JournalFileBackend(path, lock_obj=JournalFileOpenLock(path)))
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith(SQLITE) else None
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        with warnings.catch_warnings():  # the heartbeat is experimental in Optuna 4 and 5
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S
+            )
     except Exception as exc:  # SQLAlchemy and Optuna raise many types for a URL they cannot use
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise FerflowError(f"{url}: not a storage Optuna can open ({first})") from None
@@ -104,6 +118,42 @@ def suggest(trial: optuna.Trial, space: dict[str, dict[str, Any]]) -> dict[str, 
         else:
             params[name] = trial.suggest_float(name, *values, log=kind == "log")
     return params
+
+
+def claim(trial: optuna.Trial, worker: int) -> None:
+    """Record on ``trial`` the worker that runs it: its index, host and process (:func:`fail_abandoned`)."""
+    trial.set_user_attr("worker", worker)
+    trial.set_user_attr("host", socket.gethostname())
+    trial.set_user_attr("pid", os.getpid())
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def fail_abandoned(study: optuna.Study, worker: int) -> list[int]:
+    """Mark failed the RUNNING trials no worker runs any more: those of ``worker`` (this worker, restarted after a
+    kill), those whose process on this host has ended, and, in an RDB storage, those whose heartbeat stopped
+    :data:`GRACE_S` ago. Returns their numbers."""
+    running = (optuna.trial.TrialState.RUNNING,)
+    before = {t.number for t in study.get_trials(deepcopy=False, states=running)}
+    with warnings.catch_warnings():  # experimental in Optuna 4 and 5; a no-op without a heartbeat (journal files)
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    failed = sorted(before - {t.number for t in study.get_trials(deepcopy=False, states=running)})
+    host = socket.gethostname()
+    for trial in study.get_trials(deepcopy=False, states=running):
+        attrs = trial.user_attrs
+        if attrs.get("worker") == worker or (attrs.get("host") == host and not alive(int(attrs.get("pid", 0)))):
+            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+            failed.append(trial.number)
+    return failed
 
 
 def finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:

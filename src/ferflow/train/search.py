@@ -5,8 +5,10 @@ training, in ``<trials-dir>/trial<k>/``) until the study holds ``trials`` finish
 counting those other workers are running. A distilled search (``distillation`` in the base settings) passes
 its teacher checkpoint or soft labels (``--teacher``, ``--soft-labels``) to every trial, and their digest is part of
 the study's name: a retrained teacher starts a new study. Each epoch's val macro-F1 is reported to the median pruner.
-Workers share a study through its storage; each has its own index (``--worker``), recorded on its trials, so that a
-worker restarted after a kill marks its own unfinished trial failed and carries on: finished trials are kept.
+Workers share a study through its storage; each has its own index (``--worker``), recorded on its trials with its
+host and process, so that a worker restarted after a kill marks its own unfinished trial failed and carries on, and
+one whose fellow worker died marks that one's failed (:func:`ferflow.study.fail_abandoned`): finished trials are
+kept, and the study reaches its trials.
 
 ``search-best`` reads the study through the workers' records and writes the best trial and the settings the
 sweep experiment ``search`` trains with: the base settings overlaid by the best parameters (the experiment's
@@ -26,15 +28,7 @@ from ferflow import study as studies
 from ferflow.errors import FerflowError
 from ferflow.layout import SEARCH
 from ferflow.results import best_epoch, read_history
-from ferflow.storage import (
-    check_outputs,
-    file_digest,
-    load_split,
-    parse_json_object,
-    read_json,
-    split_digest,
-    write_json,
-)
+from ferflow.storage import file_digest, load_split, parse_json_object, read_json, split_digest, write_json
 from ferflow.train import trainer
 from ferflow.train.settings import RUNTIME_SWITCHES, SOFT_LABELS, TEACHER, defining_settings
 
@@ -103,14 +97,10 @@ def run_search(args: argparse.Namespace) -> int:
     study.set_user_attr("base_settings", base)
     study.set_user_attr("search", spec)
     running = optuna.trial.TrialState.RUNNING
-    for stale in study.get_trials(deepcopy=False, states=(running,)):
-        if stale.user_attrs.get("worker") == args.worker:  # this worker was killed during that trial
-            study.tell(stale.number, state=optuna.trial.TrialState.FAIL)
-            print(f"trial {stale.number}: left unfinished by a killed run of worker {args.worker}; marked failed")
     ran: list[int] = []
 
     def objective(trial: optuna.Trial) -> float:
-        trial.set_user_attr("worker", args.worker)
+        studies.claim(trial, args.worker)
         ran.append(trial.number)
         settings = {**base, **studies.suggest(trial, spec["space"])}
         if spec["epochs"]:
@@ -118,6 +108,8 @@ def run_search(args: argparse.Namespace) -> int:
         return train_trial(args, trial, settings, spec["prune"])
 
     while True:
+        for number in studies.fail_abandoned(study, args.worker):
+            print(f"trial {number}: left unfinished by a worker that died; marked failed", flush=True)
         others = len(study.get_trials(deepcopy=False, states=(running,)))
         if len(studies.finished(study)) + others >= spec["trials"]:
             break
@@ -157,7 +149,6 @@ def best_trial(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run_search_best(args: argparse.Namespace) -> int:
-    check_outputs([args.out], args.workers)
     record = best_trial([read_json(path) for path in args.workers])
     write_json(args.out, record)
     print(f"best trial {record['trial']}: val macro-F1 {record['val_macro_f1']:.4f} with {record['params']}")
