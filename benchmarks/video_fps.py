@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/video_fps.py                                     # random-init resnet
     .venv/bin/python benchmarks/video_fps.py --checkpoint results/fer2013/runs/resnet/final/model.int8.onnx
+    .venv/bin/python benchmarks/video_fps.py --checkpoint src/ferflow/assets/fernetfast.pt --frames 60 --tta crops10
 
 The clip (``--frames`` frames at 30 frames/s, mp4v) shows a real AffectNet face (the sample at
 ``--affectnet``; a drawn face where it is absent) crossing a static scene, built with
@@ -55,6 +56,7 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=600)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--redetect", type=int, default=5, help="predict's --redetect (1: Haar on every whole frame)")
+    parser.add_argument("--tta", default="auto", help="predict's --tta (auto: flip for the shipped model)")
     parser.add_argument("--affectnet", type=Path, default=REPO.parent / "shared" / "data" / "affectnet-sample.zip")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ferflow-video-") as scratch:
@@ -74,6 +76,8 @@ def main() -> int:
             str(args.threads),
             "--redetect",
             str(args.redetect),
+            "--tta",
+            args.tta,
             "--csv",
             str(root / "faces.csv"),
             "--plot",
