@@ -10,10 +10,10 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints/ci.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[pipeline,slurm,mlflow,dlib,test,docs]'  # every extra; the model alone needs none
+	$(VENV)/bin/pip install --quiet -c constraints/ci.txt -e '.[pipeline,slurm,mlflow,dlib,test,docs]'  # every extra; CI's torch
 	touch $@
 
 demo: install

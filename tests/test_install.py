@@ -98,3 +98,23 @@ def test_a_command_of_the_pipeline_names_its_extra(bare_venv: Path, tmp_path: Pa
     assert proc.returncode == 1
     message = "needs matplotlib, which the 'pipeline' extra installs: pip install 'ferflow[pipeline]'"
     assert proc.stderr.strip().splitlines() == [f"ferflow plot-run: error: {message}"]
+
+
+def test_torch_is_a_range_that_takes_a_site_pytorch_and_ci_pins_it_in_a_constraints_file() -> None:
+    """ferflow installs next to a GPU node's own PyTorch (e.g. torch 2.11 built for CUDA 13.0, torchvision 0.26):
+    the package declares ranges; the exact versions of CI and `make install` live in constraints/ci.txt."""
+    import tomllib
+
+    declared = {
+        (req := Requirement(text)).name: req
+        for text in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    }
+    lines = (REPO / "constraints" / "ci.txt").read_text().splitlines()
+    pinned = {(req := Requirement(line)).name: req for line in lines if line and not line.startswith("#")}
+    assert set(pinned) == set(SHARED_FROM_HERE)
+    for name, site in (("torch", "2.11.0+cu130"), ("torchvision", "0.26.0+cu130")):
+        assert declared[name].specifier.contains(site), declared[name]
+        (pin,) = pinned[name].specifier
+        assert pin.operator == "==" and declared[name].specifier.contains(pin.version)
+        assert metadata.version(name).split("+")[0] == pin.version  # this environment is CI's
+    assert "-c constraints/ci.txt" in (REPO / "Makefile").read_text()

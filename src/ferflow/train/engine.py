@@ -33,11 +33,13 @@ EMA_BN_IMAGES = 4096  # training images whose statistics the EMA's batch norms a
 def compile_errors() -> tuple[type[Exception], ...]:
     """What ``torch.compile`` raises when it cannot compile (Dynamo, Inductor, no C++ compiler or Triton); not
     the errors of running a compiled model (CUDA out of memory, device asserts), which eager training would meet
-    too."""
-    from torch._dynamo.exc import TorchDynamoException, TritonUnavailableError
-    from torch._inductor.exc import CppCompileError, InvalidCxxCompiler
+    too. Looked up by name: torch 2.11 has ``TritonMissing`` where 2.14 has ``TritonUnavailableError``."""
+    from torch._dynamo import exc as dynamo
+    from torch._inductor import exc as inductor
 
-    return (TorchDynamoException, TritonUnavailableError, CppCompileError, InvalidCxxCompiler)
+    names = ("TritonUnavailableError", "TritonMissing", "CppCompileError", "InvalidCxxCompiler")
+    found = (getattr(module, name) for module in (dynamo, inductor) for name in names if hasattr(module, name))
+    return (dynamo.TorchDynamoException, *found)
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:

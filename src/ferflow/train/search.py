@@ -28,7 +28,15 @@ from ferflow import study as studies
 from ferflow.errors import FerflowError
 from ferflow.layout import SEARCH
 from ferflow.results import best_epoch, read_history
-from ferflow.storage import file_digest, load_split, parse_json_object, read_json, split_digest, write_json
+from ferflow.storage import (
+    check_outputs,
+    file_digest,
+    load_split,
+    parse_json_object,
+    read_json,
+    split_digest,
+    write_json,
+)
 from ferflow.train import trainer
 from ferflow.train.settings import RUNTIME_SWITCHES, SOFT_LABELS, TEACHER, defining_settings
 
@@ -149,6 +157,7 @@ def best_trial(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run_search_best(args: argparse.Namespace) -> int:
+    check_outputs([args.out], args.workers)
     record = best_trial([read_json(path) for path in args.workers])
     write_json(args.out, record)
     print(f"best trial {record['trial']}: val macro-F1 {record['val_macro_f1']:.4f} with {record['params']}")
