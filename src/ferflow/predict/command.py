@@ -60,7 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--tta",
         choices=TTA_CHOICES,
         default=AUTO_TTA,
-        help="test-time augmentation: mean over these views (auto: the checkpoint's recommended views, else none)",
+        help="test-time augmentation: mean over these views (auto: the checkpoint's recommended views, else none; "
+        "for a video or camera the fewest its card measures within 0.5 points of the best)",
     )
     video = parser.add_argument_group("video and camera")
     video.add_argument("--camera", type=int, metavar="INDEX", help="read frames from this camera instead of a file")

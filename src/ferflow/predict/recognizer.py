@@ -120,9 +120,10 @@ class EmotionRecognizer:
     ``checkpoint``: a ferflow checkpoint (``best.pt``) or its ONNX export (default: the model shipped with
     ferflow); ``device``: ``auto`` (CUDA, else MPS, else CPU), ``cpu``, ``cuda`` or ``mps`` (checkpoints only);
     ``tta``: test-time augmentation (``none``, ``flip``, ``flip-shift``, ``crops10``; ``auto``, the default: the
-    views the checkpoint recommends, for the shipped model those its card measured); ``detect=False`` takes
+    views the checkpoint recommends, for the shipped model those its card measured, ten crops; for videos and
+    cameras the fewest views its card measures within 0.5 points of the best, flip); ``detect=False`` takes
     every image as a face crop; ``detector``: ``haar`` (OpenCV's Haar cascade) or ``dlib`` (dlib's HOG detector,
-    the ``dlib`` extra); ``margin`` widens each face box by that fraction of its side on each side.
+    the ``dlib`` extra); ``margin`` (0 to 1) widens each face box by that fraction of its side on each side.
     """
 
     def __init__(

@@ -3,7 +3,9 @@
 
 Frames are read with OpenCV (any file it can decode), sampled by ``--every`` or ``--fps``, and their faces detected,
 classified and tracked as :mod:`ferflow.predict.video_analysis` describes, with the photo path's detector
-(``--detector``), ``--detect-side`` and ``--redetect``.
+(``--detector``), ``--detect-side`` and ``--redetect``. ``--tta auto`` takes, for a video, the fewest test-time
+views the checkpoint's card measures within 0.5 points of the best (the shipped model: flip, not its ten crops);
+the run says which, and what each view set costs.
 
 Outputs, each written under a temporary name and renamed when complete: the CSV (``--csv``), one row
 per face per sampled frame: ``time_s, frame, face_id, x, y, w, h, emotion`` and the probability of each
