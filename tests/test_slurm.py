@@ -209,22 +209,38 @@ def _planned_training(workdir: Path, *configfiles: str) -> list[dict[str, str]]:
     return [{"rule": rule, **dict(item.split("=", 1) for item in resources.split(", "))} for rule, resources in planned]
 
 
+class PlannedJob:
+    """A planned job as the Slurm plugin reads it (``job.resources.get``)."""
+
+    def __init__(self, resources: dict[str, str]) -> None:
+        self.resources = resources
+
+
 @pytest.mark.parametrize("device", ["cpu", "auto"])
 def test_training_jobs_ask_for_a_gpu_only_where_they_may_use_one(tmp_path: Path, device: str) -> None:
-    """device cpu (a CPU-only cluster): no GPU, the threads as --cpus-per-task; auto or cuda: --gpus=1 and the
-    threads as --cpus-per-gpu (the Slurm plugin passes --cpus-per-task when it is non-zero, else --cpus-per-gpu)."""
+    """device cpu (a CPU-only cluster): no GPU, the threads as --cpus-per-task, the CPU partition; auto or cuda:
+    --gpus=<model>:1, the threads as --cpus-per-gpu (the Slurm plugin passes --cpus-per-task when it is non-zero,
+    else --cpus-per-gpu) and the GPU partition. train and search alike, with the profile's memory and walltime."""
+    from snakemake_executor_plugin_slurm.utils import set_gres_string
+
     workdir = copy_workflow(tmp_path)
-    (workdir / "device.yaml").write_text(yaml.safe_dump({"train": {"device": device}}))
+    slurm = {"partition": "cpuq", "gpu_partition": "gpuq", "gpu_model": "a100"}
+    (workdir / "device.yaml").write_text(yaml.safe_dump({"train": {"device": device}, "slurm": slurm}))
     jobs = _planned_training(workdir, "device.yaml")
     rules = Counter(job["rule"] for job in jobs)
     assert rules.keys() == {"train", "search"} and rules["train"] >= 4, rules  # 2 seeds x (sweeps, final)
     threads = str(yaml.safe_load((REPO / "workflow/presets/tiny.yaml").read_text())["train"]["threads"])
+    profile = yaml.safe_load((REPO / "workflow/profiles/slurm/config.yaml").read_text())["set-resources"]["train"]
     cpu, gpu = (
-        {"gpu": "0", "cpus_per_task": threads, "cpus_per_gpu": "0"},
-        {"gpu": "1", "cpus_per_task": "0", "cpus_per_gpu": threads},
+        {"gpu": "0", "cpus_per_task": threads, "cpus_per_gpu": "0", "slurm_partition": "cpuq"},
+        {"gpu": "1", "cpus_per_task": "0", "cpus_per_gpu": threads, "slurm_partition": "gpuq", "gpu_model": "a100"},
     )
     for job in jobs:
-        assert {key: job[key] for key in cpu} == (cpu if device == "cpu" else gpu) and job["device"] == device, job
+        expected = cpu if device == "cpu" else gpu
+        assert {key: job.get(key) for key in expected} == expected and job["device"] == device, job
+        assert job["mem_mb"] == str(profile["mem_mb"]) and job["runtime"] == str(profile["runtime"]), job
+        gres = set_gres_string(PlannedJob({k: int(v) if v.isdigit() else v for k, v in job.items() if k != "rule"}))
+        assert gres == ("" if device == "cpu" else " --gpus=a100:1"), (gres, job)
 
 
 SWEEP = "adam_lr3_dropout0"  # the tiny preset's sweep experiment

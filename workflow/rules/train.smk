@@ -11,7 +11,9 @@
 #
 # `resources: gpu`: 1 under `device: auto` or `cuda`, 0 under `cpu` or `mps`. `--resources gpu=k` runs at most k
 # GPU trainings at once; each claims its own GPU slot (ferflow.device). Under Slurm a GPU job asks for `--gpus=1`
-# and `--cpus-per-gpu` (its threads), a CPU job for no GPU and `--cpus-per-task` (its threads).
+# (`--gpus=<slurm.gpu_model>:1`), `--cpus-per-gpu` (its threads) and the partition slurm.gpu_partition, a CPU job for
+# no GPU, `--cpus-per-task` (its threads) and slurm.partition: every training rule takes them from
+# training_resources, its memory and walltime from the Slurm profile.
 
 
 include: "train_common.smk"
@@ -31,12 +33,7 @@ rule train:
         "../../envs/train.yaml"
     threads: train_threads
     resources:
-        gpu=gpus_for(train_device),
-        cpus_per_gpu=cpus_for(train_device, per_gpu=True),
-        cpus_per_task=cpus_for(train_device, per_gpu=False),
-        device=train_device,
-        compile=runtime(train_experiment, "compile"),
-        channels_last=runtime(train_experiment, "channels_last"),
+        **training_resources(train_experiment),
     params:
         settings=train_settings,
         options=lambda wc: json.dumps(config["models"][wc.model].get("options") or {}, sort_keys=True),
@@ -112,12 +109,7 @@ rule search:
         "../../envs/train.yaml"
     threads: lambda wc: search_experiment(wc)["threads"]
     resources:
-        gpu=gpus_for(search_device),
-        cpus_per_gpu=cpus_for(search_device, per_gpu=True),
-        cpus_per_task=cpus_for(search_device, per_gpu=False),
-        device=search_device,
-        compile=runtime(search_experiment, "compile"),
-        channels_last=runtime(search_experiment, "channels_last"),
+        **training_resources(search_experiment),
     params:
         settings=lambda wc: json.dumps(training_settings(wc.model, SEARCH), sort_keys=True),
         search=search_spec,

@@ -101,8 +101,21 @@ def train_threads(wildcards):
     return train_experiment(wildcards)["threads"]
 
 
-train_device = runtime(train_experiment, "device")
-search_device = runtime(search_experiment, "device")
+def training_resources(settings_of):
+    """The resources of a job that trains with its experiment's settings `settings_of(wildcards)` (train, search),
+    in one place: the GPU it asks for (`gpu`, Slurm's CPUs per GPU or per task, partition and GPU type) and the
+    runtime settings `ferflow train` takes as flags. Each is a function of the wildcards."""
+    device = runtime(settings_of, "device")
+    return {
+        "gpu": gpus_for(device),
+        "cpus_per_gpu": cpus_for(device, per_gpu=True),
+        "cpus_per_task": cpus_for(device, per_gpu=False),
+        "slurm_partition": slurm_placement(device, "slurm_partition"),
+        "gpu_model": slurm_placement(device, "gpu_model"),
+        "device": device,
+        "compile": runtime(settings_of, "compile"),
+        "channels_last": runtime(settings_of, "channels_last"),
+    }
 
 
 def gpus_for(device_of):
@@ -115,6 +128,20 @@ def cpus_for(device_of, per_gpu):
     """The job's threads as the Slurm plugin's `cpus_per_gpu` (per_gpu) or `cpus_per_task`: per GPU when the job
     asks for one, per task otherwise; the other one is 0 (unset)."""
     return lambda wildcards, threads: threads if gpus_for(device_of)(wildcards) == per_gpu else 0
+
+
+def slurm_placement(device_of, key):
+    """The Slurm resource `key` (slurm_partition or gpu_model) of a job that trains on `device_of(wildcards)`, from
+    config `slurm`: with a GPU, slurm.gpu_partition (else slurm.partition) and slurm.gpu_model; on the CPU,
+    slurm.partition and no GPU type (the plugin would ask for `--gpus=<model>:0`). None leaves it to the cluster."""
+
+    def resource(wildcards):
+        slurm = config["slurm"]
+        if not gpus_for(device_of)(wildcards):
+            return slurm["partition"] if key == "slurm_partition" else None
+        return slurm["gpu_partition"] or slurm["partition"] if key == "slurm_partition" else slurm["gpu_model"]
+
+    return resource
 
 
 def sweep_settings(wildcards):
