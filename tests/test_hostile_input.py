@@ -62,6 +62,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Path:
     checkpoint.save(d / "nan.pt", {**ckpt, "model": nan})
     checkpoint.save(d / "size0.pt", {**ckpt, "image_size": 0})
     checkpoint.save(d / "huge.pt", {**ckpt, "image_size": 100_000})
+    checkpoint.save(d / "wide.pt", {**ckpt, "arch_kwargs": {**ckpt["arch_kwargs"], "num_classes": 10**9}})
     onnx_model(d / "linear.onnx", INPUT, ["batch", 1, 48, 48])  # arch 'linear', with ferflow's metadata
     plain = d / "plain.onnx"
     onnx_model(plain, INPUT, ["batch", 1, 48, 48])
@@ -153,6 +154,7 @@ CASES = [
         "evaluate --checkpoint {d}/huge.pt --data {d}/ok.npz",
         "huge.pt: image_size 100000 is not an integer from 8 to 512",
     ),
+    ("evaluate --checkpoint {d}/wide.pt --data {d}/ok.npz", "make 53,000,094,676 parameters, its weights hold 95,899"),
     (
         f"quantize --onnx {{d}}/huge.onnx {Q}",
         "huge.onnx: image_size 1000000 is not an integer from 8 to 512",

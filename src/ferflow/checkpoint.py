@@ -107,9 +107,15 @@ def load_model(path: str | os.PathLike[str]) -> tuple[nn.Module, dict[str, Any]]
     ckpt = read(path)
     kwargs = dict(ckpt.get("arch_kwargs") or {})
     kwargs.pop("pretrained", None)  # weights come from the checkpoint, never from a download
+    weights = ckpt.get("model") or {}
     try:
+        with torch.device("meta"):  # sizes read from the file are checked before any memory is taken for them
+            needed = models.count_parameters(models.build(str(ckpt.get("arch")), **kwargs))
+        stored = sum(v.numel() for v in weights.values() if isinstance(v, torch.Tensor))
+        if needed > stored:
+            raise ValueError(f"its arch_kwargs {kwargs} make {needed:,} parameters, its weights hold {stored:,}")
         model = models.build(str(ckpt.get("arch")), **kwargs)
-        model.load_state_dict(ckpt.get("model") or {})
+        model.load_state_dict(weights)
     except (FerflowError, TypeError, KeyError, ValueError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise FerflowError(f"{path}: weights that do not fit its arch {ckpt.get('arch')!r} ({first})") from None
