@@ -221,6 +221,22 @@ def test_an_unusable_lock_folder_is_one_line(tmp_path: Path) -> None:
     assert "\n" not in str(err.value)
 
 
+def test_the_default_lock_folder_is_the_machine_s_not_a_users_tmpdir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Two users whose $TMPDIR differ (per-user or per-job temporary folders) still share the slots."""
+    from ferflow.device import MACHINE_LOCK_DIRS, lock_dir
+
+    monkeypatch.delenv("FERFLOW_GPU_LOCK_DIR", raising=False)
+    folders = set()
+    for user in ("alice", "bob"):
+        monkeypatch.setenv("TMPDIR", str(tmp_path / user))
+        monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() reads TMPDIR again
+        folders.add(lock_dir())
+    (folder,) = folders
+    assert folder.name == "ferflow-gpu-slots" and folder.parent in MACHINE_LOCK_DIRS
+
+
 def test_lock_dir_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from ferflow.device import lock_dir
 

@@ -3,8 +3,9 @@
 ``snakemake --resources gpu=k`` runs at most k training jobs at once but does not tell a job which
 GPU to use. Each training job therefore claims a *slot*: an exclusive ``fcntl.flock`` on one lock
 file per visible GPU, named after the GPU's UUID (``gpu-<uuid>.lock`` in ``$FERFLOW_GPU_LOCK_DIR``,
-default ``$TMPDIR/ferflow-gpu-slots``, a sticky world-writable folder like ``/tmp`` so that every user
-of a machine shares it), and trains on that GPU. The kernel releases the lock when the process
+default ``/run/lock/ferflow-gpu-slots``, else ``/tmp/ferflow-gpu-slots``: a sticky world-writable folder of the
+machine, never ``$TMPDIR``, which is often per user or per job, so that every user of a machine shares it), and
+trains on that GPU. The kernel releases the lock when the process
 ends, however it ends (exit, exception, SIGKILL), so a dead job never keeps its GPU.
 
 A job whose scheduler already gave it its GPU (a Slurm job with GPUs allocated that sees exactly one)
@@ -16,7 +17,6 @@ from __future__ import annotations
 import fcntl
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -141,9 +141,15 @@ def claim_cuda_device(timeout: float | None = None) -> tuple[torch.device, GpuSl
     return torch.device("cuda", slot.index), slot, f"GPU slot {slot.path}" + (f" ({assigned})" if assigned else "")
 
 
+MACHINE_LOCK_DIRS = (Path("/run/lock"), Path("/tmp"))
+"""The machine-wide sticky folders the slot folder goes in, the first that exists (``/run/lock``: FHS lock files)."""
+
+
 def lock_dir() -> Path:
-    """Where the GPU slot lock files live."""
-    return Path(os.environ.get("FERFLOW_GPU_LOCK_DIR") or Path(tempfile.gettempdir()) / "ferflow-gpu-slots")
+    """Where the GPU slot lock files live: ``$FERFLOW_GPU_LOCK_DIR``, else a folder every user of the machine sees."""
+    if os.environ.get("FERFLOW_GPU_LOCK_DIR"):
+        return Path(os.environ["FERFLOW_GPU_LOCK_DIR"])
+    return next((d for d in MACHINE_LOCK_DIRS if d.is_dir()), MACHINE_LOCK_DIRS[-1]) / "ferflow-gpu-slots"
 
 
 @dataclass
