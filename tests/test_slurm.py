@@ -241,6 +241,10 @@ def test_training_jobs_ask_for_a_gpu_only_where_they_may_use_one(tmp_path: Path,
         assert job["mem_mb"] == str(profile["mem_mb"]) and job["runtime"] == str(profile["runtime"]), job
         gres = set_gres_string(PlannedJob({k: int(v) if v.isdigit() else v for k, v in job.items() if k != "rule"}))
         assert gres == ("" if device == "cpu" else " --gpus=a100:1"), (gres, job)
+    # without config `slurm`, the rules set no partition or GPU type: the profile's default partition applies
+    (workdir / "device.yaml").write_text(yaml.safe_dump({"train": {"device": device}}))
+    for job in _planned_training(workdir, "device.yaml"):
+        assert "slurm_partition" not in job and "gpu_model" not in job, job
 
 
 SWEEP = "adam_lr3_dropout0"  # the tiny preset's sweep experiment

@@ -104,14 +104,16 @@ def train_threads(wildcards):
 def training_resources(settings_of):
     """The resources of a job that trains with its experiment's settings `settings_of(wildcards)` (train, search),
     in one place: the GPU it asks for (`gpu`, Slurm's CPUs per GPU or per task, partition and GPU type) and the
-    runtime settings `ferflow train` takes as flags. Each is a function of the wildcards."""
+    runtime settings `ferflow train` takes as flags. Each is a function of the wildcards. Without config `slurm`
+    (its keys null) no partition or GPU type is set here: the profile's defaults apply."""
     device = runtime(settings_of, "device")
+    slurm = config["slurm"]
+    placed = {"slurm_partition": slurm["partition"] or slurm["gpu_partition"], "gpu_model": slurm["gpu_model"]}
     return {
         "gpu": gpus_for(device),
         "cpus_per_gpu": cpus_for(device, per_gpu=True),
         "cpus_per_task": cpus_for(device, per_gpu=False),
-        "slurm_partition": slurm_placement(device, "slurm_partition"),
-        "gpu_model": slurm_placement(device, "gpu_model"),
+        **{key: slurm_placement(device, key) for key, given in placed.items() if given},
         "device": device,
         "compile": runtime(settings_of, "compile"),
         "channels_last": runtime(settings_of, "channels_last"),
