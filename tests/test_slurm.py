@@ -198,14 +198,17 @@ def test_every_job_went_through_sbatch(slurm_run: tuple[Path, str, dict[str, dic
     assert rules["train"] >= 2  # the sweep experiment and the final run
 
 
-def _planned_training(workdir: Path, *configfiles: str) -> list[dict[str, str]]:
-    """The resources of the train and search jobs that a dry run with the Slurm profile plans (no cluster needed)."""
+def _planned_training(
+    workdir: Path, *configfiles: str, rules: str = "train|search", target: tuple[str, ...] = ()
+) -> list[dict[str, str]]:
+    """The resources of the jobs of ``rules`` (default: the training jobs) that a dry run with the Slurm profile
+    plans (no cluster needed)."""
     cmd = [bin_path("snakemake"), "-n", "--profile", "workflow/profiles/slurm", "--cores", "4"]
-    cmd += ["--configfile", "workflow/presets/tiny.yaml", *configfiles]
+    cmd += ["--configfile", "workflow/presets/tiny.yaml", *configfiles, *target]
     proc = subprocess.run(cmd, cwd=workdir, text=True, capture_output=True)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]
-    planned = re.findall(r"^rule (train|search):\n(?: {4}.*\n)*? {4}resources: (.*)$", log, flags=re.M)
+    planned = re.findall(rf"^rule ({rules}):\n(?: {{4}}.*\n)*? {{4}}resources: (.*)$", log, flags=re.M)
     return [{"rule": rule, **dict(item.split("=", 1) for item in resources.split(", "))} for rule, resources in planned]
 
 
@@ -245,6 +248,23 @@ def test_training_jobs_ask_for_a_gpu_only_where_they_may_use_one(tmp_path: Path,
     (workdir / "device.yaml").write_text(yaml.safe_dump({"train": {"device": device}}))
     for job in _planned_training(workdir, "device.yaml"):
         assert "slurm_partition" not in job and "gpu_model" not in job, job
+
+
+@pytest.mark.parametrize("device", ["cpu", "auto"])
+def test_video_jobs_ask_for_a_gpu_only_where_they_may_use_one(tmp_path: Path, device: str) -> None:
+    """`ferflow predict --device auto` opens a CUDA context where there is a GPU: its job holds `gpu` like a
+    training job (and the GPU partition), under videos.device cpu neither."""
+    workdir = copy_workflow(tmp_path)
+    (workdir / "clips").mkdir()
+    for name in ("a", "b"):
+        (workdir / "clips" / f"{name}.mp4").write_bytes(b"")  # planned, never read
+    overlay = {"videos": {"folder": "clips", "device": device}, "slurm": {"gpu_partition": "gpuq"}}
+    (workdir / "videos.yaml").write_text(yaml.safe_dump(overlay))
+    jobs = _planned_training(workdir, "videos.yaml", rules="predict_video", target=("--", "videos"))
+    assert len(jobs) == 2, jobs
+    for job in jobs:
+        assert job["device"] == device and job["gpu"] == ("0" if device == "cpu" else "1"), job
+        assert job.get("slurm_partition") == (None if device == "cpu" else "gpuq"), job
 
 
 SWEEP = "adam_lr3_dropout0"  # the tiny preset's sweep experiment

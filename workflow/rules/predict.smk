@@ -1,6 +1,8 @@
 # The batch-video target (config videos; `snakemake videos`, not part of `all`): `ferflow predict` on every
 # video of videos.folder and videos.files, one job a video (cached, in parallel across --cores), writing its
-# per-face CSV and plot; then `ferflow summarize-videos`, one row per face track, optionally smoothed.
+# per-face CSV and plot; then `ferflow summarize-videos`, one row per face track, optionally smoothed. A video job
+# under videos.device auto or cuda opens a CUDA context: it holds the resource `gpu` as training jobs do
+# (gpu_resources, train_common.smk), so `--resources gpu=k` and Slurm count it.
 
 
 include: "predict_common.smk"
@@ -22,11 +24,13 @@ rule predict_video:
     conda:
         "../../envs/report.yaml"
     threads: 1
+    resources:
+        **gpu_resources(lambda wc: config["videos"]["device"]),
     params:
         options=video_options(),
     shell:
         "ferflow predict {input.video:q} --csv {output.csv:q} --plot {output.plot:q} --threads {threads}"
-        " {params.options} > {log:q} 2>&1"
+        " --device {resources.device} {params.options} > {log:q} 2>&1"
 
 
 rule summarize_videos:

@@ -101,20 +101,27 @@ def train_threads(wildcards):
     return train_experiment(wildcards)["threads"]
 
 
-def training_resources(settings_of):
-    """The resources of a job that trains with its experiment's settings `settings_of(wildcards)` (train, search),
-    in one place: the GPU it asks for (`gpu`, Slurm's CPUs per GPU or per task, partition and GPU type) and the
-    runtime settings `ferflow train` takes as flags. Each is a function of the wildcards. Without config `slurm`
-    (its keys null) no partition or GPU type is set here: the profile's defaults apply."""
-    device = runtime(settings_of, "device")
+def gpu_resources(device_of):
+    """The resources of a job that runs on `device_of(wildcards)` and may use a GPU (train, search, the videos
+    target's predict_video), in one place: `gpu`, Slurm's CPUs per GPU or per task, partition and GPU type, and
+    `device` (the job's flag). Without config `slurm` (its keys null) no partition or GPU type is set here: the
+    profile's defaults apply."""
     slurm = config["slurm"]
     placed = {"slurm_partition": slurm["partition"] or slurm["gpu_partition"], "gpu_model": slurm["gpu_model"]}
     return {
-        "gpu": gpus_for(device),
-        "cpus_per_gpu": cpus_for(device, per_gpu=True),
-        "cpus_per_task": cpus_for(device, per_gpu=False),
-        **{key: slurm_placement(device, key) for key, given in placed.items() if given},
-        "device": device,
+        "gpu": gpus_for(device_of),
+        "cpus_per_gpu": cpus_for(device_of, per_gpu=True),
+        "cpus_per_task": cpus_for(device_of, per_gpu=False),
+        **{key: slurm_placement(device_of, key) for key, given in placed.items() if given},
+        "device": device_of,
+    }
+
+
+def training_resources(settings_of):
+    """The resources of a job that trains with its experiment's settings `settings_of(wildcards)` (train, search):
+    `gpu_resources` and the runtime settings `ferflow train` takes as flags."""
+    return {
+        **gpu_resources(runtime(settings_of, "device")),
         "compile": runtime(settings_of, "compile"),
         "channels_last": runtime(settings_of, "channels_last"),
     }
