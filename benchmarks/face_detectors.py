@@ -28,9 +28,9 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from ferflow.detection import DETECTORS, Detector
 from ferflow.device import cpu_kind
 from ferflow.faces import to_grayscale_array
-from ferflow.predict.detection import DETECTORS, Detector
 from ferflow.predict.scenes import background, paste
 from ferflow.predict.tracking import BoxT, iou
 

@@ -155,6 +155,8 @@ OVERLAID_ON = {
     "long.yaml": ["fast.yaml"],
     "distill.yaml": ["fast.yaml", "long.yaml"],
     "ensemble.yaml": ["fast.yaml"],
+    "general.yaml": ["fast.yaml"],
+    "general-looks.yaml": ["fast.yaml", "general.yaml"],
 }
 """Presets that start from another's recipe (their headers say so), with the presets they go over."""
 

@@ -15,8 +15,8 @@ from PIL import Image
 
 from ferflow import EmotionRecognizer
 from ferflow.cli import main
+from ferflow.detection import DlibDetector
 from ferflow.errors import FerflowError
-from ferflow.predict.detection import DlibDetector
 from ferflow.predict.scenes import Box, background, drawn_face, face_photo, moving_face_clip, paste
 from ferflow.predict.tracking import iou
 

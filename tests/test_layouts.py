@@ -70,13 +70,15 @@ def test_zip_with_a_top_folder_reads_like_the_folder(fer_folder: Path, tmp_path:
 def test_flat_class_folders_with_affectnet_names(tmp_path: Path) -> None:
     save(tmp_path / "affectnet" / "anger" / "image1.jpg", face(1, (96, 96, 3)))
     save(tmp_path / "affectnet" / "surprise" / "image2.jpg", face(2, (96, 96, 3)))
-    save(tmp_path / "affectnet" / "contempt" / "image3.jpg", face(3, (96, 96, 3)))  # dropped
+    save(tmp_path / "affectnet" / "contempt" / "image3.jpg", face(3, (96, 96, 3)))  # FER+'s eighth class
     (tmp_path / "affectnet" / "labels.csv").write_text(",pth,label,relFCs\n")
     data = load_labelled(tmp_path)
-    assert set(data) == {"all"}
-    assert data["all"].images.shape == (2, 48, 48)
-    assert list(data["all"].ids) == ["anger/image1.jpg", "surprise/image2.jpg"]
-    assert [CLASS_NAMES[i] for i in data["all"].labels] == ["angry", "surprise"]
+    assert set(data) == {"all"} and data["all"].classes == ("angry", "contempt", "surprise")
+    assert data["all"].images.shape == (3, 48, 48)
+    assert [data["all"].classes[i] for i in data["all"].labels] == ["angry", "contempt", "surprise"]
+    dropped = load_labelled(tmp_path, class_map={"contempt": None})["all"]
+    assert list(dropped.ids) == ["anger/image1.jpg", "surprise/image2.jpg"]
+    assert dropped.classes == ("angry", "surprise") and list(dropped.labels) == [0, 1]
 
 
 def test_unknown_class_folder_is_named(tmp_path: Path) -> None:

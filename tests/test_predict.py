@@ -187,7 +187,7 @@ def test_large_photo_is_detected_at_reduced_size_and_boxes_mapped_back(photos, c
 
 
 def test_crop_face_widens_box_and_pads_at_the_border():
-    from ferflow.predict.detection import crop_face
+    from ferflow.detection import crop_face
 
     gray = np.arange(100 * 120, dtype=np.uint32).reshape(100, 120).astype(np.uint8)
     crop = crop_face(gray, (0, 10, 40, 40), margin=0.25)  # 60-px square centred on (20, 30): 10 px left of the photo

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ferflow.classes import CLASS_NAMES, canonical, label_of
+from ferflow.classes import CLASS_NAMES, FERPLUS_CLASSES, canonical, label_of
 from ferflow.errors import FerflowError
 from ferflow.storage import Split, atomic_path, load_split, load_stage, save_split, save_stage
 
@@ -65,7 +65,8 @@ def test_split_length_mismatch_is_refused() -> None:
 
 def test_class_names_and_aliases() -> None:
     assert CLASS_NAMES == ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
-    assert canonical("Anger") == "angry" and canonical("contempt") == ""
-    assert label_of("surprise") == 6
+    assert canonical("Anger") == "angry" and canonical("contempt") == "contempt"  # FER+'s eighth class
+    assert canonical("contempt", {"contempt": None}) == "" and canonical("joy", {"Joy": "happy"}) == "happy"
+    assert label_of("surprise") == 6 and label_of("surprise", FERPLUS_CLASSES) == 7
     with pytest.raises(KeyError, match="bored"):
         canonical("bored")

@@ -14,8 +14,8 @@ from PIL import Image
 
 from ferflow.classes import CLASS_NAMES, canonical
 from ferflow.cli import main
+from ferflow.detection import FaceDetector
 from ferflow.predict.classifier import Predictor
-from ferflow.predict.detection import FaceDetector
 from ferflow.predict.scenes import Box, affectnet_faces, drawn_face, moving_face_clip, scene
 from ferflow.predict.tracking import IouTracker, iou
 from ferflow.predict.video_analysis import Sampler

@@ -4,7 +4,8 @@ A checkpoint is a dict of plain values and tensors:
 
 ``format`` ("ferflow-checkpoint"), ``version`` (1), ``arch`` (registry name), ``arch_kwargs``
 (what ``models.build`` needs besides the name, including ``in_channels`` and ``num_classes``),
-``classes`` (list of names, index = label), ``image_size`` (48), ``normalization``
+``classes`` (list of names, index = label: the training data's, :mod:`ferflow.classes`), ``image_size`` (48),
+``normalization``
 (``{"mean": .5, "std": .5}``), ``model`` (state_dict), optionally ``tta`` (the test-time views that
 ``--tta auto`` uses: the shipped model's, measured by its card) and ``tta_accuracy`` (the card's accuracy of each
 view set, from which a video's ``auto`` takes the cheapest close to the best), and optional training state
@@ -21,7 +22,7 @@ import torch
 from torch import nn
 
 from ferflow import models
-from ferflow.classes import CLASS_NAMES
+from ferflow.classes import CLASS_NAMES, KNOWN_CLASSES
 from ferflow.errors import FerflowError
 from ferflow.faces import IMAGE_SIZE, NORMALIZATION
 from ferflow.storage import atomic_path, check_readable
@@ -41,14 +42,16 @@ def shipped() -> Path:
     return SHIPPED
 
 
-def make(model: nn.Module, arch: str, arch_kwargs: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    """The checkpoint dict for ``model`` (weights copied to CPU)."""
+def make(
+    model: nn.Module, arch: str, arch_kwargs: dict[str, Any], classes: tuple[str, ...] = CLASS_NAMES, **extra: Any
+) -> dict[str, Any]:
+    """The checkpoint dict for ``model`` of ``classes`` (weights copied to CPU)."""
     return {
         "format": FORMAT,
         "version": VERSION,
         "arch": arch,
         "arch_kwargs": dict(arch_kwargs),
-        "classes": list(CLASS_NAMES),
+        "classes": list(classes),
         "image_size": IMAGE_SIZE,
         "normalization": dict(NORMALIZATION),
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
@@ -122,11 +125,17 @@ def load_model(path: str | os.PathLike[str]) -> tuple[nn.Module, dict[str, Any]]
     broken = next((k for k, v in model.state_dict().items() if v.is_floating_point() and not v.isfinite().all()), None)
     if broken is not None:
         raise FerflowError(f"{path}: non-finite weights (NaN or infinity) in {broken}")
+    classes = ckpt.get("classes")
     outputs = kwargs.get("num_classes", len(CLASS_NAMES))
-    if ckpt.get("classes") != list(CLASS_NAMES) or outputs != len(CLASS_NAMES):
+    if (
+        not isinstance(classes, list)
+        or len(classes) != outputs
+        or len(set(classes)) != len(classes)
+        or not set(classes) <= set(KNOWN_CLASSES)
+    ):
         raise FerflowError(
-            f"{path}: classes {ckpt.get('classes')} for {outputs} outputs, expected {len(CLASS_NAMES)}: "
-            f"{', '.join(CLASS_NAMES)}"
+            f"{path}: classes {classes} for {outputs} outputs (expected one distinct name of "
+            f"{', '.join(KNOWN_CLASSES)} per output)"
         )
     model.eval()
     return model, ckpt

@@ -161,7 +161,14 @@ def check_config(cfg: dict[str, Any]) -> None:
 
 STAGE_SETTINGS: dict[str, tuple[str, ...]] = {
     # command: the config keys it reads; its rule passes them in one --settings argument, named by their last part
-    "download": ("dataset.sha256", "dataset.val_fraction", "dataset.test_split", "dataset.synthetic"),
+    "download": (
+        "dataset.sha256",
+        "dataset.val_fraction",
+        "dataset.test_split",
+        "dataset.synthetic",
+        "dataset.classes",
+        "dataset.label_mode",
+    ),
     "affectnet": (
         "affectnet.sha256",
         "affectnet.classes",
@@ -201,8 +208,15 @@ def _split(key: str) -> tuple[str, str]:
 
 
 def stage_settings(command: str, config: dict[str, Any]) -> dict[str, Any]:
-    """The settings of ``command`` taken from a validated config (the Snakefile passes them as JSON)."""
-    return {name: config[section][name] for section, name in map(_split, STAGE_SETTINGS[command])}
+    """The settings of ``command`` taken from a validated config (the Snakefile passes them as JSON), less those
+    still at their ``x-off`` value: a new option, off by default, reruns no finished job."""
+    settings = {}
+    for key in STAGE_SETTINGS[command]:
+        section, name = _split(key)
+        node = _node(key)
+        if "x-off" not in node or config[section][name] != node["x-off"]:
+            settings[name] = config[section][name]
+    return settings
 
 
 def stage_defaults(command: str) -> dict[str, Any]:

@@ -8,6 +8,7 @@ channel repeated when the model takes 3 channels.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -89,4 +90,4 @@ def to_rgb(split: Split) -> Split:
         return split
     if split.images.ndim != 3:
         raise ValueError(f"expected (N, H, W) grayscale images, got shape {split.images.shape}")
-    return Split(np.repeat(split.images[..., None], 3, axis=-1), split.labels, split.ids)
+    return dataclasses.replace(split, images=np.repeat(split.images[..., None], 3, axis=-1))

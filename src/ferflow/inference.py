@@ -16,20 +16,31 @@ from torch.fx.proxy import TraceError
 
 from ferflow.errors import FerflowError
 from ferflow.faces import to_model_input
-from ferflow.sources import load_labelled
+from ferflow.sources import ClassMap, FaceHook, load_labelled
 from ferflow.storage import Split, check_readable, load_split
 
 EVAL_BATCH = 256
 """Images per batch of every inference-only pass (evaluation, embeddings, export and int8 checks, validation)."""
 
 
-def load_labelled_images(path: str | Path, test_split: str | None = None) -> Split:
+def load_labelled_images(
+    path: str | Path,
+    test_split: str | None = None,
+    class_map: ClassMap = None,
+    face: FaceHook | None = None,
+) -> Split:
     """The labelled images at ``path``: a split file, or the test (else only) split of a layout, filtered
-    by ``test_split`` (see :func:`ferflow.sources.load_labelled`)."""
+    by ``test_split``, its class names mapped by ``class_map``, its faces found by ``face`` where given (see
+    :func:`ferflow.sources.load_labelled`)."""
     path = Path(path)
     if path.suffix == ".npz":
         if test_split is not None:
             raise FerflowError(f"{path}: a split file holds one split; --split applies to folders, zips and CSVs")
+        if face is not None or class_map:
+            raise FerflowError(
+                f"{path}: a split file holds faces already cropped and named; --detect and --classes "
+                "apply to folders, zips and CSVs"
+            )
         split = load_split(path)
         if not len(split):
             raise FerflowError(f"{path}: the split file holds no images")
@@ -38,7 +49,7 @@ def load_labelled_images(path: str | Path, test_split: str | None = None) -> Spl
         raise FerflowError(f"{path}: data not found")
     if not path.is_dir():
         check_readable(path)
-    splits = load_labelled(path, test_split=test_split)
+    splits = load_labelled(path, test_split=test_split, class_map=class_map, face=face)
     for key in ("test", "all"):
         if key in splits and len(splits[key]):
             return splits[key]

@@ -14,6 +14,7 @@ and name them with it. Its methods take plain strings, so Snakemake wildcards pa
     runs/<model>/<experiment>/soft_labels.npz          its seeds' crop-averaged training-image probabilities
     runs/<model>/selection.json                        finals: auto, the chosen sweep experiment
     search/<model>.db  search/<model>/trial<k>/ worker<k>.json best.json   an architecture's Optuna search
+    crossdata/<dataset>/<model>.json <model>.csv        a deployed model on faces from elsewhere (evaluation.datasets)
     videos/frames/<name>.csv <name>.png videos/tracks.csv   the batch-video target (config videos)
     tables/  figures/  figures/data/  report/index.html  logs/  benchmarks/
 """
@@ -52,6 +53,8 @@ DEPLOYED_FILES = {
     "latency": "latency.json",
 }
 """The files of an architecture's deployed model (``runs/<model>/final/``)."""
+CROSSDATA_FILES = {"metrics": ".json", "predictions": ".csv"}
+"""The files of a deployed model scored on a dataset of ``evaluation.datasets`` (``crossdata/<dataset>/<model>``)."""
 VIDEO_FILES = {"csv": ".csv", "plot": ".png"}
 """The files of each video of the batch-video target (``videos/frames/<name><suffix>``)."""
 RUN_FIGURES = ("curves", "per_class", "confusion", "tsne")
@@ -168,6 +171,11 @@ class Layout:
     def deployed_file(self, model: str, what: str) -> str:
         """A file of the deployed model, ``what`` a key of :data:`DEPLOYED_FILES`."""
         return f"{self.deployed_dir(model)}/{DEPLOYED_FILES[what]}"
+
+    # faces from elsewhere: each deployed model scored on each of evaluation.datasets
+    def crossdata_file(self, dataset: str, model: str, what: str) -> str:
+        """``crossdata/<dataset>/<model>.json`` (``metrics``) or ``<model>.csv`` (``predictions``)."""
+        return self._path("crossdata", dataset, f"{model}{CROSSDATA_FILES[what]}")
 
     # study outputs
     def video_file(self, video: str, what: str) -> str:

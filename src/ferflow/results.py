@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ferflow.classes import CLASS_NAMES
+from ferflow.classes import CLASS_NAMES, KNOWN_CLASSES
 from ferflow.errors import FerflowError
 from ferflow.layout import RUN_FILES, run_of
 from ferflow.storage import read_json
@@ -61,7 +61,7 @@ def read_metrics(path: str | os.PathLike[str]) -> dict[str, Any]:
     missing = [k for k in METRICS_KEYS if not isinstance(metrics, dict) or k not in metrics]
     if missing:
         raise FerflowError(f"{path}: metrics lack keys {', '.join(missing)}")
-    unknown = sorted(set(metrics["per_class"]) - set(CLASS_NAMES))
+    unknown = sorted(set(metrics["per_class"]) - set(KNOWN_CLASSES))
     if unknown:
         raise FerflowError(f"{path}: metrics name unknown classes {', '.join(unknown)}")
     return metrics
@@ -71,7 +71,7 @@ def top_class_share(metrics: dict[str, Any]) -> tuple[str, float]:
     """The most predicted class of an evaluation and its share of all predictions (confusion columns)."""
     predicted = np.asarray(metrics["confusion"], dtype=float).sum(axis=0)
     top = int(predicted.argmax())
-    return CLASS_NAMES[top], float(predicted[top] / max(predicted.sum(), 1.0))
+    return metrics.get("classes", CLASS_NAMES)[top], float(predicted[top] / max(predicted.sum(), 1.0))
 
 
 def collapse_reason(dead_units: float, top_class: str, top_share: float) -> str:
@@ -119,7 +119,7 @@ def scores_on_test(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
         "parameters": metrics.get("parameters"),
         "test_acc": float(metrics["accuracy"]),
         "test_macro_f1": float(metrics["macro_f1"]),
-        **{f"test_f1_{name}": metrics["per_class"].get(name, {}).get("f1") for name in CLASS_NAMES},
+        **{f"test_f1_{name}": metrics["per_class"].get(name, {}).get("f1") for name in KNOWN_CLASSES},
     }
 
 

@@ -1,14 +1,17 @@
 """On-disk formats shared by every stage: split files, summaries, atomic writes.
 
-A *split file* is an uncompressed ``.npz`` with three arrays (no pickles):
+A *split file* is an uncompressed ``.npz`` of arrays (no pickles):
 
 - ``images``: uint8, ``(N, 48, 48)`` grayscale or ``(N, 48, 48, 3)`` RGB;
-- ``labels``: int64 ``(N,)`` indices into :data:`ferflow.classes.CLASS_NAMES`;
+- ``labels``: int64 ``(N,)`` indices into ``classes``;
 - ``ids``: unicode ``(N,)`` source id of each image (e.g. ``train/angry/Training_123.jpg``,
-  ``affectnet:anger/image0001.jpg``, ``augment:<parent id>#3``).
+  ``affectnet:anger/image0001.jpg``, ``augment:<parent id>#3``);
+- ``classes``: unicode ``(C,)``, the dataset's class names in canonical order (:mod:`ferflow.classes`; a file
+  without it holds FER2013's seven);
+- optionally ``soft``: float32 ``(N, C)`` probability rows, the training targets of FER+'s soft label modes.
 
 A *data stage directory* holds ``train.npz``, ``val.npz``, ``test.npz`` and ``summary.json``
-(``{"train": {class: n, ...}, "val": {...}, "test": {...}}``, every class listed, canonical order).
+(``{"train": {class: n, ...}, "val": {...}, "test": {...}}``, every class of the split listed, in its order).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from ferflow.classes import CLASS_NAMES
+from ferflow.classes import CLASS_NAMES, KNOWN_CLASSES
 from ferflow.errors import FerflowError
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -41,41 +44,65 @@ os.umask(UMASK)
 
 @dataclass
 class Split:
-    """One split held in memory."""
+    """One split held in memory: images, their labels (indices into ``classes``), their source ids, and, for a
+    training split with soft targets (FER+'s vote distributions), one probability row per image."""
 
     images: np.ndarray
     labels: np.ndarray
     ids: np.ndarray
+    classes: tuple[str, ...] = CLASS_NAMES
+    soft: np.ndarray | None = None
+    sample_soft: bool = False  # FER+'s probability mode: a label drawn from each soft row every epoch
 
     def __post_init__(self) -> None:
         self.images = np.ascontiguousarray(self.images, dtype=np.uint8)
         self.labels = np.asarray(self.labels, dtype=np.int64)
         self.ids = np.asarray(self.ids, dtype=np.str_)
+        self.classes = tuple(str(c) for c in self.classes)
         n = len(self.images)
         if len(self.labels) != n or len(self.ids) != n:
             raise ValueError(
                 f"split arrays differ in length: {n} images, {len(self.labels)} labels, {len(self.ids)} ids"
             )
+        if self.soft is not None:
+            self.soft = np.asarray(self.soft, dtype=np.float32)
+            if self.soft.shape != (n, len(self.classes)):
+                raise ValueError(f"soft targets have shape {self.soft.shape}, expected ({n}, {len(self.classes)})")
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def counts(self) -> dict[str, int]:
-        """Images per class, every class listed in canonical order."""
-        per = np.bincount(self.labels, minlength=len(CLASS_NAMES))
-        return {name: int(per[i]) for i, name in enumerate(CLASS_NAMES)}
+        """Images per class, every class listed in the split's order."""
+        per = np.bincount(self.labels, minlength=len(self.classes))
+        return {name: int(per[i]) for i, name in enumerate(self.classes)}
 
     def subset(self, index: np.ndarray) -> Split:
         """The images at ``index`` (an integer or boolean array)."""
-        return Split(self.images[index], self.labels[index], self.ids[index])
+        soft = self.soft[index] if self.soft is not None else None
+        return Split(self.images[index], self.labels[index], self.ids[index], self.classes, soft, self.sample_soft)
+
+    def targets(self) -> np.ndarray:
+        """The training targets: the soft ones, else each label's one-hot row."""
+        if self.soft is not None:
+            return self.soft
+        return np.eye(len(self.classes), dtype=np.float32)[self.labels]
 
     @staticmethod
     def concat(parts: list[Split]) -> Split:
-        """Concatenate splits of the same image shape."""
+        """Concatenate splits of the same image shape and classes (soft targets kept where any part has them,
+        one-hot rows standing for the others')."""
+        classes = {p.classes for p in parts}
+        if len(classes) > 1:
+            raise ValueError(f"splits of different classes: {' / '.join(', '.join(c) for c in classes)}")
+        soft = np.concatenate([p.targets() for p in parts]) if any(p.soft is not None for p in parts) else None
         return Split(
             np.concatenate([p.images for p in parts]),
             np.concatenate([p.labels for p in parts]),
             np.concatenate([p.ids for p in parts]),
+            parts[0].classes,
+            soft,
+            any(p.sample_soft for p in parts),
         )
 
 
@@ -242,30 +269,39 @@ def save_split(path: str | os.PathLike[str], split: Split) -> None:
     """Write a split file atomically."""
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
-            np.savez(fh, images=split.images, labels=split.labels, ids=split.ids)
+            extra = {"soft": split.soft, "sample_soft": np.array(split.sample_soft)} if split.soft is not None else {}
+            np.savez(
+                fh, images=split.images, labels=split.labels, ids=split.ids, classes=np.array(split.classes), **extra
+            )
 
 
 def load_split(path: str | os.PathLike[str]) -> Split:
     """Read a split file (never unpickles) and check it holds what the format says: uint8 images of 48×48
-    pixels (gray or 3 channels) and labels of the seven classes."""
+    pixels (gray or 3 channels), labels of its classes (FER2013's seven where it stores none) and, if any, soft
+    targets that are probability rows."""
     check_readable(path)
     try:
         with np.load(path, allow_pickle=False) as data:
             images, labels, ids = data["images"], data["labels"], data["ids"]
+            classes = tuple(str(c) for c in data["classes"]) if "classes" in data else CLASS_NAMES
+            soft = data["soft"] if "soft" in data else None
+            sample_soft = bool(data["sample_soft"]) if "sample_soft" in data else False
     except FileNotFoundError:
         raise FerflowError(f"{path}: split file not found") from None
     except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise FerflowError(f"{path}: not a ferflow split file ({exc})") from None
-    problem = split_problem(images, labels)
+    problem = split_problem(images, labels, classes, soft)
     if problem:
         raise FerflowError(f"{path}: not a ferflow split file ({problem})")
     try:
-        return Split(images, labels, ids)
+        return Split(images, labels, ids, classes, soft, sample_soft)
     except ValueError as exc:
         raise FerflowError(f"{path}: not a ferflow split file ({exc})") from None
 
 
-def split_problem(images: np.ndarray, labels: np.ndarray) -> str | None:
+def split_problem(
+    images: np.ndarray, labels: np.ndarray, classes: tuple[str, ...] = CLASS_NAMES, soft: np.ndarray | None = None
+) -> str | None:
     """What keeps ``images`` and ``labels`` from being a split's arrays, or None."""
     if images.dtype != np.uint8:
         return f"images are {images.dtype}, expected uint8 (0-255)"
@@ -273,8 +309,15 @@ def split_problem(images: np.ndarray, labels: np.ndarray) -> str | None:
         return f"images have shape {images.shape}, expected (N, {IMAGE_SIZE}, {IMAGE_SIZE}[, 3])"
     if labels.dtype.kind not in "iu":
         return f"labels are {labels.dtype}, expected integers"
-    if len(labels) and (labels.min() < 0 or labels.max() >= len(CLASS_NAMES)):
-        return f"labels outside 0..{len(CLASS_NAMES) - 1}"
+    if not classes or len(set(classes)) != len(classes) or not set(classes) <= set(KNOWN_CLASSES):
+        return f"classes {list(classes)} are not distinct names among {', '.join(KNOWN_CLASSES)}"
+    if len(labels) and (labels.min() < 0 or labels.max() >= len(classes)):
+        return f"labels outside 0..{len(classes) - 1}"
+    if soft is not None:
+        if soft.shape != (len(labels), len(classes)) or soft.dtype.kind != "f":
+            return f"soft targets of shape {soft.shape}, expected ({len(labels)}, {len(classes)}) floats"
+        if not np.isfinite(soft).all() or (soft < 0).any() or not np.allclose(soft.sum(1), 1, atol=1e-3):
+            return "soft targets are not probability rows"
     return None
 
 

@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import os
+import shlex
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
@@ -171,6 +172,25 @@ def runs():
 def run_files(model, experiment, *whats):
     """Files (keys of ferflow.layout.RUN_FILES) of every seed of one experiment."""
     return [L.run_file(model, experiment, s, w) for s in seeds() for w in whats]
+
+
+def elsewhere_datasets():
+    """The datasets of faces from elsewhere that every final's deployed seed is scored on (evaluation.datasets)."""
+    return list(config["evaluation"]["datasets"])
+
+
+def elsewhere_files():
+    """Every final's metrics on every dataset of evaluation.datasets."""
+    return [L.crossdata_file(d, m, "metrics") for d in elsewhere_datasets() for m in final_models()]
+
+
+def elsewhere_options(wildcards):
+    """`ferflow evaluate`'s options for one dataset of evaluation.datasets (its source is --data)."""
+    spec = config["evaluation"]["datasets"][wildcards.dataset]
+    options = ["--classes", shlex.quote(json.dumps(spec["classes"], sort_keys=True)), "--ids", spec["ids"]]
+    options += ["--sha256", spec["sha256"]] if spec["sha256"] else []
+    options += ["--split", spec["split"]] + (["--detect"] if spec["detect"] else [])
+    return " ".join(options)
 
 
 def deployed_runs():

@@ -1,7 +1,8 @@
 # Evaluation of every run's best checkpoint on the model-input stage's test split (metrics.json) and val
 # split (val_metrics.json: whether the run collapsed onto one class), the t-SNE of its penultimate-layer
-# embeddings, and the choice of each final's deployed seed. Figures are drawn from these files by
-# report.smk, never from checkpoints.
+# embeddings, the choice of each final's deployed seed, and that seed scored on faces from elsewhere
+# (evaluation.datasets: one job per dataset and final, so adding a dataset runs only its own jobs). Figures are
+# drawn from these files by report.smk, never from checkpoints.
 
 
 rule evaluate:
@@ -80,7 +81,30 @@ rule deploy_seed:
         "ferflow deploy-seed --runs {params.runs:q} --out {output.checkpoint:q} --record {output.record:q} > {log} 2>&1"
 
 
+rule evaluate_elsewhere:
+    input:
+        L.deployed_file("{model}", "checkpoint"),
+    output:
+        metrics=L.crossdata_file("{dataset}", "{model}", "metrics"),
+        predictions=L.crossdata_file("{dataset}", "{model}", "predictions"),
+    log:
+        L.log("evaluate_elsewhere", "{dataset}", "{model}"),
+    benchmark:
+        L.benchmark("evaluate_elsewhere", "{dataset}", "{model}")
+    conda:
+        "../../envs/report.yaml"
+    threads: config["threads"]
+    params:
+        source=lambda wc: config["evaluation"]["datasets"][wc.dataset]["source"],
+        options=elsewhere_options,
+        tta=lambda wc: config["evaluation"]["tta"],
+    shell:
+        "ferflow evaluate --checkpoint {input} --data {params.source:q} {params.options} --out {output.metrics}"
+        " --predictions {output.predictions} --tta {params.tta} --threads {threads} > {log} 2>&1"
+
+
 TARGETS.append(
     lambda: [L.run_file(m, e, s, w) for m, e, s in runs() for w in ("metrics", "val_metrics", "tsne")]
     + [L.deployed_file(m, w) for m in final_models() for w in ("checkpoint", "record")]
+    + elsewhere_files()
 )

@@ -131,6 +131,7 @@ rule tables:
             L.run_file(m, e, s, w) for m, e, s in runs() for w in ("history", "metrics", "val_metrics", "best")
         ],
         latency=lambda wc: [L.deployed_file(m, "latency") for m, _ in deployed_runs()],
+        crossdata=lambda wc: elsewhere_files(),
     output:
         **{
             f"sweep_{m}": report(
@@ -141,6 +142,18 @@ rule tables:
             )
             for m in sweep_models()
         },
+        **(
+            {
+                "crossdata": report(
+                    L.table("crossdata"),
+                    caption="../report/table_crossdata.rst",
+                    category="Tables",
+                    labels={"table": "faces from elsewhere"},
+                )
+            }
+            if elsewhere_datasets()
+            else {}
+        ),
         finals=report(
             L.table("finals"),
             caption="../report/table_finals.rst",
@@ -164,7 +177,7 @@ rule tables:
         baseline=lambda wc: " ".join(baseline_models()),
     shell:
         "ferflow tables --out {params.out_dir} --runs {params.runs:q} --baseline {params.baseline}"
-        " --latency {input.latency:q} > {log} 2>&1"
+        " --latency {input.latency:q} --crossdata {input.crossdata:q} > {log} 2>&1"
 
 
 rule report:
@@ -184,10 +197,11 @@ rule report:
         experiments=lambda wc: " ".join(f"{m}/{e}" for m, e in experiments()),
         deploy=lambda wc: " ".join(m for m, _ in deployed_runs()),
         searches=lambda wc: " ".join(search_models()),
+        crossdata=lambda wc: "--crossdata" if elsewhere_datasets() else "",
     shell:
         "ferflow report --results {params.results} --out {output} --settings {params.settings:q} --stages {params.stages}"
         " --sweeps {params.sweeps} --experiments {params.experiments} --deploy {params.deploy}"
-        " --searches {params.searches} > {log} 2>&1"
+        " --searches {params.searches} {params.crossdata} > {log} 2>&1"
 
 
 TARGETS.append(lambda: [L.report()])

@@ -32,7 +32,8 @@ def report_inputs(wc):
     return {
         "summaries": [stage_files(s)["summary"] for s in data_stages()],
         "data_figures": [L.data_figure(n) for n in DATA_FIGURES],
-        "tables": [L.table(t) for t in [f"sweep_{m}" for m in sweep_models()] + ["finals", "seeds"]],
+        "tables": [L.table(t) for t in [f"sweep_{m}" for m in sweep_models()] + ["finals", "seeds"]]
+        + ([L.table("crossdata")] if elsewhere_datasets() else []),
         "study_figures": [
             L.study_figure(f) for f in [f"sweep_{m}" for m in sweep_models()] + ["params_vs_accuracy", TIME_FIGURE]
         ],

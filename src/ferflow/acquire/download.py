@@ -30,7 +30,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ferflow.classes import CLASS_NAMES
 from ferflow.cli import seed
 from ferflow.config import add_settings_argument, default
 from ferflow.errors import FerflowError
@@ -81,12 +80,18 @@ def acquire(args: argparse.Namespace) -> dict[str, Split]:
     from ferflow.sources import load_labelled
 
     local = resolve_source(args.source, settings["sha256"], args.cache_dir, extract_zip=False)
-    data = load_labelled(local, settings["test_split"], strict=True)
+    data = load_labelled(
+        local, settings["test_split"], strict=True, class_map=settings["classes"], label_mode=settings["label_mode"]
+    )
     if "train" not in data or "test" not in data:
         found = ", ".join(sorted(data)) or "no split"
         raise FerflowError(f"{local}: expected train/<class>/ and test/<class>/ folders or an ICML CSV, found {found}")
     if len(data["test"]) == 0:
         raise FerflowError(f"{local}: no {settings['test_split']} images in the test split")
+    if data["train"].classes != data["test"].classes:
+        raise FerflowError(
+            f"{local}: train has classes {', '.join(data['train'].classes)}, test {', '.join(data['test'].classes)}"
+        )
     check_classes(data, str(local))
     return data
 
@@ -112,9 +117,9 @@ def run(args: argparse.Namespace) -> int:
     train, val = split_validation(data["train"], args.settings["val_fraction"], args.seed)
     splits = {"train": train, "val": val, "test": data["test"]}
     save_stage(args.out, splits)
-    width = max(map(len, CLASS_NAMES))
+    width = max(map(len, train.classes))
     print(f"{'class':<{width}}  {'train':>6} {'val':>6} {'test':>6}")
-    for name in CLASS_NAMES:
+    for name in train.classes:
         print(f"{name:<{width}}  " + " ".join(f"{splits[s].counts()[name]:>6}" for s in ("train", "val", "test")))
     print(f"{'total':<{width}}  " + " ".join(f"{len(splits[s]):>6}" for s in ("train", "val", "test")))
     print(f"wrote {args.out}/{{train,val,test}}.npz and summary.json")

@@ -8,25 +8,40 @@ filtered by file name unless ``--split`` asks, and the ICML CSV's test rows are 
 unless ``--split`` names others. The checkpoint's own input handling is then applied (3 identical
 channels when the model takes RGB, the [-1, 1] normalisation). Metrics come from scikit-learn.
 
-Macro-F1 averages the F1 of the classes present in the true labels or the predictions (scikit-learn's
-default), so a model is not penalised for classes a small user dataset does not contain. ``per_class``
-lists all seven classes; a class with neither images nor predictions scores 0.
+Faces from elsewhere:
+
+- ``--classes`` maps the dataset's own class names to ferflow's (``{"happiness": "happy", "contempt": null}``);
+- ``--detect`` finds the face in each whole image with ``predict``'s detector and crops it as ``predict`` does
+  (:mod:`ferflow.detection`: the largest box, widened by ``--margin``), so that the score is what a user gets; an
+  image without a face counts as wrong, and their number is reported (``no_face``);
+- ``--ids even|odd`` keeps the images whose file-name number (``image0000294.jpg`` → 294) is even or odd: choose
+  recipes on one half, report the other.
+
+The model predicts over its own classes; accuracy, per-class scores and macro-F1 are taken on the classes that the
+model and the dataset share (:mod:`ferflow.metrics`, the one definition, validation's too), and a dataset that
+shares none is refused.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
+from PIL import Image
 
 from ferflow import checkpoint, models, tracking
-from ferflow.classes import CLASS_NAMES
+from ferflow.classes import shared_classes
 from ferflow.cli import positive_int
 from ferflow.config import default
+from ferflow.detection import DETECTORS, MARGIN, find_faces
+from ferflow.errors import FerflowError
+from ferflow.faces import to_face48, to_grayscale_array
+from ferflow.fetch import resolve_source
 from ferflow.inference import (
     AUTO_TTA,
     EVAL_BATCH,
@@ -35,9 +50,9 @@ from ferflow.inference import (
     predict_probabilities,
     resolve_tta,
 )
-from ferflow.metrics import compute_metrics
-from ferflow.sources import TEST_SPLITS
-from ferflow.storage import Split, atomic_path, check_outputs, write_json
+from ferflow.metrics import compute_metrics, mean_recall
+from ferflow.sources import TEST_SPLITS, ClassMap
+from ferflow.storage import Split, atomic_path, check_outputs, parse_json_object, write_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,6 +71,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="keep only these test images: a folder's or zip's by file name prefix, the ICML CSV's "
         "by Usage (default: every image of a folder or zip, the CSV's PublicTest rows)",
     )
+    parser.add_argument(
+        "--detect", action="store_true", help="find and crop each image's face with predict's detector, as users get it"
+    )
+    parser.add_argument("--detector", choices=list(DETECTORS), default="haar", help="face detector of --detect")
+    parser.add_argument(
+        "--margin", type=float, default=MARGIN, help="--detect: widen each face box by this fraction of its side"
+    )
+    parser.add_argument(
+        "--ids", choices=ID_HALVES, default="all", help="keep the images whose file-name number is even or odd"
+    )
+    parser.add_argument("--sha256", help="check --data (a local archive or a download) against this sha256")
+    parser.add_argument(
+        "--cache-dir", type=Path, default=Path("resources/downloads"), help="where a kaggle: or URL --data is fetched"
+    )
+    parser.add_argument(
+        "--classes", default="{}", help="the dataset's class names → ferflow's, JSON (e.g. {\"contempt\": null})"
+    )
     parser.add_argument("--batch-size", type=positive_int, default=EVAL_BATCH, help="images per inference batch")
     parser.add_argument("--threads", type=positive_int, default=default("threads"), help="CPU threads for inference")
     parser.add_argument(
@@ -67,17 +99,52 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     tracking.add_arguments(parser, tensorboard=False)
 
 
-def predictions_frame(split: Split, probabilities: np.ndarray) -> pd.DataFrame:
-    """One row per image: id, true and predicted class, and the probability of every class."""
+ID_HALVES: tuple[str, ...] = ("all", "even", "odd")
+_NUMBER = re.compile(r"(\d+)\D*$")
+
+
+def id_half(ids: np.ndarray, half: str) -> np.ndarray:
+    """Which of ``ids`` keep ``half`` (``even`` / ``odd``: the last number in the file name; ``all``: every one);
+    an id without a number is a one-line error."""
+    if half == "all":
+        return np.ones(len(ids), dtype=bool)
+    numbers = []
+    for id_ in ids:
+        found = _NUMBER.search(str(id_).rsplit("/", 1)[-1])
+        if found is None:
+            raise FerflowError(f"{id_}: no number in the file name to choose the {half} ids by")
+        numbers.append(int(found.group(1)))
+    return (np.array(numbers) % 2 == 0) == (half == "even")
+
+
+class DetectedFace:
+    """``predict``'s face finding on a whole labelled image (:class:`ferflow.sources.FaceHook`): the largest face
+    box widened by ``margin``, as a 48×48 face; None (the id then listed in ``missed``) where none is found."""
+
+    def __init__(self, detector: str, margin: float) -> None:
+        self.detector, self.margin, self.missed = DETECTORS[detector](), margin, []
+
+    def __call__(self, image: Image.Image) -> np.ndarray | None:
+        gray = to_grayscale_array(image)
+        boxes, crops = find_faces(gray, self.detector, self.margin)
+        if not boxes:
+            return None
+        largest = max(range(len(boxes)), key=lambda i: boxes[i][2] * boxes[i][3])
+        return to_face48(Image.fromarray(crops[largest]))
+
+
+def predictions_frame(split: Split, probabilities: np.ndarray, classes: list[str], found: np.ndarray) -> pd.DataFrame:
+    """One row per image: id, true and predicted class ('' where no face was found), and the probability of every
+    class of the model."""
     predicted = probabilities.argmax(axis=1)
     frame = pd.DataFrame(
         {
             "id": split.ids,
-            "true": [CLASS_NAMES[i] for i in split.labels],
-            "predicted": [CLASS_NAMES[i] for i in predicted],
+            "true": [split.classes[i] for i in split.labels],
+            "predicted": [classes[p] if ok else "" for p, ok in zip(predicted, found)],
         }
     )
-    for i, name in enumerate(CLASS_NAMES):
+    for i, name in enumerate(classes):
         frame[f"p_{name}"] = probabilities[:, i].round(6)
     return frame
 
@@ -89,7 +156,7 @@ def per_class_frame(metrics: dict[str, Any]) -> pd.DataFrame:
 
 def confusion_frame(metrics: dict[str, Any]) -> pd.DataFrame:
     """The confusion counts with class names (index: true class, columns: predicted class)."""
-    frame = pd.DataFrame(metrics["confusion"], index=list(CLASS_NAMES), columns=list(CLASS_NAMES))
+    frame = pd.DataFrame(metrics["confusion"], index=metrics["scored_classes"], columns=metrics["classes"])
     frame.index.name = "true"
     return frame
 
@@ -106,14 +173,36 @@ def evaluate(
     test_split: str | None = None,
     batch_size: int = EVAL_BATCH,
     tta: str = AUTO_TTA,
+    *,
+    class_map: ClassMap = None,
+    detect: DetectedFace | None = None,
+    ids: str = "all",
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Metrics (the metrics.json dict, with the view set used) and per-image predictions of a checkpoint on
-    labelled data."""
+    labelled data (see the module docstring for ``class_map``, ``detect`` and ``ids``)."""
     model, ckpt = checkpoint.load_model(checkpoint_path)
     tta = resolve_tta(tta, ckpt)
-    split = load_labelled_images(data, test_split)
+    split = load_labelled_images(data, test_split, class_map, detect)
+    classes = list(ckpt["classes"])
+    shared_classes(tuple(classes), split.classes, str(data))
+    kept = id_half(split.ids, ids)
+    if not kept.any():
+        raise FerflowError(f"{data}: no image with an {ids} number")
+    split = split.subset(kept)
+    found = ~np.isin(split.ids, detect.missed) if detect is not None else np.ones(len(split), dtype=bool)
     probabilities = predict_probabilities(model, ckpt, split.images, batch_size, tta)
-    metrics = compute_metrics(split.labels, probabilities.argmax(axis=1))
+    predicted = np.where(found, probabilities.argmax(axis=1), -1)  # no face found: wrong whatever the class
+    metrics = compute_metrics(split.labels, predicted, tuple(classes), split.classes)
+    metrics.update(
+        {
+            "data_classes": list(split.classes),
+            "detect": detect is not None,
+            "no_face": int((~found).sum()),
+            "ids": ids,
+        }
+    )
+    if detect is not None:
+        metrics["margin"] = detect.margin
     metrics.update(
         {
             "arch": ckpt["arch"],
@@ -125,14 +214,27 @@ def evaluate(
             "tta": tta,
         }
     )
-    return metrics, predictions_frame(split, probabilities)
+    return metrics, predictions_frame(split, probabilities, classes, found)
 
 
 def run(args: argparse.Namespace) -> int:
     check_outputs([args.out, args.predictions, args.per_class, args.confusion], [args.data, args.checkpoint])
     torch.set_num_threads(args.threads)
+    if not 0 <= args.margin <= 1:
+        raise FerflowError(f"--margin must be within 0 and 1, got {args.margin}")
+    class_map = parse_json_object(args.classes, "--classes")
+    data = args.data
+    if not data.endswith(".npz") and (args.sha256 or not Path(data).exists()):
+        data = resolve_source(data, args.sha256, args.cache_dir, extract_zip=False)
     metrics, predictions = evaluate(
-        args.checkpoint or checkpoint.shipped(), args.data, args.split, args.batch_size, args.tta
+        args.checkpoint or checkpoint.shipped(),
+        data,
+        args.split,
+        args.batch_size,
+        args.tta,
+        class_map=class_map,
+        detect=DetectedFace(args.detector, args.margin) if args.detect else None,
+        ids=args.ids,
     )
     if args.predictions:
         write_csv(args.predictions, predictions)
@@ -145,5 +247,12 @@ def run(args: argparse.Namespace) -> int:
     tracking.log_evaluation(args, args.checkpoint, args.data, metrics)
     print(per_class_frame(metrics).to_string(index=False, float_format="%.4f"))
     print(f"{metrics['n_images']} images, {metrics['arch']} ({metrics['parameters']:,} parameters)")
-    print(f"accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}")
+    if metrics["n_unscored"]:
+        print(f"{metrics['n_unscored']} images of classes the model does not know left out")
+    if metrics["detect"]:
+        print(f"no face found in {metrics['no_face']} of {metrics['n_images']} images (counted as wrong)")
+    print(
+        f"accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}  mean recall "
+        f"{mean_recall(metrics):.4f}  on the classes shared with the data: {', '.join(metrics['scored_classes'])}"
+    )
     return 0

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import argparse
 
+from ferflow.detection import DETECTORS, MARGIN, MIN_FACE
 from ferflow.device import PREFERENCES
 from ferflow.errors import FerflowError
 from ferflow.inference import AUTO_TTA, TTA_CHOICES
-from ferflow.predict.detection import DETECTORS
 from ferflow.predict.photos import run_photos
 from ferflow.predict.recognizer import EmotionRecognizer
 from ferflow.predict.video import is_video, run_video
@@ -48,9 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a photo has no face or cannot be read")
     parser.add_argument(
-        "--margin", type=float, default=0.125, help="widen each face box by this fraction of its side on each side"
+        "--margin", type=float, default=MARGIN, help="widen each face box by this fraction of its side on each side"
     )
-    parser.add_argument("--min-face", type=int, default=30, metavar="N", help="smallest face side in pixels to detect")
+    parser.add_argument(
+        "--min-face", type=int, default=MIN_FACE, metavar="N", help="smallest face side in pixels to detect"
+    )
     parser.add_argument("--batch-size", type=int, default=64, help="faces classified together")
     parser.add_argument("--threads", type=int, help="CPU threads of PyTorch, ONNX Runtime and OpenCV (default: theirs)")
     parser.add_argument(

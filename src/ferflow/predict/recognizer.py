@@ -25,11 +25,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm import tqdm
 
 from ferflow import checkpoint as checkpoints
+from ferflow.detection import DETECTORS, MARGIN, MIN_FACE, find_faces
 from ferflow.errors import FerflowError
 from ferflow.faces import to_grayscale_array
 from ferflow.inference import AUTO_TTA
 from ferflow.predict.classifier import Predictor
-from ferflow.predict.detection import DETECTORS, find_faces
 from ferflow.predict.tracking import BoxT
 from ferflow.predict.video_analysis import (
     DETECT_SIDE,
@@ -134,8 +134,8 @@ class EmotionRecognizer:
         *,
         detect: bool = True,
         detector: str = "haar",
-        margin: float = 0.125,
-        min_face: int = 30,
+        margin: float = MARGIN,
+        min_face: int = MIN_FACE,
         batch_size: int = 64,
         threads: int | None = None,
     ) -> None:

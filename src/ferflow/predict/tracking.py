@@ -10,16 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-BoxT = tuple[int, int, int, int]
-
-
-def iou(a: BoxT, b: BoxT) -> float:
-    """Intersection over union of two ``(x, y, w, h)`` boxes."""
-    ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0
+from ferflow.detection import BoxT, iou
 
 
 @dataclass

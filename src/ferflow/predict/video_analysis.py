@@ -4,7 +4,7 @@ Every frame is grabbed; a frame is sampled (decoded into pixels and analysed) ev
 times per second of video time (for a camera, wall-clock time since the start). A sampled frame is converted to
 grayscale and faces are found with the detector: over the whole frame, downscaled to ``detect_side`` pixels (boxes
 mapped back), every ``redetect`` analysed frames and whenever no face is tracked or a tracked face was missed; in
-between only around the faces of the previous analysed frame (:meth:`ferflow.predict.detection.Detector.near`), a
+between only around the faces of the previous analysed frame (:meth:`ferflow.detection.Detector.near`), a
 fraction of the cost. All faces of the frame are classified in one batch, and
 :class:`ferflow.predict.tracking.IouTracker` keeps each face's id while its boxes overlap from one analysed frame to
 the next.
@@ -23,9 +23,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from ferflow.detection import Detector, crop_face
 from ferflow.errors import FerflowError
 from ferflow.predict.classifier import Predictor
-from ferflow.predict.detection import Detector, crop_face
 from ferflow.predict.tracking import BoxT, IouTracker
 
 if TYPE_CHECKING:

@@ -153,8 +153,8 @@ def folder_items(root: Path, classes: list[str], policy: str, log: Callable[[str
             name = canonical(folder.name)
         except KeyError:
             raise FerflowError(f"{folder}: class folder {folder.name!r} maps to no ferflow class") from None
-        if not name:
-            log(f"{folder.name}: dropped (no ferflow counterpart)")
+        if name not in CLASS_NAMES:
+            log(f"{folder.name}: dropped (no FER2013 counterpart)")
             continue
         label = CLASS_NAMES.index(name)
         if label not in wanted:

@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ferflow.classes import CLASS_NAMES
 from ferflow.cli import positive_int
 from ferflow.config import add_settings_argument, default
 from ferflow.preprocess.stages import replace_train
@@ -83,7 +82,7 @@ def warp(images: np.ndarray, affines: np.ndarray, batch_size: int = 4096) -> np.
 def plan_parents(labels: np.ndarray, target: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Parent index of every new image and its per-parent number k (1, 2, ...), class by class."""
     parents, ks = [], []
-    for label in range(len(CLASS_NAMES)):
+    for label in range(int(labels.max(initial=-1)) + 1):
         members = np.flatnonzero(labels == label)
         need = target - len(members)
         if need <= 0 or len(members) == 0:
@@ -102,10 +101,10 @@ def balance(train: Split, target: int, transform: Transform, seed: int) -> tuple
     rng = np.random.default_rng(seed)
     parents, ks = plan_parents(train.labels, target, rng)
     affines = random_affines(len(parents), transform, rng)
-    new = Split(
-        warp(train.images[parents], affines),
-        train.labels[parents],
-        np.array([f"augment:{pid}#{k}" for pid, k in zip(train.ids[parents], ks)], dtype=np.str_),
+    new = replace(
+        train.subset(parents),
+        images=warp(train.images[parents], affines),
+        ids=np.array([f"augment:{pid}#{k}" for pid, k in zip(train.ids[parents], ks)], dtype=np.str_),
     )
     return Split.concat([train, new]), new
 
@@ -126,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     transform = Transform(settings["rotation"], settings["shift"], settings["zoom"], settings["horizontal_flip"])
     merged, new = balance(train, settings["min_per_class"], transform, args.seed)
     old, added, after = train.counts(), new.counts(), merged.counts()
-    for name in CLASS_NAMES:
+    for name in train.classes:
         note = "" if old[name] else " (no images: cannot be balanced)"
         print(f"{name:>8}: {old[name]:6d} + {added[name]:5d} augmented = {after[name]:6d}{note}", file=sys.stderr)
     replace_train(src, out, merged)

@@ -111,13 +111,14 @@ def curves_figure(history: pd.DataFrame, title: str) -> plt.Figure:
 def per_class_figure(metrics: dict[str, Any], title: str) -> plt.Figure:
     """Grouped precision / recall / F1 bars (%) per class (test split), with each class's support."""
     fig, ax = plt.subplots(figsize=(9, 3.8))
-    x = np.arange(len(CLASS_NAMES))
+    classes = list(metrics["per_class"])  # the scored classes, in the model's order
+    x = np.arange(len(classes))
     width = 0.27
     for k, (score, color) in enumerate(SCORE_COLORS.items()):
-        values = [metrics["per_class"].get(name, {}).get(score, 0.0) for name in CLASS_NAMES]
+        values = [metrics["per_class"][name][score] for name in classes]
         ax.bar(x + (k - 1) * width, values, width, label=score, color=color)
-    supports = [metrics["per_class"].get(name, {}).get("support", 0) for name in CLASS_NAMES]
-    ax.set_xticks(x, [f"{name}\n(n={n})" for name, n in zip(CLASS_NAMES, supports)])
+    supports = [metrics["per_class"][name]["support"] for name in classes]
+    ax.set_xticks(x, [f"{name}\n(n={n})" for name, n in zip(classes, supports)])
     ax.set_ylim(0, 1)
     percent_axis(ax)
     ax.set_ylabel("score (%)")
@@ -150,8 +151,9 @@ def confusion_figure(metrics: dict[str, Any], title: str) -> plt.Figure:
                     fontsize=8,
                     color="white" if matrix[i, j] > 0.6 * top else "black",
                 )
-        ax.set_xticks(range(len(CLASS_NAMES)), CLASS_NAMES, rotation=45, ha="right")
-        ax.set_yticks(range(len(CLASS_NAMES)), CLASS_NAMES)
+        predicted = metrics.get("classes", CLASS_NAMES)  # columns: the model's classes; rows: the scored ones
+        ax.set_xticks(range(len(predicted)), predicted, rotation=45, ha="right")
+        ax.set_yticks(range(matrix.shape[0]), metrics.get("scored_classes", predicted))
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
         ax.set_title(label)

@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from ferflow.classes import CLASS_NAMES
+from ferflow.classes import KNOWN_CLASSES
 from ferflow.config import add_settings_argument
 from ferflow.errors import FerflowError
 from ferflow.layout import RUN_FIGURES, SEARCH, TIME_FIGURE, Layout
@@ -94,6 +94,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="architectures with a deployed final (deployed.json, onnx_check.json, latency.json)",
     )
     parser.add_argument("--searches", nargs="*", default=[], help="architectures with an Optuna search")
+    parser.add_argument(
+        "--crossdata", action="store_true", help="a section on faces from elsewhere (tables/crossdata.csv)"
+    )
     parser.add_argument("--title", default="", help="report title (default: ferflow — <dataset>)")
 
 
@@ -242,7 +245,8 @@ def data_section(layout: Layout, stages: list[str]) -> str:
     last = summaries[stages[-1]]
     columns = [(f"{stage} train", summaries[stage].get("train", {})) for stage in stages]
     columns += [(split, last.get(split, {})) for split in ("val", "test")]
-    rows = [[name] + [int(counts.get(name, 0)) for _, counts in columns] for name in CLASS_NAMES]
+    classes = [c for c in KNOWN_CLASSES if any(c in counts for _, counts in columns)]
+    rows = [[name] + [int(counts.get(name, 0)) for _, counts in columns] for name in classes]
     rows.append(["total"] + [int(sum(counts.values())) for _, counts in columns])
     parts = [
         '<h2 id="data">Data</h2>',
@@ -405,6 +409,46 @@ def search_section(layout: Layout, models: Iterable[str]) -> str:
     return "\n".join(parts)
 
 
+def crossdata_section(layout: Layout) -> str:
+    """Faces from elsewhere: one row per final, one column per dataset (mean recall on the classes it shares with
+    the model, accuracy, faces not found), then every row's per-class recall."""
+    frame = read_table(layout.table("crossdata"))
+    how = frame["detect"].astype(bool).map({True: "detected", False: "whole image"})
+    frame["label"] = frame["dataset"] + " (" + how + ", ids " + frame["ids"].astype(str) + ")"
+    cells = frame.apply(
+        lambda r: (
+            f"{percent(r['mean_recall'])} ({percent(r['accuracy'])})"
+            + (f", {int(r['no_face'])} without a face" if r["detect"] else "")
+        ),
+        axis=1,
+    )
+    wide = frame.assign(cell=cells).pivot(index="model", columns="label", values="cell").fillna("–")
+    head = "<th>Model</th>" + "".join(f"<th>{html.escape(c)}</th>" for c in wide.columns)
+    body = "".join(
+        f'<tr><td class="text">{html.escape(m)}</td>' + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>"
+        for m, row in zip(wide.index, wide.to_numpy())
+    )
+    recalls = [c for c in frame.columns if c.startswith("recall_")]
+    detail_head = "".join(f"<th>{html.escape(c)}</th>" for c in ["Model", "Dataset", *(c[7:] for c in recalls)])
+    detail = "".join(
+        f'<tr><td class="text">{html.escape(r["model"])}</td><td class="text">{html.escape(r["label"])}</td>'
+        + "".join(f"<td>{'–' if pd.isna(r[c]) else percent(r[c])}</td>" for c in recalls)
+        + "</tr>"
+        for _, r in frame.iterrows()
+    )
+    return "\n".join(
+        [
+            '<h2 id="elsewhere">Faces from elsewhere</h2>',
+            "<p class='muted'>Each final's deployed seed on labelled faces that are not FER2013's own: mean recall "
+            "(accuracy) in %, on the classes that the model and the dataset share; with detection, an image without "
+            "a face counts as wrong.</p>",
+            boxed(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"),
+            "<h3>Recall per class (%)</h3>",
+            boxed(f"<table><thead><tr>{detail_head}</tr></thead><tbody>{detail}</tbody></table>"),
+        ]
+    )
+
+
 def build_report(
     layout: Layout,
     title: str,
@@ -413,9 +457,11 @@ def build_report(
     experiments: list[str],
     deploy: list[str],
     searches: Iterable[str] = (),
+    crossdata: bool = False,
 ) -> str:
     """The whole HTML document."""
     seeds = read_table(layout.table("seeds"))
+    classes = len(read_json(_existing(layout.summary(stages[-1])))["train"])
     sections = [
         data_section(layout, stages),
         results_section(layout, sweeps, seeds),
@@ -428,6 +474,9 @@ def build_report(
     if deploy:
         sections.append(deploy_section(layout, deploy))
         nav.append(("deployment", "Deployment"))
+    if crossdata:
+        sections.append(crossdata_section(layout))
+        nav.append(("elsewhere", "Faces from elsewhere"))
     links = "".join(f'<a href="#{a}">{t}</a>' for a, t in nav)
     links += "".join(f'<a href="#run-{html.escape(e.replace("/", "-"))}">{html.escape(e)}</a>' for e in experiments)
     return (
@@ -435,7 +484,7 @@ def build_report(
         f'<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
         f"<header><h1>{html.escape(title)}</h1><p>Facial emotion recognition with compact CNNs: "
-        f"{len(experiments)} experiments, {len(seeds)} runs, {len(CLASS_NAMES)} classes.</p></header>"
+        f"{len(experiments)} experiments, {len(seeds)} runs, {classes} classes.</p></header>"
         f"<nav>{links}</nav><main>{''.join(sections)}</main></body></html>\n"
     )
 
@@ -443,7 +492,9 @@ def build_report(
 def run(args: argparse.Namespace) -> int:
     layout = Layout(args.results, args.settings["format"])
     title = args.title or f"ferflow — {Path(args.results).name}"
-    document = build_report(layout, title, args.stages, args.sweeps, args.experiments, args.deploy, args.searches)
+    document = build_report(
+        layout, title, args.stages, args.sweeps, args.experiments, args.deploy, args.searches, args.crossdata
+    )
     write_text(args.out, document)
     print(f"wrote {args.out} ({len(document) / 1e6:.1f} MB)")
     return 0

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from ferflow.classes import CLASS_NAMES
+from ferflow.classes import KNOWN_CLASSES
 from ferflow.errors import FerflowError
 from ferflow.layout import FINAL, RUN_FILES, run_of
+from ferflow.metrics import mean_recall
 from ferflow.results import run_record
 from ferflow.storage import atomic_path, read_json, write_text
 
@@ -33,11 +34,11 @@ SCORES = {
     "val_f1_disgust": "Disgust F1 (val)",
     "test_acc": "Test accuracy",
     "test_macro_f1": "Test macro-F1",
-    **{f"test_f1_{name}": f"F1 {name}" for name in CLASS_NAMES},
+    **{f"test_f1_{name}": f"F1 {name}" for name in KNOWN_CLASSES},
 }
 """Every score column that is averaged over seeds, with its heading."""
 SWEEP_SCORES = ["val_acc", "val_macro_f1", "val_f1_happy", "val_f1_disgust", "test_acc", "test_macro_f1"]
-FINALS_SCORES = ["val_acc", "val_macro_f1", "test_acc", "test_macro_f1", *(f"test_f1_{n}" for n in CLASS_NAMES)]
+FINALS_SCORES = ["val_acc", "val_macro_f1", "test_acc", "test_macro_f1", *(f"test_f1_{n}" for n in KNOWN_CLASSES)]
 GROUP_COLUMNS = {
     "model": "Model",
     "experiment": "Experiment",
@@ -71,9 +72,24 @@ NUMBER_FORMATS = {"mmacs": "{:.1f}", "latency_ms": "{:.3f}"}
 LATENCY_ENGINE = "onnxruntime"  # the finals table's latency: ONNX Runtime fp32 at batch 1 (latency.json rows)
 
 
+CROSSDATA_COLUMNS = {
+    "model": "Model",
+    "dataset": "Dataset",
+    "detect": "Detected",
+    "ids": "Ids",
+    "images": "Images",
+    "no_face": "No face",
+    "accuracy": "Accuracy",
+    "mean_recall": "Mean recall",
+    "macro_f1": "Macro-F1",
+    **{f"recall_{name}": f"Recall {name}" for name in KNOWN_CLASSES},
+}
+"""The columns of the faces-from-elsewhere table (``crossdata``): one row per final and dataset."""
+
+
 def headers() -> dict[str, str]:
     """The heading of every column of every table (scores as ``<score>_mean`` and ``<score>_std``)."""
-    names = {**GROUP_COLUMNS, **SEED_COLUMNS}
+    names = {**GROUP_COLUMNS, **SEED_COLUMNS, **CROSSDATA_COLUMNS}
     for score, title in SCORES.items():
         names[f"{score}_mean"], names[f"{score}_std"] = title, f"{title} std"
     return names
@@ -94,6 +110,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--latency", nargs="*", default=[], type=Path, help="latency.json of each deployed final (ferflow latency)"
     )
+    parser.add_argument(
+        "--crossdata",
+        nargs="*",
+        default=[],
+        type=Path,
+        help="crossdata/<dataset>/<model>.json of each final on faces from elsewhere (ferflow evaluate)",
+    )
+
+
+def crossdata_table(paths: list[Path]) -> pd.DataFrame:
+    """One row per final and dataset of faces from elsewhere (``crossdata/<dataset>/<model>.json``): how its images
+    were read, the scores on the classes shared with the model, and the recall of each (blank where not shared)."""
+    rows = []
+    for path in paths:
+        metrics = read_json(path)
+        if not isinstance(metrics, dict) or not {"per_class", "accuracy", "macro_f1", "n_images"} <= set(metrics):
+            raise FerflowError(f"{path}: not the metrics of ferflow evaluate")
+        rows.append(
+            {
+                "model": path.stem,
+                "dataset": path.parent.name,
+                "detect": bool(metrics.get("detect")),
+                "ids": metrics.get("ids", "all"),
+                "images": int(metrics["n_images"]),
+                "no_face": int(metrics.get("no_face", 0)),
+                "accuracy": float(metrics["accuracy"]),
+                "mean_recall": mean_recall(metrics),
+                "macro_f1": float(metrics["macro_f1"]),
+                **{f"recall_{name}": float(s["recall"]) for name, s in metrics["per_class"].items()},
+            }
+        )
+    frame = pd.DataFrame(rows)
+    return frame[[c for c in CROSSDATA_COLUMNS if c in frame.columns]]
 
 
 def seed_table(runs: list[Path]) -> pd.DataFrame:
@@ -146,7 +195,14 @@ def finals_table(
     rows = rows.assign(
         mmacs=[compute[key] for key in keys], latency_ms=[deployed.get(m) if e == FINAL else None for m, e in keys]
     )
-    return aggregate(rows, FINALS_SCORES, FINALS_COLUMNS)
+    finals = aggregate(rows, FINALS_SCORES, FINALS_COLUMNS)
+    unscored = [  # the classes no final's test data holds (contempt outside FER+)
+        f"{c[: -len('_mean')]}_{k}"
+        for c in finals.columns
+        if c.startswith("test_f1_") and c.endswith("_mean") and finals[c].isna().all()
+        for k in ("mean", "std")
+    ]
+    return finals.drop(columns=unscored)
 
 
 def mmacs(run: Path) -> float:
@@ -231,4 +287,7 @@ def run(args: argparse.Namespace) -> int:
     write_table(args.out, "finals", finals, f"Final models: validation and test scores, {over}")
     title = "Every run: scores (%), dead embedding units and collapse per seed"
     write_table(args.out, "seeds", seeds[list(SEED_COLUMNS)], title)
+    if args.crossdata:
+        title = "Faces from elsewhere: each final's deployed seed, scores (%) on the classes it shares with the data"
+        write_table(args.out, "crossdata", crossdata_table(args.crossdata), title)
     return 0

@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import f1_score, precision_recall_fscore_support
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
@@ -22,9 +21,11 @@ from ferflow.device import cpu_has_native_bf16, cuda_has_native_bf16
 from ferflow.errors import FerflowError
 from ferflow.faces import match_channels, to_model_input
 from ferflow.inference import EVAL_BATCH, fuse_batchnorm
+from ferflow.metrics import compute_metrics
 from ferflow.storage import Split
 from ferflow.train.losses import Criterion, balanced_class_weights, distillation_loss
 from ferflow.train.mixing import apply_mix, draw_mix, erasing_mask, mix_targets
+from ferflow.train.photometric import PhotometricDraw, apply_photometric, draw_photometric
 from ferflow.train.settings import TEACHER, distils_from
 
 EMA_BN_IMAGES = 4096  # training images whose statistics the EMA's batch norms are recomputed on each epoch
@@ -108,12 +109,17 @@ def augment(x: torch.Tensor, theta: torch.Tensor | None, size: int | None = None
 @dataclass
 class DeviceData:
     """A split's images (uint8) and labels, held on the training device, with a seed ensemble's soft labels
-    (class probabilities, :mod:`ferflow.train.soft_labels`) when a student distils from them."""
+    (class probabilities, :mod:`ferflow.train.soft_labels`) when a student distils from them, and the split's own
+    soft targets (FER+'s vote distributions, :attr:`ferflow.storage.Split.soft`) when it has them: the loss's
+    targets in place of the one-hot labels, or (``sample_targets``) a label drawn from them each epoch."""
 
     images: torch.Tensor
     labels: torch.Tensor
     in_channels: int
     soft: torch.Tensor | None = None
+    num_classes: int = len(CLASS_NAMES)
+    targets: torch.Tensor | None = None
+    sample_targets: bool = False
 
     @staticmethod
     def of(split: Split, device: torch.device, in_channels: int, soft: np.ndarray | None = None) -> DeviceData:
@@ -122,6 +128,9 @@ class DeviceData:
             torch.from_numpy(split.labels).to(device),
             in_channels,
             torch.from_numpy(soft).to(device) if soft is not None else None,
+            len(split.classes),
+            torch.from_numpy(split.soft) if split.soft is not None else None,  # on the CPU: drawn from there
+            split.sample_soft,
         )
 
     def __len__(self) -> int:
@@ -203,6 +212,7 @@ class EpochBatches:
         side = side or self.crop or data.side
         self.side = side if side != data.side else None
         thetas, masks, self.mixes = [], [], []
+        self.looks: list[PhotometricDraw | None] = []
         for chunk in chunks:
             n = len(chunk)
             theta = affine_matrices(n, settings["augmentation"], generator)
@@ -212,7 +222,15 @@ class EpochBatches:
             if settings["random_erasing"]:
                 masks.append(erasing_mask(n, side, side, float(settings["random_erasing"]), generator))
             self.mixes.append(draw_mix(n, side, side, settings["mixup"], settings["cutmix"], generator))
+            self.looks.append(draw_photometric(n, settings["photometric"], generator))
         device = data.labels.device
+        self.looks = [look.to(device) if look is not None else None for look in self.looks]
+        self.targets = None  # the split's own soft targets (or a label drawn from each), in batch order
+        if data.targets is not None and chunks:
+            rows = data.targets[torch.cat(chunks)]
+            if data.sample_targets:
+                rows = F.one_hot(torch.multinomial(rows, 1, generator=generator)[:, 0], data.num_classes).float()
+            self.targets = to_device(rows, device)
         self.bounds = [0, *torch.tensor([len(c) for c in chunks], dtype=torch.int64).cumsum(0).tolist()]
         self.index = to_device(torch.cat(chunks) if chunks else order[:0], device)
         self.theta = to_device(torch.cat(thetas), device) if chunks and thetas[0] is not None else None
@@ -232,10 +250,12 @@ class EpochBatches:
             index = self.index[lo:hi]
             theta = self.theta[lo:hi] if self.theta is not None else None
             x = augment(self.data.batch(index, self.channels_last), theta, self.side)
+            x = apply_photometric(x, self.looks[b])
             if self.masks is not None:
                 x = x.masked_fill(self.masks[lo:hi, None], 0.0)
             y = self.data.labels[index]
-            x, targets = apply_mix(x, F.one_hot(y, len(CLASS_NAMES)).float(), draw)
+            own = self.targets[lo:hi] if self.targets is not None else F.one_hot(y, self.data.num_classes).float()
+            x, targets = apply_mix(x, own, draw)
             soft = mix_targets(self.data.soft[index], draw) if self.data.soft is not None else None
             yield x, targets, y, soft
 
@@ -260,6 +280,7 @@ class Engine:
     teacher_channels: int = 0  # the teacher's input channels (a batch is matched to them)
     compiled: Callable[[torch.Tensor], torch.Tensor] | None = None  # torch.compile of the model (setting compile)
     warmed_up: bool = False  # whether compile_on ran
+    num_classes: int = len(CLASS_NAMES)  # the model's outputs (a hard label's one-hot width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The training forward pass: the compiled model while there is one, else the eager model."""
@@ -298,7 +319,7 @@ class Engine:
         """One optimisation step on a batch with hard labels or soft targets (and, distilling from an
         ensemble's soft labels, those of the batch); returns the (detached) loss and logits."""
         if targets.ndim == 1:
-            targets = F.one_hot(targets, len(CLASS_NAMES)).float()
+            targets = F.one_hot(targets, self.num_classes).float()
         if self.compiled is not None and not self.warmed_up:
             self.compile_on(x, targets)
         try:
@@ -406,22 +427,13 @@ class Engine:
         return loss_sum / len(data), torch.cat(predictions).numpy(), 1.0 - float(alive.float().mean())
 
 
-def val_metrics(labels: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
-    """Accuracy, macro-F1 over the seven classes and per-class precision/recall/F1."""
-    classes = list(range(len(CLASS_NAMES)))
-    precision, recall, f1, _ = precision_recall_fscore_support(labels, predictions, labels=classes, zero_division=0)
-    row = {
-        "val_acc": float(np.mean(labels == predictions)),
-        "val_macro_f1": float(f1_score(labels, predictions, labels=classes, average="macro", zero_division=0)),
-    }
-    for i, name in enumerate(CLASS_NAMES):
-        row.update(
-            {
-                f"val_precision_{name}": float(precision[i]),
-                f"val_recall_{name}": float(recall[i]),
-                f"val_f1_{name}": float(f1[i]),
-            }
-        )
+def val_metrics(labels: np.ndarray, predictions: np.ndarray, classes: tuple[str, ...]) -> dict[str, float]:
+    """Accuracy, macro-F1 (:func:`ferflow.metrics.compute_metrics`, the one definition) and per-class
+    precision/recall/F1 of the validation split, whose classes are the model's."""
+    metrics = compute_metrics(labels, predictions, classes)
+    row = {"val_acc": metrics["accuracy"], "val_macro_f1": metrics["macro_f1"]}
+    for name, scores in metrics["per_class"].items():
+        row.update({f"val_{score}_{name}": scores[score] for score in ("precision", "recall", "f1")})
     return row
 
 
@@ -478,7 +490,7 @@ def make_engine(
     if settings["class_weights"] == "balanced":
         if train_labels is None:
             raise FerflowError("setting class_weights: balanced needs the training labels")
-        weights = balanced_class_weights(train_labels, len(CLASS_NAMES)).to(device)  # once, not at every step
+        weights = balanced_class_weights(train_labels, num_outputs(model)).to(device)  # once, not at every step
     criterion = Criterion(
         float(settings["label_smoothing"]),
         float(settings["focal_gamma"]) if settings["loss"] == "focal" else None,
@@ -510,7 +522,13 @@ def make_engine(
         settings["distillation"],
         next(m.in_channels for m in teacher.modules() if isinstance(m, nn.Conv2d)) if teacher is not None else 0,
         torch.compile(model) if settings["compile"] else None,
+        num_classes=num_outputs(model),
     ), amp_dtype
+
+
+def num_outputs(model: nn.Module) -> int:
+    """How many classes a classifier scores: the width of its last linear layer."""
+    return next(m.out_features for m in reversed(list(model.modules())) if isinstance(m, nn.Linear))
 
 
 def autocast_for(device: torch.device, amp: Any) -> tuple[Callable[[], ContextManager[Any]], torch.dtype | None]:

@@ -23,7 +23,6 @@ import numpy as np
 import torch
 
 from ferflow import checkpoint
-from ferflow.classes import CLASS_NAMES
 from ferflow.cli import positive_int
 from ferflow.config import default
 from ferflow.errors import FerflowError
@@ -33,9 +32,13 @@ from ferflow.storage import Split, atomic_path, check_outputs, load_split, split
 
 def ensemble_probabilities(checkpoints: list[Path], split: Split, tta: str, batch_size: int = EVAL_BATCH) -> np.ndarray:
     """The mean over ``checkpoints`` of each one's (test-time augmented) class probabilities of ``split``."""
-    total = np.zeros((len(split), len(CLASS_NAMES)), dtype=np.float64)
+    total = np.zeros((len(split), len(split.classes)), dtype=np.float64)
     for path in checkpoints:
         model, ckpt = checkpoint.load_model(path)
+        if ckpt["classes"] != list(split.classes):
+            raise FerflowError(
+                f"{path}: a teacher of classes {', '.join(ckpt['classes'])} for {', '.join(split.classes)}"
+            )
         model = fuse_batchnorm(model.eval())
         total += predict_probabilities(model, ckpt, split.images, batch_size, resolve_tta(tta, ckpt))
     probabilities = (total / len(checkpoints)).astype(np.float32)
@@ -60,8 +63,9 @@ def load(path: Path, split: Split) -> np.ndarray:
         raise FerflowError(f"{path}: not a soft-labels file ({exc})") from None
     if digest != split_digest(split):
         raise FerflowError(f"{path}: soft labels of other training images than the student's")
-    if probabilities.shape != (len(split), len(CLASS_NAMES)) or not np.allclose(probabilities.sum(1), 1, atol=1e-3):
-        raise FerflowError(f"{path}: not one probability row of {len(CLASS_NAMES)} classes per training image")
+    classes = len(split.classes)
+    if probabilities.shape != (len(split), classes) or not np.allclose(probabilities.sum(1), 1, atol=1e-3):
+        raise FerflowError(f"{path}: not one probability row of {classes} classes per training image")
     return probabilities
 
 

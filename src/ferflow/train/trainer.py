@@ -39,7 +39,6 @@ import torch
 from torch import nn
 
 from ferflow import checkpoint, config, models, tracking
-from ferflow.classes import CLASS_NAMES
 from ferflow.cli import positive_int
 from ferflow.device import PREFERENCES, claim_cuda_device, hardware, scheduler_assignment, select_device
 from ferflow.errors import FerflowError
@@ -68,8 +67,13 @@ HISTORY_COLUMNS = [
     "lr",
     "epoch_seconds",
     "val_dead_units",
-    *[f"val_{metric}_{name}" for name in CLASS_NAMES for metric in ("precision", "recall", "f1")],
 ]
+"""history.csv's columns before the per-class ones (:func:`history_columns`)."""
+
+
+def history_columns(classes: tuple[str, ...]) -> list[str]:
+    """history.csv's columns for a model of ``classes``: each epoch's scores, then each class's val scores."""
+    return [*HISTORY_COLUMNS, *[f"val_{metric}_{name}" for name in classes for metric in ("precision", "recall", "f1")]]
 
 
 def cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -88,7 +92,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def write_history(path: Path, history: list[dict[str, float]]) -> None:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=list(history[0]) if history else HISTORY_COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(history)
     write_text(path, buffer.getvalue())
@@ -203,10 +207,17 @@ def train_on(
     for name, split in (("train", train_split), ("val", val_split)):
         if len(split) == 0:
             raise FerflowError(f"{args.data_dir / (name + '.npz')}: no images")
+    classes = train_split.classes
+    if val_split.classes != classes:
+        raise FerflowError(
+            f"{args.data_dir / 'val.npz'}: classes {', '.join(val_split.classes)}, but train's are {', '.join(classes)}"
+        )
+    if train_split.soft is not None and args.soft_labels is not None:
+        raise FerflowError(f"{args.data_dir / 'train.npz'}: holds soft targets (FER+ votes); distil without them")
     in_channels = 1 if train_split.images.ndim == 3 else train_split.images.shape[-1]
     arch_kwargs = {
         "in_channels": in_channels,
-        "num_classes": len(CLASS_NAMES),
+        "num_classes": len(classes),
         "dropout": settings["dropout"],
         **options,
     }
@@ -326,7 +337,7 @@ def train_on(
             "train_loss": train_loss,
             "train_acc": train_acc,
             "val_loss": val_loss,
-            **val_metrics(val_split.labels, predictions),
+            **val_metrics(val_split.labels, predictions, classes),
             "lr": lr,
             "val_dead_units": dead,
         }
@@ -343,13 +354,14 @@ def train_on(
                 stopping["stopped"] = True
                 engine.evaluated.load_state_dict(stopping["model"])  # restore the weights of the best val loss
         row["epoch_seconds"] = time.perf_counter() - began
-        history.append({k: row[k] for k in HISTORY_COLUMNS})
+        history.append({k: row[k] for k in history_columns(classes)})
         checkpoint.save(
             last_path,
             checkpoint.make(
                 model,
                 args.model,
                 arch_kwargs,
+                classes,
                 experiment=args.experiment,
                 settings=settings,
                 epoch=epoch,
@@ -391,6 +403,7 @@ def train_on(
             model,
             args.model,
             arch_kwargs,
+            classes,
             experiment=args.experiment,
             settings=settings,
             epoch=best["epoch"],

@@ -1,4 +1,5 @@
-"""Prediction's first layer: face detection and cropping on grayscale arrays.
+"""Face detection and cropping on grayscale arrays: prediction's first layer, and the crops of ``ferflow evaluate
+--detect`` (so that a score is what a user of ``predict`` gets).
 
 Faces are found with OpenCV's frontal-face Haar cascade (shipped inside ``opencv-python-headless`` 4.x;
 ``detector="dlib"``: dlib's HOG frontal-face detector, :class:`DlibDetector`, its boxes framed like the cascade's),
@@ -16,14 +17,28 @@ import numpy as np
 
 from ferflow.cli import missing_extra
 from ferflow.errors import FerflowError
-from ferflow.predict.tracking import BoxT, iou
 
+BoxT = tuple[int, int, int, int]
+"""A face box ``(x, y, w, h)`` in pixels."""
+MARGIN = 0.125
+"""The default widening of a face box, a fraction of its side on each side (see the module docstring)."""
+MIN_FACE = 30
+"""The default smallest face side, in pixels, that the detectors look for."""
 CASCADE = "haarcascade_frontalface_default.xml"
 DETECT_MAX_SIDE = 1600  # larger photos are downscaled for detection only (boxes are mapped back)
 NEAR_SIDE = 40  # a tracked face's side in pixels when it is searched for again near its last box
 DLIB_SIDE = 80  # the smallest face side in pixels that dlib's HOG detector finds without upsampling
 DLIB_GROW, DLIB_RAISE = 1.15, 0.08  # dlib's box to the cascade's framing (AffectNet faces): side × 1.15, centre
 # raised 0.08 of dlib's side (the cascade's box is 1.10-1.18 times as large and centred higher, medians)
+
+
+def iou(a: BoxT, b: BoxT) -> float:
+    """Intersection over union of two ``(x, y, w, h)`` boxes."""
+    ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
 
 
 def sort_boxes(boxes: list[BoxT]) -> list[BoxT]:
@@ -66,7 +81,11 @@ class FaceDetector(Detector):
     name = CASCADE
 
     def __init__(
-        self, min_face: int = 30, scale_factor: float = 1.1, min_neighbors: int = 5, max_side: int = DETECT_MAX_SIDE
+        self,
+        min_face: int = MIN_FACE,
+        scale_factor: float = 1.1,
+        min_neighbors: int = 5,
+        max_side: int = DETECT_MAX_SIDE,
     ) -> None:
         self.cascade = cv2.CascadeClassifier(cv2.data.haarcascades + CASCADE)
         if self.cascade.empty():
@@ -123,7 +142,7 @@ class DlibDetector(Detector):
 
     name = "dlib.get_frontal_face_detector"
 
-    def __init__(self, min_face: int = 30, max_side: int = DETECT_MAX_SIDE) -> None:
+    def __init__(self, min_face: int = MIN_FACE, max_side: int = DETECT_MAX_SIDE) -> None:
         try:
             import dlib
         except ModuleNotFoundError:
