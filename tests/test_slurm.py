@@ -312,6 +312,38 @@ def test_gpu_jobs_run_at_once_each_on_the_gpu_slurm_gave_it(slurm_gpu_run: tuple
     assert sorted(given.values()) == ["0", "1"] and given.keys() == gpu_jobs.keys(), given
 
 
+CLAIM = """
+import os, sys
+import torch
+from ferflow import device
+visible = [gpu for gpu in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if gpu]
+torch.cuda.device_count = lambda: len(visible)  # the stand-in GPUs: as many CUDA devices as Slurm gave the job
+device.gpu_uuids = lambda count: [f"stand-in-{visible[i]}" for i in range(count)]
+print(device.claim_cuda_device(timeout=0)[2])
+"""
+
+
+def test_claim_cuda_device_in_a_slurm_job_claims_a_slot_only_beside_other_gpus(tmp_path: Path) -> None:
+    """The slot path inside real Slurm jobs (the stand-in GPUs cannot train, so the trainings above never reach it):
+    a job given one GPU trains on it without a slot; one given two claims a slot among them."""
+    _require_slurm(gpus=2)
+    script = tmp_path / "claim.py"
+    script.write_text(CLAIM)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "FERFLOW_GPU_LOCK_DIR": str(tmp_path / "locks")}
+    placements = {}
+    for gpus in (1, 2):
+        out = tmp_path / f"gpus{gpus}.out"
+        cmd = ["sbatch", "--wait", f"--gpus={gpus}", "--cpus-per-gpu=1", "--mem=500", f"--output={out}"]
+        proc = subprocess.run([*cmd, "--wrap", f"{sys.executable} {script}"], env=env, text=True, capture_output=True)
+        assert proc.returncode == 0, proc.stderr + (out.read_text() if out.exists() else "")
+        placements[gpus] = out.read_text().strip().splitlines()[-1]
+    assert re.fullmatch(r"Slurm job \d+ was given GPU \S+, CUDA_VISIBLE_DEVICES=\d: no GPU slot claimed", placements[1])
+    assert re.fullmatch(
+        rf"GPU slot {re.escape(str(tmp_path / 'locks'))}/gpu-stand-in-\d\.lock \(Slurm job \d+ was given .*\)",
+        placements[2],
+    ), placements
+
+
 def test_a_cpu_training_asks_slurm_for_no_gpu(slurm_gpu_run: tuple[Path, str, dict[str, dict]]) -> None:
     workdir, _, seen = slurm_gpu_run
     finals = [r for r in seen.values() if r["comment"].startswith("rule_train_") and "_final_" in r["comment"]]
