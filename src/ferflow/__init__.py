@@ -6,10 +6,13 @@ first use, so that ``import ferflow`` (and every ``ferflow`` command) does not p
 
 from __future__ import annotations
 
-from importlib import import_module
+from importlib import import_module, metadata
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.5.0"
+try:
+    __version__ = metadata.version("ferflow")  # pyproject.toml's, its one home
+except metadata.PackageNotFoundError:  # run from a source tree without installing (benchmarks/gpu_study.sh)
+    __version__ = "unknown"
 
 if TYPE_CHECKING:
     from ferflow.predict.recognizer import EmotionRecognizer, Face
