@@ -149,27 +149,28 @@ class Labelled:
     not_face: int
     sample: bool  # probability mode: a label is drawn from each soft row every epoch
 
+    def left_out(self) -> str:
+        """How many faces were left out, and why (the logs' wording)."""
+        return f"left out: {self.unknown} unknown, {self.not_face} not a face"
+
 
 def label_faces(counts: np.ndarray, mode: str, class_map: Mapping[str, str | None] | None, source: str) -> Labelled:
     """Label a vote table under ``mode``, with the emotions that ``class_map`` drops (e.g. ``contempt: null``)
     removed before labelling (their votes no longer count). Faces left unknown or voted "not a face" are counted."""
-    names = [canonical(v, class_map) if i < EMOTIONS else "" for i, v in enumerate(FERPLUS_VOTES)]
-    keep = [i for i, n in enumerate(names) if n] + [EMOTIONS, EMOTIONS + 1]
-    classes = class_list(n for n in names if n)
+    names = [canonical(v, class_map) for v in FERPLUS_VOTES[:EMOTIONS]]
+    kept = [i for i, n in enumerate(names) if n]
+    classes = class_list(names[i] for i in kept)
     if not classes:
         raise FerflowError(f"{source}: the class map drops every FER+ emotion")
-    counts = counts[:, keep]
-    distribution = process_votes_kept(counts, mode, len(keep) - 2)
+    counts = counts.copy()
+    counts[:, [i for i, n in enumerate(names) if not n]] = 0  # a dropped emotion's votes no longer count
+    distribution = process_votes(counts, mode)
     valid = ~np.isnan(distribution[:, 0])
-    top = counts.argmax(1)
-    not_face = int(np.sum(~valid & (top == len(keep) - 1)))
-    # columns (in vote order) → the dataset's classes (canonical order)
-    order = np.array([classes.index(names[i]) for i in keep[:-2]])
-    soft = np.zeros((int(valid.sum()), len(classes)))
-    np.add.at(soft, (slice(None), order), distribution[valid])
-    rows = np.flatnonzero(valid)
+    not_face = int(np.sum(~valid & (counts.argmax(1) == len(FERPLUS_VOTES) - 1)))
+    soft = np.zeros((int(valid.sum()), len(classes)))  # vote columns → the dataset's classes (canonical order)
+    np.add.at(soft, (slice(None), [classes.index(names[i]) for i in kept]), distribution[valid][:, kept])
     return Labelled(
-        rows,
+        np.flatnonzero(valid),
         soft.argmax(1).astype(np.int64),
         soft.astype(np.float32) if mode in SOFT_MODES else None,
         classes,
@@ -177,11 +178,3 @@ def label_faces(counts: np.ndarray, mode: str, class_map: Mapping[str, str | Non
         not_face,
         mode == "probability",
     )
-
-
-def process_votes_kept(counts: np.ndarray, mode: str, emotions: int) -> np.ndarray:
-    """:func:`process_votes` for a vote table of ``emotions`` emotion columns followed by unknown and not-a-face."""
-    padded = np.zeros((len(counts), len(FERPLUS_VOTES)), dtype=counts.dtype)
-    padded[:, :emotions] = counts[:, :emotions]
-    padded[:, EMOTIONS:] = counts[:, emotions:]
-    return process_votes(padded, mode)[:, :emotions]

@@ -2,9 +2,10 @@
 
 Predictions are over the model's classes; labels over the data's, which may be fewer or others (the AffectNet
 sample has three, FER+ adds contempt). Scores are taken on the *scored classes*, those the model and the data
-share: accuracy over the images of those classes, precision, recall and F1 of each, and macro-F1 as the mean F1
-over them (a scored class without images or predictions scores 0). An image of a class the model does not know is
-left out and counted (``n_unscored``); predicting a class the data does not hold is an error like any other.
+share (:func:`ferflow.classes.shared_classes`, which refuses data that shares none): accuracy over the images of
+those classes, precision, recall and F1 of each, and macro-F1 as the mean F1 over them (a scored class without
+images or predictions scores 0). An image of a class the model does not know is left out and counted
+(``n_unscored``); predicting a class the data does not hold is an error like any other.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ferflow.classes import CLASS_NAMES
+from ferflow.classes import CLASS_NAMES, shared_classes
 
 
 def compute_metrics(
@@ -27,7 +28,7 @@ def compute_metrics(
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
     data_classes = tuple(classes if data_classes is None else data_classes)
-    scored = [c for c in classes if c in data_classes]
+    scored = list(shared_classes(classes, data_classes, "the labels"))
     to_model = np.array([classes.index(c) if c in classes else -1 for c in data_classes], dtype=np.int64)
     truth = to_model[np.asarray(y_true, dtype=np.int64)] if len(y_true) else np.zeros(0, dtype=np.int64)
     kept = truth >= 0

@@ -316,11 +316,7 @@ def ferplus_labels(
         kept = ferplus.label_faces(counts[index], mode, class_map, name)
         index = index[kept.rows]
         out[split] = Split(rows.images[index], kept.labels, rows.ids[index], kept.classes, kept.soft, kept.sample)
-        print(
-            f"{name}: {split} {len(index)} faces ({mode}); left out: {kept.unknown} unknown, "
-            f"{kept.not_face} not a face",
-            file=sys.stderr,
-        )
+        print(f"{name}: {split} {len(index)} faces ({mode}); {kept.left_out()}", file=sys.stderr)
     return out
 
 
@@ -387,8 +383,7 @@ def _read_ferplus(
         mode = label_mode if split == "train" else "majority"
         kept = ferplus.label_faces(votes.counts, mode, class_map, shown)
         print(
-            f"{shown}: {len(kept.rows)} of {len(votes.names)} faces labelled ({mode}); left out: {kept.unknown} "
-            f"unknown, {kept.not_face} not a face",
+            f"{shown}: {len(kept.rows)} of {len(votes.names)} faces labelled ({mode}); {kept.left_out()}",
             file=sys.stderr,
         )
         names = [votes.names[r] for r in kept.rows]
