@@ -23,6 +23,7 @@ BoxT = tuple[int, int, int, int]
 """A face box ``(x, y, w, h)`` in pixels."""
 MARGIN = 0.0
 """The default widening of a face box, a fraction of its side on each side (see the module docstring)."""
+MAX_MARGIN = 1.0  # a face box widened further crops mostly background, and the crop grows with its square
 MIN_FACE = 30
 """The default smallest face side, in pixels, that the detectors look for."""
 CASCADE = "haarcascade_frontalface_default.xml"
@@ -178,6 +179,12 @@ class DlibDetector(Detector):
 
 DETECTORS: dict[str, type[Detector]] = {"haar": FaceDetector, "dlib": DlibDetector}
 """``--detector`` choices: each class takes ``min_face`` and ``max_side``."""
+
+
+def check_margin(margin: object) -> None:
+    """Refuse a margin that is not a number from 0 to :data:`MAX_MARGIN` (one line naming it)."""
+    if isinstance(margin, bool) or not isinstance(margin, int | float) or not 0 <= margin <= MAX_MARGIN:
+        raise FerflowError(f"margin must be a number from 0 to {MAX_MARGIN}, got {margin!r}")
 
 
 def crop_face(gray: np.ndarray, box: BoxT, margin: float) -> np.ndarray:

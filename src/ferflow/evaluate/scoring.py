@@ -38,7 +38,7 @@ from ferflow import checkpoint, models, tracking
 from ferflow.classes import shared_classes
 from ferflow.cli import positive_int
 from ferflow.config import default
-from ferflow.detection import DETECTORS, MARGIN, find_faces
+from ferflow.detection import DETECTORS, MARGIN, check_margin, find_faces
 from ferflow.errors import FerflowError
 from ferflow.faces import to_face48, to_grayscale_array
 from ferflow.fetch import resolve_source
@@ -220,8 +220,7 @@ def evaluate(
 def run(args: argparse.Namespace) -> int:
     check_outputs([args.out, args.predictions, args.per_class, args.confusion], [args.data, args.checkpoint])
     torch.set_num_threads(args.threads)
-    if not 0 <= args.margin <= 1:
-        raise FerflowError(f"--margin must be within 0 and 1, got {args.margin}")
+    check_margin(args.margin)
     class_map = parse_json_object(args.classes, "--classes")
     data = args.data
     if not data.endswith(".npz") and (args.sha256 or not Path(data).exists()):

@@ -25,7 +25,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm import tqdm
 
 from ferflow import checkpoint as checkpoints
-from ferflow.detection import DETECTORS, MARGIN, MIN_FACE, find_faces
+from ferflow.detection import DETECTORS, MARGIN, MIN_FACE, check_margin, find_faces
 from ferflow.errors import FerflowError
 from ferflow.faces import to_grayscale_array
 from ferflow.inference import AUTO_TTA
@@ -79,7 +79,6 @@ def load_photo(path: Path) -> Image.Image:
         raise FerflowError(f"{path}: unreadable image ({exc})") from None
 
 
-MAX_MARGIN = 1.0  # a face box widened further crops mostly background, and the crop grows with its square
 CHANNELS = ("rgb", "bgr")
 """The colour orders of a 3- or 4-channel array: ``rgb`` (Pillow's, the default) or ``bgr`` (OpenCV's: its frames)."""
 
@@ -144,8 +143,7 @@ class EmotionRecognizer:
                 check_count(name, value)
         if detector not in DETECTORS:
             raise FerflowError(f"detector {detector!r} is not one of {', '.join(DETECTORS)}")
-        if isinstance(margin, bool) or not isinstance(margin, int | float) or not 0 <= margin <= MAX_MARGIN:
-            raise FerflowError(f"margin must be a number from 0 to {MAX_MARGIN}, got {margin!r}")
+        check_margin(margin)
         if checkpoint is not None and not str(checkpoint):
             raise FerflowError("checkpoint '': give a path, or None for the model shipped with ferflow")
         if threads is not None:
